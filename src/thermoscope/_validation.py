@@ -1,0 +1,154 @@
+"""Input checks shared by every public function.
+
+One wording for every error: "`name` must be <what is allowed>, got <value>."
+Each check returns clean numpy data so the math kernels never re-check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from thermoscope._arrays import compute_dtype, to_numpy
+
+__all__ = [
+    "as_float_array",
+    "check_fraction",
+    "check_integer",
+    "check_logits",
+    "check_probabilities",
+    "check_temperature",
+    "per_row",
+]
+
+
+def _show(value: Any) -> str:
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        return repr(arr.item())
+    return np.array2string(arr, threshold=6, precision=6)
+
+
+def as_float_array(
+    x: Any, name: str, *, min_ndim: int = 1
+) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
+    """Convert ``x`` to a non-empty floating numpy array in its compute dtype."""
+    arr, back = to_numpy(x, name)
+    if arr.ndim < min_ndim:
+        raise ValueError(
+            f"`{name}` must have at least {min_ndim} dimension(s), got a scalar {_show(arr)}."
+        )
+    if arr.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}.")
+    return arr.astype(compute_dtype(arr.dtype), copy=False), back
+
+
+def check_logits(arr: np.ndarray, name: str = "logits", axis: int = -1) -> None:
+    """Reject NaN, +inf and slices along ``axis`` whose entries are all -inf.
+
+    ``-inf`` entries are allowed: they mean "masked, probability exactly 0".
+    """
+    if np.isnan(arr).any():
+        where = tuple(int(i) for i in np.argwhere(np.isnan(arr))[0])
+        raise ValueError(f"`{name}` must not contain NaN, got NaN at index {where}.")
+    if np.isposinf(arr).any():
+        where = tuple(int(i) for i in np.argwhere(np.isposinf(arr))[0])
+        raise ValueError(f"`{name}` must be finite or -inf (masked), got +inf at index {where}.")
+    dead = np.all(np.isneginf(arr), axis=axis)
+    if np.any(dead):
+        row = tuple(int(i) for i in np.argwhere(np.atleast_1d(dead))[0])
+        raise ValueError(
+            f"`{name}` must keep at least one finite entry per row, "
+            f"got a row of all -inf at row index {row}."
+        )
+
+
+def check_probabilities(arr: np.ndarray, name: str = "probs", axis: int = -1) -> None:
+    """Reject entries outside [0, 1], NaN, and slices that do not sum to 1."""
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"`{name}` must be finite probabilities, got NaN or inf.")
+    if np.any(arr < 0) or np.any(arr > 1):
+        bad = arr[(arr < 0) | (arr > 1)][0]
+        raise ValueError(f"`{name}` must lie in [0, 1], got {bad!r}.")
+    totals = arr.sum(axis=axis)
+    # Rounding in a length-K sum grows like sqrt(K) * eps; sqrt(eps) is generous
+    # for float32 softmax outputs and still catches unnormalised input.
+    tol = float(np.sqrt(np.finfo(arr.dtype).eps)) * max(1.0, np.sqrt(arr.shape[axis]) / 10)
+    off = np.abs(totals - 1.0) > tol
+    if np.any(off):
+        raise ValueError(
+            f"`{name}` must sum to 1 along axis {axis}, got a sum of "
+            f"{float(np.asarray(totals)[off].flat[0])!r}."
+        )
+
+
+def check_temperature(t: Any, name: str = "temperature") -> np.ndarray:
+    """Return ``t`` as a float64 array; reject NaN and negative values.
+
+    0 (the greedy limit) and +inf (the uniform limit) are valid.
+    """
+    try:
+        arr = np.asarray(t, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a number >= 0, got {t!r}.") from None
+    if arr.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}.")
+    if np.isnan(arr).any():
+        raise ValueError(f"`{name}` must be a number >= 0, got nan.")
+    if np.any(arr < 0):
+        raise ValueError(f"`{name}` must be >= 0, got {_show(arr[arr < 0].flat[0])}.")
+    return arr
+
+
+def check_integer(k: Any, name: str, minimum: int = 1) -> np.ndarray:
+    """Return ``k`` as an int64 array; reject non-integers and values below ``minimum``."""
+    arr = np.asarray(k)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
+        raise TypeError(f"`{name}` must be an integer >= {minimum}, got {_show(k)}.")
+    if arr.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}.")
+    if np.any(arr < minimum):
+        raise ValueError(
+            f"`{name}` must be an integer >= {minimum}, got {_show(arr[arr < minimum].flat[0])}."
+        )
+    return arr.astype(np.int64)
+
+
+def check_fraction(
+    p: Any, name: str, *, low_open: bool = True, high_open: bool = False
+) -> np.ndarray:
+    """Return ``p`` as a float64 array inside (0, 1] (default) or [0, 1] (``low_open=False``)."""
+    low, high = ("(" if low_open else "["), (")" if high_open else "]")
+    interval = f"{low}0, 1{high}"
+    try:
+        arr = np.asarray(p, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a number in {interval}, got {p!r}.") from None
+    if arr.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}.")
+    below = (arr <= 0) if low_open else (arr < 0)
+    above = (arr >= 1) if high_open else (arr > 1)
+    bad = below | above | np.isnan(arr)
+    if np.any(bad):
+        raise ValueError(f"`{name}` must be in {interval}, got {_show(arr[bad].flat[0])}.")
+    return arr
+
+
+def per_row(param: np.ndarray, batch_shape: tuple[int, ...], name: str) -> np.ndarray:
+    """Broadcast a scalar or per-row parameter to ``batch_shape``.
+
+    A per-row parameter must have exactly the batch shape (one value per row);
+    anything else is a shape mismatch, never a silent broadcast.
+    """
+    if param.ndim == 0:
+        return np.broadcast_to(param, batch_shape)
+    if param.shape != batch_shape:
+        raise ValueError(
+            f"`{name}` must be a scalar or have one value per row, shape {batch_shape}, "
+            f"got shape {param.shape}."
+        )
+    return param
