@@ -1,0 +1,41 @@
+# The two commands of a fresh machine: `make demo` and `make test`.
+# Each creates .venv by itself and installs what it needs; torch is installed
+# first and pinned, so nothing can pull a multi-GB CUDA build of it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH := torch==2.13.0
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.demo-installed: pyproject.toml | $(PY)
+	$(PIP) install --quiet $(TORCH)
+	$(PIP) install --quiet -e ".[all]"
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(PY)
+	$(PIP) install --quiet $(TORCH)
+	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(VENV)/bin/thermoscope demo
+
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest -n 2
+
+bench: $(VENV)/.demo-installed
+	$(PY) bench/sampling.py
+
+clean:
+	rm -rf $(VENV) out build dist

@@ -1,0 +1,7 @@
+"""``python -m thermoscope`` runs the command line."""
+
+import sys
+
+from thermoscope.cli import main
+
+sys.exit(main())

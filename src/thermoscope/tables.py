@@ -1,0 +1,48 @@
+"""Plain-text tables for the terminal: aligned columns, no dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["format_table"]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Render rows as an aligned text table; numbers right-aligned, text left-aligned.
+
+    Floats are shown with 4 significant decimals unless already formatted as
+    strings by the caller.
+
+    Examples
+    --------
+    >>> print(format_table(["token", "p"], [["day", 0.512], ["space", 0.03114]]))
+    token       p
+    -----  ------
+    day    0.5120
+    space  0.0311
+    """
+    cells = [[_cell(v) for v in row] for row in rows]
+    numeric = [
+        all(isinstance(row[i], (int, float)) for row in rows) if rows else False
+        for i in range(len(headers))
+    ]
+    widths = [
+        max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line(list(headers)), line(["-" * w for w in widths])]
+    out.extend(line(row) for row in cells)
+    return "\n".join(out)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
