@@ -45,11 +45,12 @@ def _log_softmax_kernel(z: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
     top = np.max(z, axis=axis, keepdims=True)
     greedy = t == 0
     uniform = np.isinf(t)
-    # Divide the *shifted* logits: (z - max) / T <= 0 can only underflow to 0
-    # probability, never overflow, for any T in (0, inf). T = 0 and T = inf give
-    # 0 * inf and inf / inf here; those slices are replaced by their limits below.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shifted = (z - top) / t
+    # Divide the *shifted* logits: (z - max) / T <= 0, so the only overflow left
+    # is towards -inf (z - max beyond the float range, or a tiny T), which is the
+    # exact limit: probability 0. T = 0 and T = inf give 0 / 0 and inf / inf here;
+    # those slices are replaced by their limits below.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        shifted = ((z - top) / t).astype(z.dtype, copy=False)
     if np.any(greedy):
         # The T -> 0 limit: uniform over the entries equal to the maximum.
         shifted = np.where(greedy, np.where(z == top, 0.0, -np.inf), shifted)
