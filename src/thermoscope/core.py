@@ -271,7 +271,7 @@ def max_probability(probs: Any, axis: int = -1) -> Any:
 
 def _entropy_at(z: np.ndarray, log_t: float) -> float:
     logp = _log_softmax_kernel(z, np.asarray(np.exp(log_t)), -1)
-    return float(-np.sum(np.where(np.isfinite(logp), np.exp(logp) * logp, 0.0)))
+    return float(np.sum(special.entr(np.exp(logp))))
 
 
 def _solve_temperature(z: np.ndarray, target: float) -> float:
@@ -401,9 +401,12 @@ def free_energy(q: Any, logits: Any, temperature: Any, axis: int = -1) -> Any:
     t = _temperature_along(check_temperature(temperature), p.shape, axis)
     z = z.astype(np.result_type(z, p), copy=False)
     # 0 * inf energy is 0: a masked state that is never occupied costs nothing.
-    energy = np.sum(np.where(p > 0, -p * z, 0.0), axis=axis)
-    # np.squeeze(t, axis) keeps per-slice temperatures aligned with the sums.
-    return back(np.asarray(energy - np.squeeze(t, axis) * _entropy_kernel(p, axis)))
+    energy = -np.sum(p * np.where(p > 0, z, 0.0), axis=axis)
+    s = _entropy_kernel(p, axis)
+    # T * S with T = inf and S = 0 (a pure state) is 0 in the limit, not NaN.
+    with np.errstate(invalid="ignore"):
+        heat = np.where(s == 0, 0.0, np.squeeze(t, axis) * s)
+    return back(np.asarray(energy - heat))
 
 
 def effective_temperature(scale: float, temperature: float = 1.0) -> float:
