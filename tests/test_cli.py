@@ -101,9 +101,12 @@ def test_entropy_target_reaches_the_target(capsys: pytest.CaptureFixture[str]) -
         (["softmax", "--logits", "1,2", "-t", "nan"], "`temperature`"),
         (["softmax", "--logits", "1,2", "-t", "hot"], "--temperature"),
         (["softmax", "--logits", "1,2", "--labels", "a"], "`--labels`"),
-        (["sample", "--logits", "1,2", "--top-k", "0"], "`k`"),
-        (["sample", "--logits", "1,2", "--top-p", "1.5"], "`p`"),
-        (["sample", "--logits", "1,2", "--min-p", "-0.1"], "`p`"),
+        (["sample", "--logits", "1,2", "--top-k", "0"], "`--top-k`"),
+        (["sample", "--logits", "1,2", "--top-p", "1.5"], "`top_p`"),
+        (["sample", "--logits", "1,2", "--top-p", "0"], "`top_p`"),
+        (["sample", "--logits", "1,2", "--min-p", "-0.1"], "`min_p`"),
+        (["sample", "--logits", "1,2", "--typical-p", "2"], "`typical_p`"),
+        (["sample", "--logits", "1,2", "-t", "nan"], "`temperature`"),
         (["sample", "--logits", "1,2", "-n", "0"], "`-n`"),
         (["entropy-target", "--logits", "1,2", "--entropy", "5"], "`target`"),
         (["softmax"], "--logits"),
@@ -164,3 +167,8 @@ def test_demo_prints_every_section(capsys: pytest.CaptureFixture[str]) -> None:
     for n in range(1, 9):
         assert f"== {n}." in text
     assert "draws of removed tokens: 0" in text
+
+
+def test_negative_logits_need_no_equals_sign(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "softmax", "--logits", "-1,2,-inf", "-t", "1")
+    np.testing.assert_allclose(out["rows"][0]["probs"], [*special.softmax([-1.0, 2.0]), 0.0])

@@ -15,10 +15,30 @@ from thermoscope.core import (
     softmax,
     temperature_for_entropy,
 )
+from thermoscope.sampling import (
+    EntropyTemperature,
+    Epsilon,
+    MinP,
+    Sampler,
+    Temperature,
+    TopK,
+    TopNSigma,
+    TopP,
+    Typical,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EntropyTemperature",
+    "Epsilon",
+    "MinP",
+    "Sampler",
+    "Temperature",
+    "TopK",
+    "TopNSigma",
+    "TopP",
+    "Typical",
     "__version__",
     "effective_temperature",
     "entropy",

@@ -124,9 +124,10 @@ def _cmd_softmax(args: argparse.Namespace) -> str:
             }
         )
     headers = ["T", *labels, "entropy", "max p"]
-    rows = [[_fmt_t(t), *map(float, p), float(h), float(m)] for t, p, h, m in zip(
-        temps, probs, ent, top, strict=True
-    )]
+    rows = [
+        [_fmt_t(t), *map(float, p), float(h), float(m)]
+        for t, p, h, m in zip(temps, probs, ent, top, strict=True)
+    ]
     note = f"entropy in nats; uniform over {z.size} would be ln {z.size} = {np.log(z.size):.4f}"
     return f"{format_table(headers, rows)}\n{note}"
 
@@ -145,11 +146,18 @@ def _cmd_sample(args: argparse.Namespace) -> str:
     labels = _labels(args, z.size)
     if args.n < 1:
         raise ValueError(f"`-n` must be an integer >= 1, got {args.n}.")
+    if args.top_k is not None and args.top_k < 1:
+        # The library reads top_k=0 as "no top-k step" (transformers' convention);
+        # on the command line that is spelled by leaving --top-k out.
+        raise ValueError(f"`--top-k` must be an integer >= 1, got {args.top_k}.")
     sampler = Sampler.from_options(
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
         min_p=args.min_p,
+        typical_p=args.typical_p,
+        epsilon=args.epsilon,
+        top_n_sigma=args.top_n_sigma,
         order=args.order,
     )
     probs = np.asarray(sampler.probs(z), dtype=np.float64)
@@ -196,9 +204,7 @@ def _cmd_sample(args: argparse.Namespace) -> str:
     if p_value is None:
         lines.append("chi-square: not applicable (a single token is kept; every draw is it)")
     else:
-        lines.append(
-            f"chi-square goodness of fit, frequencies vs probabilities: p = {p_value:.4f}"
-        )
+        lines.append(f"chi-square goodness of fit, frequencies vs probabilities: p = {p_value:.4f}")
     return "\n".join(lines)
 
 
@@ -215,8 +221,7 @@ def _cmd_entropy_target(args: argparse.Namespace) -> str:
             {"target": args.entropy, "unit": unit, "temperature": t, "entropy": reached}
         )
     return (
-        f"temperature {t:.6g} gives entropy {reached:.6f} {unit} "
-        f"(target {args.entropy:g} {unit})"
+        f"temperature {t:.6g} gives entropy {reached:.6f} {unit} (target {args.entropy:g} {unit})"
     )
 
 
@@ -224,6 +229,25 @@ def _cmd_demo(args: argparse.Namespace) -> str:
     from thermoscope.tour import theory_tour
 
     return theory_tour(seed=args.seed)
+
+
+def _glue_logits(argv: list[str]) -> list[str]:
+    """Join ``--logits VALUE`` into ``--logits=VALUE``.
+
+    argparse takes a value such as ``-1,2`` or ``-inf,0`` for an option, so
+    negative logits would need ``--logits=...``; gluing them here lets users
+    type what they mean.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--logits" and i + 1 < len(argv):
+            out.append(f"--logits={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="keep the k most likely (k >= 1)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus mass in (0, 1]")
     p.add_argument("--min-p", type=float, default=None, help="keep p >= min_p * max p, [0, 1]")
+    p.add_argument("--typical-p", type=float, default=None, help="locally typical mass in (0, 1]")
+    p.add_argument("--epsilon", type=float, default=None, help="drop tokens with p < epsilon")
+    p.add_argument(
+        "--top-n-sigma", type=float, default=None, help="keep logits >= max - n * std (n >= 0)"
+    )
     p.add_argument(
         "--order",
         default="transformers",
@@ -320,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glue_logits(sys.argv[1:] if argv is None else list(argv)))
     if args.command is None:
         parser.print_help()
         return 2

@@ -26,9 +26,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
         all(isinstance(row[i], (int, float)) for row in rows) if rows else False
         for i in range(len(headers))
     ]
-    widths = [
-        max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)
-    ]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
         parts = [

@@ -117,7 +117,13 @@ def _section_free_energy(rng: np.random.Generator) -> str:
         [
             _heading("5. Free energy F(q) = <E>_q - T S(q), E = -z: softmax is the minimiser"),
             format_table(
-                ["T", "F(softmax)", "-T logsumexp(z/T)", "min F over 10^4 random q", "softmax wins"],
+                [
+                    "T",
+                    "F(softmax)",
+                    "-T logsumexp(z/T)",
+                    "min F over 10^4 random q",
+                    "softmax wins",
+                ],
                 rows,
             ),
         ]
@@ -133,7 +139,7 @@ def _section_symmetry() -> str:
         rows.append([alpha, t_eff, f"{gap:.1e}"])
     return "\n".join(
         [
-            _heading("6. Weight scale and temperature are one knob: softmax(a z, T) = softmax(z, T/a)"),
+            _heading("6. Weight scale and temperature: softmax(a z, T) = softmax(z, T/a)"),
             format_table(["weight scale a", "effective T", "max difference"], rows),
             "Shrinking weights (what L2 regularisation does, a < 1) is heating the model.",
         ]

@@ -1,0 +1,50 @@
+"""Turn user logits into clean (B, V) rows and per-row parameters into (B,) arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from thermoscope._validation import as_float_array, check_logits, per_row
+
+Array = np.ndarray[Any, np.dtype[Any]]
+
+__all__ = ["Rows", "prepare", "rows_param"]
+
+
+class Rows:
+    """Validated logits as 2-D rows, with what is needed to give results back.
+
+    ``z`` is (B, V) in the compute dtype (float16 input computes in float32);
+    ``batch_shape`` is the input shape without its last axis; ``back``
+    converts a numpy result to the input's kind (numpy, list -> numpy, torch).
+    """
+
+    __slots__ = ("back", "batch_shape", "z")
+
+    def __init__(self, z: Array, batch_shape: tuple[int, ...], back: Callable[[Array], Any]):
+        self.z = z
+        self.batch_shape = batch_shape
+        self.back = back
+
+    def restore(self, result: Array) -> Any:
+        """Reshape a (B, V) or (B, n) result to the input's batch shape and kind."""
+        return self.back(result.reshape(self.batch_shape + result.shape[1:]))
+
+
+def prepare(logits: Any, name: str = "logits") -> Rows:
+    """Validate ``logits`` (numeric, non-empty, no NaN / +inf / all -inf row) into rows."""
+    arr, back = as_float_array(logits, name, min_ndim=1)
+    if arr.shape[-1] == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}.")
+    check_logits(arr, name)
+    batch_shape = arr.shape[:-1]
+    return Rows(arr.reshape(-1, arr.shape[-1]), batch_shape, back)
+
+
+def rows_param(value: float | Array, batch_shape: tuple[int, ...], name: str) -> Array:
+    """A scalar or per-row parameter as a flat (B,) array matching the rows."""
+    arr = np.asarray(value)
+    return np.ascontiguousarray(per_row(arr, batch_shape, name)).reshape(-1)

@@ -1,0 +1,205 @@
+"""Row kernels shared by the warpers, the plain chain and the fused path.
+
+Every kernel takes clean 2-D arrays: ``z`` of shape (B, L) in the compute
+dtype (float32 or float64), ``-inf`` marking removed tokens, at least one
+finite entry per row, and per-row parameters of shape (B,). Kernels never
+validate and never write into their inputs.
+
+The truncation rules are *thresholds*: each returns one value per row and the
+tokens kept are exactly those with ``z >= threshold``. That is the tie policy
+(tokens tied at the cut are kept together) and it is what lets the fused path
+run the same kernel on a compacted candidate set and get the same answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+Array = np.ndarray[Any, np.dtype[Any]]
+
+__all__ = [
+    "apply_mask",
+    "apply_threshold",
+    "entropy_temperature",
+    "epsilon_mask",
+    "floor_threshold",
+    "kth_largest",
+    "min_p_threshold",
+    "row_weights",
+    "scale",
+    "softmax_rows",
+    "top_n_sigma_threshold",
+    "top_p_scan",
+    "top_p_threshold",
+    "typical_mask",
+]
+
+
+def apply_threshold(z: Array, thr: Array) -> Array:
+    """Keep ``z >= thr`` per row, set the rest to -inf (a new array)."""
+    return np.where(z >= thr[:, None], z, -np.inf).astype(z.dtype, copy=False)
+
+
+def apply_mask(z: Array, keep: Array) -> Array:
+    """Keep the entries where ``keep`` is true, set the rest to -inf (a new array)."""
+    return np.where(keep, z, -np.inf).astype(z.dtype, copy=False)
+
+
+def scale(z: Array, t: Array) -> Array:
+    """Divide each row by its temperature; T=0 is the greedy limit, T=inf uniform.
+
+    The division happens in the compute dtype (as transformers divides a float32
+    tensor by a Python float), so float32 logits stay float32.
+    """
+    finite = (t > 0) & np.isfinite(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Rows with T=0 or T=inf are overwritten below; their quotient is unused.
+        out = z / np.where(finite, t, 1.0).astype(z.dtype)[:, None]
+    if finite.all():
+        return out
+    greedy = t == 0
+    if greedy.any():
+        # Greedy limit: uniform over the maximal entries, all of them (ties kept).
+        top = z[greedy] == z[greedy].max(axis=-1, keepdims=True)
+        out[greedy] = np.where(top, 0.0, -np.inf)
+    hot = np.isposinf(t)
+    if hot.any():
+        # T -> inf: every finite logit becomes equal, masked ones stay masked.
+        out[hot] = np.where(np.isneginf(z[hot]), -np.inf, 0.0)
+    return out
+
+
+def kth_largest(z: Array, k: Array) -> Array:
+    """The k-th largest value of each row (k per row, 1 <= k; capped at the row length)."""
+    n = z.shape[-1]
+    kk = np.minimum(k, n)
+    cols = n - kk
+    part = np.partition(z, np.unique(cols), axis=-1)
+    return np.take_along_axis(part, cols[:, None], axis=-1)[:, 0].astype(np.float64)
+
+
+def floor_threshold(z: Array, thr: Array, min_keep: int) -> Array:
+    """Lower ``thr`` so that at least ``min_keep`` tokens (and all their ties) survive."""
+    if min_keep == 1:
+        top = z.max(axis=-1).astype(np.float64)
+    else:
+        top = kth_largest(z, np.full(z.shape[0], min_keep, dtype=np.int64))
+    return np.minimum(thr, top)
+
+
+def row_weights(z: Array) -> tuple[Array, Array]:
+    """Unnormalised probabilities ``exp(z - max)`` in the compute dtype, and the row max."""
+    m = z.max(axis=-1, keepdims=True)
+    return np.exp(z - m), m
+
+
+def softmax_rows(z: Array) -> Array:
+    """Softmax along the last axis; -inf entries get probability exactly 0."""
+    w, _ = row_weights(z)
+    return w / w.sum(axis=-1, keepdims=True)
+
+
+def top_p_threshold(z: Array, p: Array, total: Array | None = None) -> Array:
+    """Nucleus cut: the smallest value ``v`` whose strictly-larger mass is below ``p``.
+
+    A token with value ``v`` is kept when the probability mass of the tokens
+    with a strictly larger value is below ``p``; every token tied with it then
+    shares the decision. ``total`` is the row mass ``sum(exp(z - max))`` when
+    ``z`` holds only a candidate subset (the fused path). ``p >= 1`` keeps
+    every finite token.
+    """
+    return top_p_scan(z, p, total)[0]
+
+
+def top_p_scan(z: Array, p: Array, total: Array | None = None) -> tuple[Array, Array]:
+    """:func:`top_p_threshold` and, per row, whether ``z`` holds mass ``>= p * total``.
+
+    When it does, the cut lies inside ``z`` and is exactly the cut over the
+    full row: the running sum from the top is the same numbers in the same order.
+    """
+    m = z.max(axis=-1, keepdims=True)
+    if total is None:
+        total = np.exp(z - m).sum(axis=-1, dtype=np.float64)
+    desc = np.ascontiguousarray(np.sort(z, axis=-1)[:, ::-1])
+    mass_through = np.cumsum(np.exp(desc - m), axis=-1, dtype=np.float64)
+    target = p * total
+    n_keep = 1 + np.count_nonzero(mass_through[:, :-1] < target[:, None], axis=-1)
+    thr = desc[np.arange(z.shape[0]), n_keep - 1].astype(np.float64)
+    return np.where(p >= 1.0, -np.inf, thr), mass_through[:, -1] >= target
+
+
+def min_p_threshold(z: Array, p: Array) -> Array:
+    """Keep tokens whose probability is at least ``p`` times the top probability."""
+    with np.errstate(divide="ignore"):
+        # log(0) = -inf on purpose: min_p = 0 keeps every finite token.
+        return z.max(axis=-1).astype(np.float64) + np.log(p)
+
+
+def epsilon_mask(z: Array, eps: Array) -> Array:
+    """Tokens whose probability is at least ``eps``."""
+    w, _ = row_weights(z)
+    probs = w.astype(np.float64) / w.sum(axis=-1, dtype=np.float64, keepdims=True)
+    return probs >= eps[:, None]
+
+
+def typical_mask(z: Array, mass: Array, min_keep: int) -> Array:
+    """Locally typical set (Meister et al. 2022), as transformers computes it.
+
+    Tokens are ranked by ``|-log p - H|``; the smallest prefix of that ranking
+    whose mass reaches ``mass`` is kept, together with every token whose
+    score ties the last one kept.
+    """
+    z64 = z.astype(np.float64)
+    m = z64.max(axis=-1, keepdims=True)
+    logz = np.log(np.exp(z64 - m).sum(axis=-1, keepdims=True))
+    logp = z64 - m - logz
+    probs = np.exp(logp)
+    finite = np.isfinite(logp)
+    ent = -np.sum(
+        np.where(finite, probs * np.where(finite, logp, 0.0), 0.0), axis=-1, keepdims=True
+    )
+    score = np.where(finite, np.abs(-logp - ent), np.inf)
+    order = np.argsort(score, axis=-1, kind="stable")
+    sorted_score = np.take_along_axis(score, order, axis=-1)
+    cum = np.cumsum(np.take_along_axis(probs, order, axis=-1), axis=-1)
+    last = np.minimum(np.count_nonzero(cum < mass[:, None], axis=-1), z.shape[-1] - 1)
+    cut = sorted_score[np.arange(z.shape[0]), last]
+    floor = sorted_score[:, min(min_keep, z.shape[-1]) - 1]
+    return score <= np.maximum(cut, floor)[:, None]
+
+
+def top_n_sigma_threshold(z: Array, n: Array) -> Array:
+    """``max - n * std`` over the finite logits of each row (population std)."""
+    finite = np.isfinite(z)
+    z64 = np.where(finite, z, 0.0).astype(np.float64)
+    count = finite.sum(axis=-1)
+    mean = z64.sum(axis=-1) / count
+    var = np.where(finite, (z64 - mean[:, None]) ** 2, 0.0).sum(axis=-1) / count
+    spread = n * np.sqrt(var)
+    # n = inf with std = 0 would give inf * 0 = nan; every finite token stays.
+    spread = np.where(np.isnan(spread), np.inf, spread)
+    return z.max(axis=-1).astype(np.float64) - spread
+
+
+def entropy_temperature(z: Array, min_t: Array, max_t: Array, exponent: Array) -> Array:
+    """Per-row temperature from the normalised entropy, as llama.cpp's dynatemp.
+
+    ``T = min_t + (max_t - min_t) * (H / log(n)) ** exponent`` where ``H`` is the
+    entropy of ``softmax(z)`` over the ``n`` finite tokens; rows with a single
+    finite token get ``T = 1`` (nothing to scale).
+    """
+    z64 = z.astype(np.float64)
+    m = z64.max(axis=-1, keepdims=True)
+    w = np.exp(z64 - m)
+    total = w.sum(axis=-1, keepdims=True)
+    probs = w / total
+    logp = z64 - m - np.log(total)
+    ent = -np.sum(np.where(probs > 0, probs * np.where(probs > 0, logp, 0.0), 0.0), axis=-1)
+    count = np.isfinite(z).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Rows with one finite token divide 0 by log(1) = 0; they are replaced below.
+        norm = np.clip(ent / np.log(count), 0.0, 1.0)
+        t = min_t + (max_t - min_t) * norm**exponent
+    return np.where(count <= 1, 1.0, t)

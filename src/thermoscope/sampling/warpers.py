@@ -1,0 +1,423 @@
+"""Logits warpers: small immutable steps that map (..., V) logits to logits.
+
+Each warper validates its parameters once, when it is built, and returns a
+new array in which removed tokens are ``-inf``; the input is never modified.
+Parameters are scalars or arrays with one value per row (shape ``(B,)`` for
+``(B, V)`` logits, in general the logits' shape without the last axis).
+
+Tie policy
+----------
+Truncation is a threshold on the value of each token: every token tied with
+the last one kept is kept too, so the result never depends on how a sort
+orders equal values. transformers keeps an arbitrary subset of such ties
+(whatever ``torch.sort`` or ``torch.topk`` returns first); away from ties both
+libraries keep exactly the same tokens.
+
+Every truncating warper keeps at least ``min_tokens_to_keep`` tokens (the most
+likely ones, plus their ties) and caps ``k`` at the vocabulary size.
+
+Examples
+--------
+>>> import numpy as np
+>>> from thermoscope.sampling import TopK, Temperature
+>>> z = np.array([1.0, 3.0, 2.0, 3.0])
+>>> TopK(1)(z)  # the two tokens tied at the top are both kept
+array([-inf,   3., -inf,   3.])
+>>> Temperature(0.5)(z)
+array([2., 6., 4., 6.])
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from thermoscope._validation import (
+    check_fraction,
+    check_integer,
+    check_temperature,
+)
+from thermoscope.sampling import _kernels as K
+from thermoscope.sampling._input import prepare, rows_param
+
+Array = np.ndarray[Any, np.dtype[Any]]
+
+__all__ = [
+    "EntropyTemperature",
+    "Epsilon",
+    "MinP",
+    "Temperature",
+    "TopK",
+    "TopNSigma",
+    "TopP",
+    "Typical",
+    "Warper",
+]
+
+
+def _freeze(arr: Array) -> float | int | Array:
+    """A validated parameter as a plain number, or a read-only array copy."""
+    if arr.ndim == 0:
+        return arr.item()
+    out = np.array(arr, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+def _min_keep(value: Any) -> int:
+    arr = check_integer(value, "min_tokens_to_keep")
+    if arr.ndim != 0:
+        raise TypeError(
+            f"`min_tokens_to_keep` must be a single integer >= 1, got shape {arr.shape}."
+        )
+    return int(arr)
+
+
+class Warper(abc.ABC):
+    """Base class: ``warper(logits)`` validates, applies :meth:`apply` row-wise, converts back.
+
+    Subclasses implement :meth:`apply` on clean ``(B, V)`` rows; the
+    :class:`~thermoscope.sampling.Sampler` calls it directly so a chain
+    validates its input once.
+
+    Examples
+    --------
+    >>> from thermoscope.sampling import MinP
+    >>> isinstance(MinP(0.1), Warper)
+    True
+    """
+
+    #: Short name used by ``Sampler(order=[...])`` and in the documented orders.
+    name: ClassVar[str]
+
+    def __call__(self, logits: Any) -> Any:
+        """Warp ``logits`` of shape (..., V); numpy, list or torch in, same kind out."""
+        rows = prepare(logits)
+        return rows.restore(self.apply(rows.z, rows.batch_shape))
+
+    @abc.abstractmethod
+    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+        """Warp validated rows ``z`` of shape (B, V); ``batch_shape`` sizes per-row parameters."""
+
+
+@dataclass(frozen=True, eq=False)
+class Temperature(Warper):
+    """Divide logits by a temperature: ``softmax(z / t)``.
+
+    Parameters
+    ----------
+    t : float or array_like
+        Temperature >= 0, one value or one per row. Typical values: 0.2-0.5
+        for code, 0.7-1.0 for chat, 1.0-1.5 for creative text. ``t = 0`` is
+        the greedy limit (uniform over the maximal logits, all others
+        removed), ``t = inf`` is uniform over the finite logits.
+
+    Notes
+    -----
+    Unlike transformers' ``TemperatureLogitsWarper``, ``t = 0`` is allowed and
+    means greedy instead of raising. Errors name the argument ``temperature``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Temperature(2.0)(np.array([2.0, 0.0, -np.inf]))
+    array([  1.,   0., -inf])
+    >>> Temperature(0.0)(np.array([1.0, 3.0, 3.0]))
+    array([-inf,   0.,   0.])
+    """
+
+    t: float | Array
+    name: ClassVar[str] = "temperature"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "t", _freeze(check_temperature(self.t, "temperature")))
+
+    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+        return K.scale(z, rows_param(self.t, batch_shape, "temperature"))
+
+
+@dataclass(frozen=True, eq=False)
+class TopK(Warper):
+    """Keep the ``k`` largest logits (and every token tied with the k-th).
+
+    Parameters
+    ----------
+    k : int or array_like of int
+        Number of tokens to keep, >= 1; capped at the vocabulary size.
+        Typical values: 5-100 (transformers' default is 50).
+    min_tokens_to_keep : int, default 1
+        ``k`` is raised to at least this value, as in transformers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> TopK(2)(np.array([0.5, 2.0, 1.0, -1.0]))
+    array([-inf,   2.,   1., -inf])
+    """
+
+    k: int | Array
+    min_tokens_to_keep: int = 1
+    name: ClassVar[str] = "top_k"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
+        object.__setattr__(self, "k", _freeze(check_integer(self.k, "top_k")))
+
+    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+        k = np.maximum(rows_param(self.k, batch_shape, "top_k"), self.min_tokens_to_keep)
+        return K.apply_threshold(z, K.kth_largest(z, k))
+
+
+@dataclass(frozen=True, eq=False)
+class TopP(Warper):
+    """Nucleus sampling: keep the most likely tokens until their mass reaches ``p``.
+
+    A token is kept when the probability mass of the tokens strictly more
+    likely than it is below ``p``; ties with the last kept token are kept.
+
+    Parameters
+    ----------
+    p : float or array_like
+        Nucleus mass in (0, 1]. Typical values 0.8-0.95; ``p = 1`` keeps
+        every finite token.
+    min_tokens_to_keep : int, default 1
+
+    Notes
+    -----
+    transformers removes a token when the ascending cumulative mass up to and
+    including it is ``<= 1 - p``; that is the same set away from ties. With
+    ``p = 1`` transformers also drops tokens whose float32 probability
+    underflows to 0; thermoscope keeps them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    >>> np.isfinite(TopP(0.7)(z))
+    array([ True,  True, False, False])
+    """
+
+    p: float | Array
+    min_tokens_to_keep: int = 1
+    name: ClassVar[str] = "top_p"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
+        object.__setattr__(self, "p", _freeze(check_fraction(self.p, "top_p")))
+
+    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+        thr = K.top_p_threshold(z, rows_param(self.p, batch_shape, "top_p"))
+        return K.apply_threshold(z, K.floor_threshold(z, thr, self.min_tokens_to_keep))
+
+
+@dataclass(frozen=True, eq=False)
+class MinP(Warper):
+    """Keep tokens at least ``p`` times as likely as the most likely token.
+
+    Parameters
+    ----------
+    p : float or array_like
+        In [0, 1]. Typical values 0.01-0.2, about as selective as ``top_p``
+        0.99-0.8; ``p = 0`` keeps every token.
+    min_tokens_to_keep : int, default 1
+
+    Notes
+    -----
+    Decided in log space (``z >= max(z) + log(p)``), the same condition as
+    transformers' ``probs >= p * max(probs)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z = np.log(np.array([0.6, 0.3, 0.08, 0.02]))
+    >>> np.isfinite(MinP(0.1)(z))
+    array([ True,  True,  True, False])
+    """
+
+    p: float | Array
+    min_tokens_to_keep: int = 1
+    name: ClassVar[str] = "min_p"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
+        object.__setattr__(self, "p", _freeze(check_fraction(self.p, "min_p", low_open=False)))
+
+    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+        thr = K.min_p_threshold(z, rows_param(self.p, batch_shape, "min_p"))
+        return K.apply_threshold(z, K.floor_threshold(z, thr, self.min_tokens_to_keep))
+
+
+@dataclass(frozen=True, eq=False)
+class Typical(Warper):
+    """Locally typical sampling: keep tokens whose surprise is close to the entropy.
+
+    Tokens are ranked by ``|-log p_i - H|`` and the smallest prefix of that
+    ranking with mass >= ``p`` is kept (Meister et al., 2022), as in
+    transformers' ``TypicalLogitsWarper``. The most likely token can be removed.
+
+    Parameters
+    ----------
+    p : float or array_like
+        Typical mass in (0, 1]; typical values 0.2-0.95.
+    min_tokens_to_keep : int, default 1
+        At least this many of the most *typical* tokens are kept (as in
+        transformers).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z = np.log(np.array([0.4, 0.2, 0.2, 0.2]))
+    >>> np.isfinite(Typical(0.5)(z))
+    array([False,  True,  True,  True])
+    """
+
+    p: float | Array
+    min_tokens_to_keep: int = 1
+    name: ClassVar[str] = "typical"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
+        object.__setattr__(self, "p", _freeze(check_fraction(self.p, "typical_p")))
+
+    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+        mass = rows_param(self.p, batch_shape, "typical_p")
+        return K.apply_mask(z, K.typical_mask(z, mass, self.min_tokens_to_keep))
+
+
+@dataclass(frozen=True, eq=False)
+class Epsilon(Warper):
+    """Epsilon sampling: keep tokens with probability >= ``eps`` (Hewitt et al., 2022).
+
+    Parameters
+    ----------
+    eps : float or array_like
+        In (0, 1]; the paper suggests 3e-4 to 9e-4.
+    min_tokens_to_keep : int, default 1
+        If fewer tokens pass, the most likely ones (and ties) are kept.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z = np.log(np.array([0.6, 0.3, 0.0999, 0.0001]))
+    >>> np.isfinite(Epsilon(0.001)(z))
+    array([ True,  True,  True, False])
+    """
+
+    eps: float | Array
+    min_tokens_to_keep: int = 1
+    name: ClassVar[str] = "epsilon"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
+        object.__setattr__(self, "eps", _freeze(check_fraction(self.eps, "epsilon")))
+
+    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+        keep = K.epsilon_mask(z, rows_param(self.eps, batch_shape, "epsilon"))
+        floor = K.floor_threshold(z, np.full(z.shape[0], np.inf), self.min_tokens_to_keep)
+        return K.apply_mask(z, keep | (z >= floor[:, None]))
+
+
+@dataclass(frozen=True, eq=False)
+class TopNSigma(Warper):
+    """Top-nσ (Tang et al., 2024): keep logits within ``n`` standard deviations of the max.
+
+    Keeps ``z >= max(z) - n * std(z)``, the mean and (population) standard
+    deviation taken over the finite logits, as llama.cpp's ``top_n_sigma``.
+    The kept set does not depend on the temperature.
+
+    Parameters
+    ----------
+    n : float or array_like
+        >= 0; typical values 0.5-2 (the paper uses 1). ``n = 0`` keeps only
+        the maximal logits; ``n = inf`` keeps every finite logit.
+
+    Notes
+    -----
+    llama.cpp treats ``n <= 0`` as "disabled"; here ``n = 0`` is the greedy
+    limit and negative values are an error. Computed in float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> TopNSigma(1.0)(np.array([3.0, 2.5, 0.0, -1.0]))
+    array([ 3. ,  2.5, -inf, -inf])
+    """
+
+    n: float | Array
+    name: ClassVar[str] = "top_n_sigma"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n", _freeze(check_temperature(self.n, "top_n_sigma")))
+
+    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+        return K.apply_threshold(
+            z, K.top_n_sigma_threshold(z, rows_param(self.n, batch_shape, "top_n_sigma"))
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class EntropyTemperature(Warper):
+    """Entropy-based dynamic temperature (llama.cpp's "dynatemp", ``temp_ext``).
+
+    Each row gets ``T = min_t + (max_t - min_t) * (H / log n) ** exponent``
+    where ``H`` is the entropy of ``softmax(z)`` and ``n`` the number of
+    finite logits (so ``H / log n`` is in [0, 1]); then ``z / T``. A confident
+    (low-entropy) row is sampled cooler, an uncertain one hotter.
+
+    Parameters
+    ----------
+    min_t, max_t : float or array_like
+        0 <= min_t <= max_t. llama.cpp's ``--temp 0.8 --dynatemp-range 0.5``
+        is ``min_t=0.3, max_t=1.3``.
+    exponent : float or array_like, default 1.0
+        >= 0; llama.cpp's ``--dynatemp-exp`` (default 1).
+
+    Notes
+    -----
+    llama.cpp computes in float32 over the current candidate list; here in
+    float64 over the finite logits, which are the same candidates. A row
+    with a single finite logit is returned unchanged, as in llama.cpp, and
+    ``T = 0`` (``min_t = 0`` and zero entropy) is the greedy limit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> EntropyTemperature(0.5, 1.5)(np.array([[0.0, 0.0], [4.0, -np.inf]]))
+    array([[  0.,   0.],
+           [  4., -inf]])
+    """
+
+    min_t: float | Array
+    max_t: float | Array
+    exponent: float | Array = 1.0
+    name: ClassVar[str] = "entropy_temperature"
+
+    def __post_init__(self) -> None:
+        lo = check_temperature(self.min_t, "min_t")
+        hi = check_temperature(self.max_t, "max_t")
+        if lo.shape != hi.shape and lo.ndim and hi.ndim:
+            raise ValueError(
+                f"`max_t` must have the shape of `min_t`, {lo.shape}, got shape {hi.shape}."
+            )
+        if np.any(hi < lo):
+            raise ValueError(
+                f"`max_t` must be >= `min_t`, got max_t={hi.tolist()} < min_t={lo.tolist()}."
+            )
+        expo = check_temperature(self.exponent, "exponent")
+        if not np.all(np.isfinite(expo)):
+            raise ValueError(f"`exponent` must be a finite number >= 0, got {expo.tolist()}.")
+        object.__setattr__(self, "min_t", _freeze(lo))
+        object.__setattr__(self, "max_t", _freeze(hi))
+        object.__setattr__(self, "exponent", _freeze(expo))
+
+    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+        t = K.entropy_temperature(
+            z,
+            rows_param(self.min_t, batch_shape, "min_t"),
+            rows_param(self.max_t, batch_shape, "max_t"),
+            rows_param(self.exponent, batch_shape, "exponent"),
+        )
+        return K.scale(z, t)
