@@ -1,0 +1,154 @@
+"""The fused path gives the plain chain's kept set, probabilities and same-seed draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from thermoscope.sampling import MinP, Sampler, Temperature, TopK, TopP, Typical, _fused
+from thermoscope.sampling import _kernels as K
+from thermoscope.sampling._draw import draw, fixed_point_bits
+from thermoscope.sampling._input import prepare
+
+
+def plain(sampler: Sampler, x: np.ndarray) -> np.ndarray:
+    """The plain chain: every warper on the whole vocabulary, one after the other."""
+    rows = prepare(x)
+    z = rows.z
+    for w in sampler.warpers:
+        z = w.apply(z, rows.batch_shape)
+    return z
+
+
+def random_case(seed: int):
+    rng = np.random.default_rng(seed)
+    rows = int(rng.integers(1, 6))
+    vocab = int(rng.choice([3, 40, 700, 6000, 20000]))
+    shape = str(rng.choice(["normal", "zipf", "ties", "masked"]))
+    if shape == "zipf":
+        rank = rng.permuted(np.tile(np.arange(1, vocab + 1), (rows, 1)), axis=1)
+        x = -rng.uniform(0.8, 2.0) * np.log(rank) + 0.1 * rng.standard_normal((rows, vocab))
+    else:
+        x = rng.standard_normal((rows, vocab)) * rng.choice([0.3, 1.0, 3.0, 8.0])
+    if shape == "ties":
+        x = np.round(x)
+    if shape == "masked":
+        x[rng.random(x.shape) < rng.uniform(0.1, 0.99)] = -np.inf
+        x[np.arange(rows), rng.integers(0, vocab, rows)] = 0.5
+    x = x.astype(rng.choice([np.float32, np.float64]))
+
+    def per_row(value):
+        return value if rng.random() < 0.5 else np.asarray(value) * np.ones(rows)
+
+    kinds = rng.permutation(4)[: int(rng.integers(1, 5))]
+    steps = []
+    for kind in kinds:
+        if kind == 0:
+            steps.append(Temperature(per_row(rng.uniform(0.2, 2.5))))
+        elif kind == 1:
+            k = rng.integers(1, 80, size=rows) if rng.random() < 0.3 else int(rng.integers(1, 80))
+            steps.append(TopK(k))
+        elif kind == 2:
+            steps.append(TopP(per_row(rng.uniform(0.05, 1.0))))
+        else:
+            steps.append(MinP(per_row(rng.uniform(0.0, 0.6))))
+    order = str(rng.choice(["transformers", "llama.cpp", "as_given"]))
+    return x, Sampler(steps, order=order)
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_fused_equals_plain(seed):
+    x, sampler = random_case(seed)
+    rows = prepare(x)
+    chain = _fused.plan(sampler.warpers, rows)
+    if any(not isinstance(w, Temperature) for w in sampler.warpers):
+        assert chain is not None
+    else:
+        assert chain is None  # temperature alone: the plain path is already one pass
+        return
+    ref = plain(sampler, x)
+    fused = _fused.run(chain, rows)
+    np.testing.assert_array_equal(np.isfinite(fused.dense_logits()), np.isfinite(ref))
+    np.testing.assert_array_equal(fused.dense_logits(), ref)
+    np.testing.assert_allclose(fused.dense_probs(), K.softmax_rows(ref), rtol=0, atol=1e-6)
+    # Same uniforms -> the same tokens, through the one shared draw routine.
+    u = np.random.default_rng(seed).random((ref.shape[0], 16))
+    bits = fixed_point_bits(*ref.shape)
+    np.testing.assert_array_equal(fused.sample(u, bits), draw(K.row_weights(ref)[0], u, bits))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_public_methods_use_fused_and_match_plain(seed):
+    x, sampler = random_case(1000 + seed)
+    ref = plain(sampler, x)
+    np.testing.assert_array_equal(sampler.logits(x), ref.astype(x.dtype))
+    np.testing.assert_allclose(sampler.probs(x), K.softmax_rows(ref), atol=1e-6)
+    u = np.random.default_rng(5).random((ref.shape[0], 3))
+    expected = draw(K.row_weights(ref)[0], u, fixed_point_bits(*ref.shape))
+    np.testing.assert_array_equal(sampler.sample(x, n=3, seed=5), expected)
+
+
+def test_flat_rows_fall_back_per_row():
+    """A nucleus wider than every candidate list still gets the exact cut."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate(
+        [rng.standard_normal((2, 60000)) * 0.05, -2.0 * np.log(np.arange(1, 60001))[None, :]]
+    ).astype(np.float32)
+    sampler = Sampler([TopP(0.95)])
+    np.testing.assert_array_equal(sampler.logits(x), plain(sampler, x))
+
+
+def test_ties_at_the_cut_are_kept_together():
+    x = np.zeros((2, 10000), dtype=np.float32)
+    x[:, :30] = 1.0  # 30 tokens tied at the top
+    for sampler in (Sampler([TopK(5)]), Sampler([TopP(0.001)]), Sampler([MinP(0.9)])):
+        assert np.isfinite(sampler.logits(x)).sum() == 60
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        Sampler.from_options(temperature=0.7, top_k=50, top_p=0.9),
+        Sampler([TopK(50), TopP(0.9), Temperature(0.7)], order="llama.cpp"),
+        Sampler([TopK(20), MinP(0.05)]),
+    ],
+)
+def test_top_k_never_sorts_or_partitions_the_vocabulary(sampler, monkeypatch):
+    vocab = 50257
+    x = np.random.default_rng(0).standard_normal((4, vocab)).astype(np.float32)
+    seen: list[int] = []
+    for name in ("sort", "argsort", "partition", "argpartition"):
+        original = getattr(np, name)
+
+        def spy(a, *args, _original=original, **kwargs):
+            seen.append(np.shape(a)[-1])
+            return _original(a, *args, **kwargs)
+
+        monkeypatch.setattr(np, name, spy)
+    sampler.sample(x, seed=0)
+    sampler.probs(x)
+    # Partial selection over group maxima and sorts of a few candidates only.
+    assert max(seen, default=0) < vocab // 10
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        Sampler([Temperature(0.0), TopK(3)]),  # greedy temperature
+        Sampler([Temperature(np.array([0.5, np.inf])), TopP(0.9)]),
+        Sampler([TopK(3), Typical(0.9)]),
+        Sampler([TopP(0.9, min_tokens_to_keep=2)]),
+        Sampler([Temperature(0.7)]),
+    ],
+)
+def test_plan_declines_what_it_does_not_cover(sampler):
+    rows = prepare(np.zeros((2, 5)))
+    assert _fused.plan(sampler.warpers, rows) is None
+
+
+def test_declined_chains_still_work():
+    x = np.array([[1.0, 2.0, 3.0, 3.0], [0.0, 1.0, 0.5, -1.0]])
+    s = Sampler([Temperature(np.array([0.0, np.inf])), TopP(0.9)])
+    np.testing.assert_array_equal(
+        np.isfinite(s.logits(x)), [[False, False, True, True], [True, True, True, True]]
+    )

@@ -1,0 +1,232 @@
+"""`Sampler`: orders, constructors, shapes, per-row parameters and array kinds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from thermoscope.sampling import (
+    LLAMA_CPP_ORDER,
+    TRANSFORMERS_ORDER,
+    EntropyTemperature,
+    Epsilon,
+    MinP,
+    Sampler,
+    Temperature,
+    TopK,
+    TopNSigma,
+    TopP,
+    Typical,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def names(sampler: Sampler) -> list[str]:
+    return [w.name for w in sampler.warpers]
+
+
+SCRAMBLED = [
+    Epsilon(0.01),
+    TopNSigma(2.0),
+    MinP(0.1),
+    TopP(0.9),
+    Typical(0.9),
+    TopK(5),
+    Temperature(0.5),
+]
+
+
+def test_default_order_is_transformers():
+    assert names(Sampler(SCRAMBLED)) == [
+        "temperature",
+        "top_k",
+        "top_p",
+        "min_p",
+        "typical",
+        "epsilon",
+        "top_n_sigma",
+    ]
+    assert TRANSFORMERS_ORDER[:2] == ("temperature", "entropy_temperature")
+
+
+def test_llama_cpp_order_puts_temperature_last():
+    got = names(Sampler([*SCRAMBLED, EntropyTemperature(0.5, 1.0)], order="llama.cpp"))
+    assert got == [
+        "top_n_sigma",
+        "top_k",
+        "typical",
+        "top_p",
+        "min_p",
+        "epsilon",
+        "temperature",
+        "entropy_temperature",
+    ]
+    assert got == list(LLAMA_CPP_ORDER)
+
+
+def test_as_given_and_explicit_orders():
+    steps = [TopP(0.9), Temperature(0.5), TopK(5)]
+    assert names(Sampler(steps, order="as_given")) == ["top_p", "temperature", "top_k"]
+    assert names(Sampler(steps, order=[TopK, "top_p", Temperature])) == [
+        "top_k",
+        "top_p",
+        "temperature",
+    ]
+
+
+def test_same_kind_keeps_given_order():
+    a, b = TopK(5), TopK(2)
+    assert Sampler([b, Temperature(1.0), a]).warpers[1:] == (b, a)
+
+
+def test_order_changes_the_result():
+    # Temperature before top-p flattens the distribution and widens the nucleus.
+    z = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    hot_first = Sampler([Temperature(3.0), TopP(0.7)])
+    hot_last = Sampler([Temperature(3.0), TopP(0.7)], order="llama.cpp")
+    assert np.isfinite(hot_first.logits(z)).sum() == 3
+    assert np.isfinite(hot_last.logits(z)).sum() == 2
+
+
+def test_from_options():
+    s = Sampler.from_options(
+        temperature=0.7,
+        top_k=50,
+        top_p=0.9,
+        min_p=0.05,
+        typical_p=0.95,
+        epsilon=3e-4,
+        top_n_sigma=1.0,
+        min_tokens_to_keep=2,
+    )
+    assert names(s) == [
+        "temperature",
+        "top_k",
+        "top_p",
+        "min_p",
+        "typical",
+        "epsilon",
+        "top_n_sigma",
+    ]
+    assert s.warpers[2].min_tokens_to_keep == 2
+    assert names(Sampler.from_options()) == []
+    assert names(Sampler.from_options(temperature=None, top_k=0)) == []
+    assert names(Sampler.from_options(temperature=[1.0, 0.5])) == ["temperature"]
+    assert names(Sampler.from_options(top_k=3, top_p=0.5, order="llama.cpp")) == ["top_k", "top_p"]
+
+
+def test_empty_chain_is_plain_softmax():
+    z = np.array([[1.0, 2.0, 3.0]])
+    s = Sampler()
+    np.testing.assert_allclose(s.probs(z), np.exp(z) / np.exp(z).sum())
+    out = s.logits(z)
+    np.testing.assert_array_equal(out, z)
+    assert out is not z
+
+
+def test_greedy_and_temperature_zero():
+    z = np.array([[0.1, 2.0, 1.0], [5.0, 1.0, 5.0]])
+    got = Sampler.greedy().sample(z, n=200, seed=1)
+    assert np.all(got[0] == 1)
+    assert set(np.unique(got[1])) == {0, 2}
+    np.testing.assert_array_equal(Sampler.greedy().probs(z), [[0, 1, 0], [0.5, 0, 0.5]])
+    np.testing.assert_array_equal(
+        Sampler.from_options(temperature=0.0, top_p=0.9).probs(z), [[0, 1, 0], [0.5, 0, 0.5]]
+    )
+
+
+def test_shapes():
+    s = Sampler([TopK(2)])
+    assert s.sample(np.zeros(5), seed=0).shape == (1,)
+    assert s.sample(np.zeros(5), n=4, seed=0).shape == (4,)
+    assert s.sample(np.zeros((3, 5)), n=2, seed=0).shape == (3, 2)
+    assert s.sample(np.zeros((2, 3, 5)), n=2, seed=0).shape == (2, 3, 2)
+    assert s.sample(np.zeros((2, 5)), seed=0).dtype == np.int64
+    assert s.probs(np.zeros((2, 3, 5))).shape == (2, 3, 5)
+
+
+def test_one_d_equals_first_row_of_batch():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(50)
+    s = Sampler.from_options(temperature=0.8, top_k=10, top_p=0.9)
+    np.testing.assert_array_equal(s.probs(x), s.probs(x[None, :])[0])
+
+
+def test_per_row_temperature():
+    x = np.tile(np.array([2.0, 1.0, 0.0]), (3, 1))
+    t = np.array([0.5, 1.0, 2.0])
+    p = Sampler([Temperature(t)]).probs(x)
+    for row in range(3):
+        expected = np.exp(x[row] / t[row]) / np.exp(x[row] / t[row]).sum()
+        np.testing.assert_allclose(p[row], expected)
+
+
+def test_integer_and_list_input():
+    s = Sampler([TopK(2)])
+    np.testing.assert_allclose(s.probs([1, 2, 3]), s.probs(np.array([1.0, 2.0, 3.0])))
+    assert isinstance(s.sample([[1, 2, 3]], seed=0), np.ndarray)
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        Sampler.from_options(temperature=0.7, top_k=3, top_p=0.9),  # fused path
+        Sampler([Typical(0.9), Temperature(1.2)]),  # plain path
+    ],
+)
+def test_torch_numpy_and_list_agree(sampler):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(8).standard_normal((3, 20)).astype(np.float32)
+    xt = torch.from_numpy(x.copy())
+    for method in ("logits", "probs"):
+        out = getattr(sampler, method)(xt)
+        assert isinstance(out, torch.Tensor)
+        assert out.dtype == torch.float32
+        np.testing.assert_array_equal(out.numpy(), getattr(sampler, method)(x))
+        np.testing.assert_allclose(
+            getattr(sampler, method)(x.tolist()), getattr(sampler, method)(x), rtol=1e-6
+        )
+    drawn = sampler.sample(xt, n=4, seed=3)
+    assert isinstance(drawn, torch.Tensor)
+    assert drawn.dtype == torch.int64
+    np.testing.assert_array_equal(drawn.numpy(), sampler.sample(x, n=4, seed=3))
+    np.testing.assert_array_equal(xt.numpy(), x)  # input untouched
+
+
+def test_torch_half_precision_round_trip():
+    torch = pytest.importorskip("torch")
+    x = torch.randn(2, 30, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    s = Sampler.from_options(temperature=0.9, top_p=0.8)
+    assert s.probs(x).dtype == torch.bfloat16
+    assert s.sample(x, seed=0).dtype == torch.int64
+
+
+def test_import_does_not_load_torch_or_transformers():
+    code = (
+        "import sys, thermoscope.sampling as s;"
+        "s.Sampler.from_options(top_k=2).sample([1.0, 2.0, 3.0], seed=0);"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_repr_round_trips_the_order():
+    s = Sampler([TopP(0.9), Temperature(0.5)])
+    assert repr(s).startswith("Sampler([Temperature(")
+
+
+@pytest.mark.slow
+def test_bench_quick_runs():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "sampling.py"), "--quick"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "| shape" in out
+    assert "top-p 0.9" in out
