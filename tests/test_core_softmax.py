@@ -6,9 +6,11 @@ forms; never from thermoscope itself.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -20,27 +22,27 @@ from thermoscope.core import log_softmax, reweight, softmax
 
 torch = pytest.importorskip("torch")
 
-mpmath.mp.dps = 50
-
 # Any RuntimeWarning escaping from thermoscope is a bug: turn warnings into errors.
 pytestmark = pytest.mark.filterwarnings("error")
 
 TEMPERATURES = [1e-6, 1e-3, 0.1, 0.5, 1.0, 2.0, 10.0, 1e3, 1e6]
 
 
-# --------------------------------------------------------------------------- references
+# ------------------------------------------------------------------------- references
 def mp_log_softmax(z, t) -> list:
     """log softmax(z / t) in 50-digit arithmetic; -inf entries are masked."""
-    zs = [mpmath.mpf(float(v)) if np.isfinite(v) else None for v in z]
-    t = mpmath.mpf(float(t))
-    scaled = [v / t for v in zs if v is not None]
-    m = max(scaled)
-    lse = m + mpmath.log(mpmath.fsum(mpmath.exp(s - m) for s in scaled))
-    return [(v / t - lse) if v is not None else -mpmath.inf for v in zs]
+    with mpmath.workdps(50):  # local precision: never change mpmath's global state
+        zs = [mpmath.mpf(float(v)) if np.isfinite(v) else None for v in z]
+        t = mpmath.mpf(float(t))
+        scaled = [v / t for v in zs if v is not None]
+        m = max(scaled)
+        lse = m + mpmath.log(mpmath.fsum(mpmath.exp(s - m) for s in scaled))
+        return [(v / t - lse) if v is not None else -mpmath.inf for v in zs]
 
 
 def mp_softmax(z, t) -> np.ndarray:
-    return np.array([float(mpmath.exp(v)) for v in mp_log_softmax(z, t)])
+    with mpmath.workdps(50):
+        return np.array([float(mpmath.exp(v)) for v in mp_log_softmax(z, t)])
 
 
 def mp_log_softmax_f(z, t) -> np.ndarray:
@@ -52,7 +54,7 @@ def scipy_softmax(z, t, axis=-1) -> np.ndarray:
     return sc.softmax(z / t, axis=axis)
 
 
-# --------------------------------------------------------------------------- API surface
+# ------------------------------------------------------------------------- API surface
 def test_public_api_reexports_core():
     import thermoscope.core as core
 
@@ -73,7 +75,7 @@ def test_public_api_reexports_core():
 
 def test_import_core_does_not_import_torch():
     code = "import sys, thermoscope, thermoscope.core; assert 'torch' not in sys.modules"
-    env_path = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "src")
+    env_path = str(Path(__file__).resolve().parents[1] / "src")
     res = subprocess.run(
         [sys.executable, "-c", f"import sys; sys.path.insert(0, {env_path!r}); {code}"],
         capture_output=True,
@@ -83,7 +85,7 @@ def test_import_core_does_not_import_torch():
     assert res.returncode == 0, res.stderr
 
 
-# --------------------------------------------------------------------------- basic values
+# ------------------------------------------------------------------------- basic values
 @pytest.mark.parametrize("t", TEMPERATURES)
 def test_softmax_matches_scipy_random(t):
     rng = np.random.default_rng(0)
@@ -98,7 +100,9 @@ def test_softmax_matches_scipy_random(t):
 def test_softmax_axis_argument(axis):
     rng = np.random.default_rng(1)
     z = rng.normal(size=(3, 4, 5))
-    np.testing.assert_allclose(softmax(z, 0.7, axis=axis), scipy_softmax(z, 0.7, axis=axis), rtol=1e-12)
+    np.testing.assert_allclose(
+        softmax(z, 0.7, axis=axis), scipy_softmax(z, 0.7, axis=axis), rtol=1e-12
+    )
     np.testing.assert_allclose(
         log_softmax(z, 0.7, axis=axis), sc.log_softmax(z / 0.7, axis=axis), rtol=1e-12, atol=1e-12
     )
@@ -133,7 +137,9 @@ def test_exp_log_softmax_equals_softmax():
     rng = np.random.default_rng(2)
     z = rng.normal(scale=5, size=(4, 9))
     for t in [0.05, 1.0, 20.0]:
-        np.testing.assert_allclose(np.exp(log_softmax(z, t)), softmax(z, t), rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(
+            np.exp(log_softmax(z, t)), softmax(z, t), rtol=1e-12, atol=1e-300
+        )
 
 
 def test_input_is_not_modified():
@@ -154,7 +160,7 @@ def test_scalar_temperature_kinds(t):
     np.testing.assert_allclose(softmax(z, t), scipy_softmax(z, float(t)), rtol=1e-12)
 
 
-# --------------------------------------------------------------------------- stability matrix
+# ------------------------------------------------------------------------- stability matrix
 STABILITY_LOGITS = [
     [1e4, -1e4, 0.0],
     [1e4, 1e4 - 1.0, -1e4],
@@ -171,12 +177,16 @@ def test_stability_matrix(z, t, dtype):
     x = np.asarray(z, dtype=dtype)
     p = softmax(x, t)
     lp = log_softmax(x, t)
-    assert p.dtype == dtype and lp.dtype == dtype
+    assert p.dtype == dtype
+    assert lp.dtype == dtype
     finite = np.isfinite(x)
     assert np.all(np.isfinite(p))
     assert np.all(np.isfinite(lp[finite]))
-    assert np.all(lp[~finite] == -np.inf) and np.all(p[~finite] == 0)
-    assert float(np.sum(p, dtype=np.float64)) == pytest.approx(1.0, abs=4 * float(np.finfo(dtype).eps))
+    assert np.all(lp[~finite] == -np.inf)
+    assert np.all(p[~finite] == 0)
+    assert float(np.sum(p, dtype=np.float64)) == pytest.approx(
+        1.0, abs=4 * float(np.finfo(dtype).eps)
+    )
     # reference from the (already rounded) input at 50 digits
     ref = mp_softmax(x.astype(np.float64), t)
     ref_log = mp_log_softmax_f(x.astype(np.float64), t)
@@ -208,7 +218,8 @@ def test_extreme_range_is_one_hot(z, t, dtype):
         warnings.simplefilter("error")
         p = softmax(x, t)
         lp = log_softmax(x, t)
-    assert p.dtype == dtype and lp.dtype == dtype
+    assert p.dtype == dtype
+    assert lp.dtype == dtype
     np.testing.assert_array_equal(p, np.array([1.0, 0.0, 0.0], dtype=dtype))
     assert lp[0] == 0.0
     assert np.all(lp[1:] < -1e30)  # -inf allowed where the true value is not representable
@@ -222,21 +233,24 @@ def test_large_temperature_close_differences():
     np.testing.assert_allclose(log_softmax(z, t), mp_log_softmax_f(z, t), rtol=1e-14)
 
 
-# --------------------------------------------------------------------------- dtypes
+# ------------------------------------------------------------------------- dtypes
 def test_integer_logits_give_float64():
     z = np.array([3, 1, 2], dtype=np.int32)
     p = softmax(z, 0.5)
-    assert isinstance(p, np.ndarray) and p.dtype == np.float64
+    assert isinstance(p, np.ndarray)
+    assert p.dtype == np.float64
     np.testing.assert_allclose(p, scipy_softmax([3.0, 1.0, 2.0], 0.5), rtol=1e-14)
     assert log_softmax(np.array([3, 1, 2], dtype=np.int64)).dtype == np.float64
 
 
 def test_list_input_returns_numpy_float64():
     p = softmax([1, 2, 3], 2.0)
-    assert isinstance(p, np.ndarray) and p.dtype == np.float64
+    assert isinstance(p, np.ndarray)
+    assert p.dtype == np.float64
     np.testing.assert_allclose(p, scipy_softmax([1.0, 2.0, 3.0], 2.0), rtol=1e-14)
     lp = log_softmax([[1.0, 2.0], [0.0, -1.0]])
-    assert isinstance(lp, np.ndarray) and lp.shape == (2, 2)
+    assert isinstance(lp, np.ndarray)
+    assert lp.shape == (2, 2)
 
 
 def test_float16_numpy_in_float16_out_computed_in_float32():
@@ -264,7 +278,7 @@ def test_float16_log_softmax_values():
     )
 
 
-# --------------------------------------------------------------------------- T = 0 and T -> 0
+# ------------------------------------------------------------------------- T = 0 and T -> 0
 def test_zero_temperature_unique_max_is_one_hot():
     z = np.array([0.3, 2.0, -1.0, 1.999])
     np.testing.assert_array_equal(softmax(z, 0.0), [0.0, 1.0, 0.0, 0.0])
@@ -280,7 +294,7 @@ def test_zero_temperature_ties_are_uniform_over_ties():
     assert np.all(lp[[0, 3]] == -np.inf)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_zero_temperature_keeps_dtype_and_masks(dtype):
     z = np.array([-np.inf, 5.0, 5.0, -np.inf, 4.0], dtype=dtype)
     p = softmax(z, 0.0)
@@ -305,7 +319,7 @@ def test_temperature_to_zero_with_ties_approaches_uniform_over_ties():
     np.testing.assert_allclose(log_softmax(z, 1e-3)[:2], np.log(0.5), rtol=1e-14)
 
 
-# --------------------------------------------------------------------------- T = inf and T -> inf
+# ------------------------------------------------------------------------- T = inf and T -> inf
 def test_infinite_temperature_is_uniform_over_finite_entries():
     z = np.array([1.0, -np.inf, 5e3, -2.0])
     np.testing.assert_allclose(softmax(z, np.inf), [1 / 3, 0, 1 / 3, 1 / 3], rtol=1e-15)
@@ -323,7 +337,7 @@ def test_large_temperature_approaches_uniform():
     np.testing.assert_allclose(softmax(z, 1e300), np.full(4, 0.25), rtol=1e-15)
 
 
-# --------------------------------------------------------------------------- masking
+# ------------------------------------------------------------------------- masking
 @pytest.mark.parametrize("t", [0.0, 1e-6, 0.5, 1.0, 1e6, np.inf])
 def test_masked_entries_are_exactly_zero(t):
     z = np.array([[-np.inf, 2.0, 1.0, -np.inf], [0.0, -np.inf, -np.inf, -np.inf]])
@@ -334,13 +348,14 @@ def test_masked_entries_are_exactly_zero(t):
     assert np.all(lp[mask] == -np.inf)
     np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=1e-15)
     # the single surviving entry of row 2 is certain
-    assert p[1, 0] == 1.0 and lp[1, 0] == 0.0
+    assert p[1, 0] == 1.0
+    assert lp[1, 0] == 0.0
     # masked entries do not change the others
     if 0 < t < np.inf:
         np.testing.assert_allclose(p[0, 1:3], scipy_softmax([2.0, 1.0], t), rtol=1e-12, atol=1e-300)
 
 
-# --------------------------------------------------------------------------- per-row temperature
+# ------------------------------------------------------------------------- per-row temperature
 def test_per_row_temperature_2d():
     rng = np.random.default_rng(3)
     z = rng.normal(size=(4, 6))
@@ -381,7 +396,7 @@ def test_per_row_temperature_3d_middle_axis():
             np.testing.assert_allclose(p[a, :, c], scipy_softmax(z[a, :, c], t[a, c]), rtol=1e-12)
 
 
-# --------------------------------------------------------------------------- torch
+# ------------------------------------------------------------------------- torch
 @pytest.mark.parametrize(
     "dtype", ["float32", "float64", "float16", "bfloat16"], ids=lambda d: f"torch.{d}"
 )
@@ -391,15 +406,18 @@ def test_torch_tensor_in_tensor_out(dtype):
     t = 0.7
     p = softmax(z, t)
     lp = log_softmax(z, t)
-    assert isinstance(p, torch.Tensor) and isinstance(lp, torch.Tensor)
-    assert p.dtype == tdtype and lp.dtype == tdtype
+    assert isinstance(p, torch.Tensor)
+    assert isinstance(lp, torch.Tensor)
+    assert p.dtype == tdtype
+    assert lp.dtype == tdtype
     ref = torch.softmax(z.to(torch.float64) / t, dim=-1)
     ref_log = torch.log_softmax(z.to(torch.float64) / t, dim=-1)
     tol = {"float32": 1e-6, "float64": 1e-13, "float16": 2e-3, "bfloat16": 1.6e-2}[dtype]
     torch.testing.assert_close(p.to(torch.float64), ref, rtol=tol, atol=tol)
     finite = torch.isfinite(z)
     torch.testing.assert_close(lp.to(torch.float64)[finite], ref_log[finite], rtol=tol, atol=tol)
-    assert p[1, 3].item() == 0.0 and lp[1, 3].item() == -np.inf
+    assert p[1, 3].item() == 0.0
+    assert lp[1, 3].item() == -np.inf
 
 
 def test_torch_matches_numpy_float64():
@@ -407,12 +425,15 @@ def test_torch_matches_numpy_float64():
     z = rng.normal(scale=4, size=(3, 8))
     t = np.array([0.3, 1.0, 5.0])
     np.testing.assert_allclose(softmax(torch.from_numpy(z), t).numpy(), softmax(z, t), rtol=1e-15)
-    np.testing.assert_allclose(log_softmax(torch.from_numpy(z), 2.0).numpy(), log_softmax(z, 2.0), rtol=1e-15)
+    np.testing.assert_allclose(
+        log_softmax(torch.from_numpy(z), 2.0).numpy(), log_softmax(z, 2.0), rtol=1e-15
+    )
 
 
 def test_torch_integer_tensor_gives_float64():
     p = softmax(torch.tensor([1, 2, 3]), 1.0)
-    assert isinstance(p, torch.Tensor) and p.dtype == torch.float64
+    assert isinstance(p, torch.Tensor)
+    assert p.dtype == torch.float64
     np.testing.assert_allclose(p.numpy(), sc.softmax([1.0, 2.0, 3.0]), rtol=1e-14)
 
 
@@ -422,7 +443,7 @@ def test_torch_requires_grad_input_is_accepted():
     np.testing.assert_allclose(p.detach().numpy(), scipy_softmax([1.0, 2.0, 3.0], 2.0), rtol=1e-6)
 
 
-# --------------------------------------------------------------------------- reweight
+# ------------------------------------------------------------------------- reweight
 def test_reweight_matches_softmax_of_log_probs():
     rng = np.random.default_rng(7)
     p = rng.dirichlet(np.ones(8), size=5)
@@ -476,10 +497,12 @@ def test_reweight_dtype_and_kinds():
     p32 = np.array([0.25, 0.75], dtype=np.float32)
     assert reweight(p32, 0.5).dtype == np.float32
     q = reweight([0.25, 0.75], 0.5)
-    assert isinstance(q, np.ndarray) and q.dtype == np.float64
+    assert isinstance(q, np.ndarray)
+    assert q.dtype == np.float64
     np.testing.assert_allclose(q, [0.1, 0.9], rtol=1e-14)  # 1/16 : 9/16
     tq = reweight(torch.tensor([0.25, 0.75], dtype=torch.float64), 0.5)
-    assert isinstance(tq, torch.Tensor) and tq.dtype == torch.float64
+    assert isinstance(tq, torch.Tensor)
+    assert tq.dtype == torch.float64
     np.testing.assert_allclose(tq.numpy(), [0.1, 0.9], rtol=1e-14)
 
 
@@ -491,3 +514,23 @@ def test_reweight_axis_and_per_row_temperature():
     for j in range(3):
         r = p[:, j] ** (1 / t[j])
         np.testing.assert_allclose(q[:, j], r / r.sum(), rtol=1e-12)
+
+
+# -------------------------------------------------------------------------- small edge cases
+@pytest.mark.parametrize("t", [0.0, 1e-300, 1.0, 1e300, np.inf])
+def test_single_entry_is_certain(t):
+    np.testing.assert_array_equal(softmax([[5.0], [-3.0]], t), [[1.0], [1.0]])
+    np.testing.assert_array_equal(log_softmax([7.0], t), [0.0])
+    np.testing.assert_array_equal(softmax([7.0, -np.inf], t), [1.0, 0.0])
+
+
+def test_negative_zero_temperature_is_the_greedy_limit():
+    np.testing.assert_array_equal(softmax([1.0, 3.0, 2.0], -0.0), [0.0, 1.0, 0.0])
+
+
+def test_log_softmax_of_near_certain_entry_keeps_relative_accuracy():
+    # log p_0 = -log1p(exp(-40)) ~ -4.25e-18: not rounded to 0
+    lp = log_softmax([0.0, -40.0])
+    assert lp[0] == pytest.approx(-math.log1p(math.exp(-40.0)), rel=1e-12)
+    lp = log_softmax([0.0, -40.0], 2.0)
+    assert lp[0] == pytest.approx(-math.log1p(math.exp(-20.0)), rel=1e-12)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["compute_dtype", "is_torch_tensor", "to_numpy"]
+__all__ = ["compute_dtype", "input_eps", "is_torch_tensor", "to_numpy"]
 
 _LOW_PRECISION = {"float16", "bfloat16"}
 
@@ -22,6 +22,20 @@ def is_torch_tensor(x: object) -> bool:
     """True when ``x`` is a torch tensor, without importing torch."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
+
+
+def input_eps(x: Any) -> float:
+    """Machine epsilon of ``x``'s floating dtype (float64's for integers and lists of ints).
+
+    This is the precision the values were stored in, before any widening for
+    computation: bfloat16 gives 2**-7 even though it is computed in float32.
+    """
+    if is_torch_tensor(x):
+        import torch
+
+        return float(torch.finfo(x.dtype).eps) if x.dtype.is_floating_point else 2.0**-52
+    dtype = np.asarray(x).dtype
+    return float(np.finfo(dtype).eps) if dtype.kind == "f" else 2.0**-52
 
 
 def compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:

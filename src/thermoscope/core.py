@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
+from thermoscope._arrays import input_eps
 from thermoscope._validation import (
     as_float_array,
     check_logits,
@@ -163,7 +164,7 @@ def softmax(logits: Any, temperature: Any = 1.0, axis: int = -1) -> Any:
 def _prepare_probs(probs: Any, axis: int, name: str = "probs") -> tuple[np.ndarray, int, Any]:
     p, back = as_float_array(probs, name)
     axis = _normalise_axis(axis, p.ndim)
-    check_probabilities(p, name, axis)
+    check_probabilities(p, name, axis, eps=input_eps(probs))
     return p, axis, back
 
 
@@ -204,6 +205,12 @@ def reweight(probs: Any, temperature: Any, axis: int = -1) -> Any:
     return back(np.exp(_log_softmax_kernel(logp, t, axis)))
 
 
+def _check_base(base: float) -> float:
+    if not np.isfinite(base) or base <= 0 or base == 1:
+        raise ValueError(f"`base` must be a positive number other than 1, got {base!r}.")
+    return base
+
+
 def _entropy_kernel(p: np.ndarray, axis: int) -> np.ndarray:
     return np.sum(special.entr(p), axis=axis)
 
@@ -235,9 +242,7 @@ def entropy(probs: Any, axis: int = -1, base: float | None = None) -> Any:
     p, axis, back = _prepare_probs(probs, axis)
     h = _entropy_kernel(p, axis)
     if base is not None:
-        if not np.isfinite(base) or base <= 0 or base == 1:
-            raise ValueError(f"`base` must be a positive number other than 1, got {base!r}.")
-        h = h / np.log(base)
+        h = h / np.log(_check_base(base))
     return back(np.asarray(h))
 
 
@@ -274,23 +279,29 @@ def _entropy_at(z: np.ndarray, log_t: float) -> float:
     return float(np.sum(special.entr(np.exp(logp))))
 
 
-def _solve_temperature(z: np.ndarray, target: float) -> float:
-    """The T with entropy(softmax(z, T)) == target for one 1-D row of float64 logits."""
+def _solve_temperature(z: np.ndarray, target: float, base: float | None) -> float:
+    """The T with entropy(softmax(z, T)) == target for one 1-D row of float64 logits.
+
+    ``target`` is in units of ``base`` (nats when None), as the caller gave it.
+    """
     finite = z[np.isfinite(z)]
     top = finite.max()
-    h_cold = float(np.log(np.count_nonzero(finite == top)))
-    h_hot = float(np.log(finite.size))
+    unit = 1.0 if base is None else float(np.log(base))
+    h_cold = float(np.log(np.count_nonzero(finite == top))) / unit
+    h_hot = float(np.log(finite.size)) / unit
     # Entropy rises strictly from h_cold (T -> 0) to h_hot (T -> inf) unless every
     # finite logit is equal, in which case both limits coincide.
     if not h_cold - 1e-12 <= target <= h_hot + 1e-12:
+        name = "nats" if base is None else f"log base {base:g}"
         raise ValueError(
             f"`target` must be in [{h_cold:.6g}, {h_hot:.6g}] (entropy at T -> 0 and "
-            f"T -> inf, in nats) for these logits, got {target!r}."
+            f"T -> inf, in {name}) for these logits, got {target!r}."
         )
     if target <= h_cold:
         return 0.0
     if target >= h_hot:
         return float("inf")
+    target *= unit
     # Search over log T: the logit gaps set the scale, so the bracket starts at
     # the spread and doubles outward until it straddles the target.
     spread = float(top - finite.min())
@@ -352,15 +363,15 @@ def temperature_for_entropy(logits: Any, target: Any, base: float | None = None)
     if np.isnan(goal).any():
         raise ValueError("`target` must be a number, got nan.")
     if base is not None:
-        if not np.isfinite(base) or base <= 0 or base == 1:
-            raise ValueError(f"`base` must be a positive number other than 1, got {base!r}.")
-        goal = goal * np.log(base)
+        _check_base(base)
     if z.ndim == 1:
         if goal.ndim != 0:
             raise ValueError(f"`target` must be a scalar for 1-D logits, got shape {goal.shape}.")
-        return _solve_temperature(z, float(goal))
+        return _solve_temperature(z, float(goal), base)
     goals = per_row(goal, z.shape[:1], "target")
-    return np.array([_solve_temperature(row, float(g)) for row, g in zip(z, goals, strict=True)])
+    return np.array(
+        [_solve_temperature(row, float(g), base) for row, g in zip(z, goals, strict=True)]
+    )
 
 
 def free_energy(q: Any, logits: Any, temperature: Any, axis: int = -1) -> Any:
