@@ -1,10 +1,19 @@
-"""Make ``src/`` importable when the package is not installed (e.g. a bare checkout)."""
+"""Test-wide settings: importable ``src/`` and deterministic hypothesis runs."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+from hypothesis import settings
 
 _SRC = Path(__file__).resolve().parents[1] / "src"
 if _SRC.is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
+
+# CI must give the same verdict on every run: hypothesis explores a fixed,
+# seed-derived set of examples there. `HYPOTHESIS_PROFILE=explore` searches anew.
+settings.register_profile("ci", derandomize=True, deadline=None, database=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
