@@ -1,0 +1,96 @@
+"""The ``thermoscope`` command line.
+
+Every command is a module of this package with a ``register(subparsers)``
+function: a thin shell over the library that parses, calls and prints. Bad
+input of any kind becomes one line on stderr and exit status 2, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from thermoscope import __version__
+from thermoscope.cli import demo, entropy_target, sample, softmax
+from thermoscope.cli._args import CommandParser
+
+__all__ = ["build_parser", "main"]
+
+#: The subcommands, in the order ``thermoscope --help`` lists them.
+COMMANDS = (softmax, sample, entropy_target, demo)
+
+_EPILOG = """\
+examples:
+  thermoscope softmax --logits 5,2.2,2,4.5,3,2.7 -t 0.1 0.5 1 2 5
+  thermoscope sample --logits 5,2.2,2,4.5,3,2.7 -t 0.7 --top-k 3 -n 10000 --seed 0
+  thermoscope entropy-target --logits 5,2.2,2,4.5,3,2.7 --entropy 1.0
+  thermoscope demo
+
+Run `thermoscope COMMAND --help` for each command's options.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``thermoscope`` command (for docs and tests).
+
+    Examples
+    --------
+    >>> build_parser().parse_args(["softmax", "--logits", "1,2", "-t", "0.5"]).temperature
+    [0.5]
+    """
+    parser = CommandParser(
+        prog="thermoscope",
+        description="Compute, sample, fit and see temperature: the T in softmax(z / T).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"thermoscope {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def _glue_logits(argv: list[str]) -> list[str]:
+    """Join ``--logits VALUE`` into ``--logits=VALUE``.
+
+    argparse takes a value such as ``-1,2`` or ``-inf,0`` for an option, so
+    negative logits would need ``--logits=...``; gluing them here lets users
+    type what they mean.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--logits" and i + 1 < len(argv):
+            out.append(f"--logits={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``thermoscope`` command line; return the exit status.
+
+    Examples
+    --------
+    >>> main(["entropy-target", "--logits", "1,1", "--entropy", "0.6931471805599453"])
+    temperature 0 gives entropy 0.693147 nats (target 0.693147 nats)
+    0
+    """
+    parser = build_parser()
+    args = parser.parse_args(_glue_logits(sys.argv[1:] if argv is None else list(argv)))
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        output: Any = args.run(args)
+    except (ValueError, TypeError) as exc:
+        print(f"thermoscope {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    print(output)
+    return 0
