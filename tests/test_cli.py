@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,12 +162,26 @@ def test_import_does_not_load_heavy_backends() -> None:
     assert out.stdout.strip() == ""
 
 
-def test_demo_prints_every_section(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--seed", "0"]) == 0
+def test_demo_prints_every_section_and_writes_the_report(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["demo", "--seed", "0", "--quick", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     for n in range(1, 9):
         assert f"== {n}." in text
     assert "draws of removed tokens: 0" in text
+    saved = (tmp_path / "demo.txt").read_text(encoding="utf-8")
+    assert "== 8." in saved
+
+
+def test_demo_refuses_a_file_as_output_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "report.txt"
+    target.write_text("keep me")
+    assert main(["demo", "--quick", "--out", str(target)]) == 2
+    assert "`--out`" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
 
 
 def test_negative_logits_need_no_equals_sign(capsys: pytest.CaptureFixture[str]) -> None:
