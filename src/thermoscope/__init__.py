@@ -4,6 +4,7 @@ The public API, in one screen. Heavy backends (torch, matplotlib,
 transformers) are imported only by the functions that need them.
 """
 
+from thermoscope.attention import attention_entropy, attention_weights
 from thermoscope.core import (
     effective_temperature,
     entropy,
@@ -15,6 +16,9 @@ from thermoscope.core import (
     softmax,
     temperature_for_entropy,
 )
+from thermoscope.distill import kd_loss
+from thermoscope.recommend import coverage, exposure, gini, long_tail_share, sample_items
+from thermoscope.rl import UCB1, BoltzmannPolicy, EpsilonGreedy, run_bandit
 from thermoscope.sampling import (
     EntropyTemperature,
     Epsilon,
@@ -30,8 +34,11 @@ from thermoscope.sampling import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "UCB1",
+    "BoltzmannPolicy",
     "EntropyTemperature",
     "Epsilon",
+    "EpsilonGreedy",
     "MinP",
     "Sampler",
     "Temperature",
@@ -40,13 +47,22 @@ __all__ = [
     "TopP",
     "Typical",
     "__version__",
+    "attention_entropy",
+    "attention_weights",
+    "coverage",
     "effective_temperature",
     "entropy",
+    "exposure",
     "free_energy",
+    "gini",
+    "kd_loss",
     "log_softmax",
+    "long_tail_share",
     "max_probability",
     "perplexity",
     "reweight",
+    "run_bandit",
+    "sample_items",
     "softmax",
     "temperature_for_entropy",
 ]

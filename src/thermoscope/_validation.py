@@ -15,10 +15,12 @@ from thermoscope._arrays import compute_dtype, to_numpy
 
 __all__ = [
     "as_float_array",
+    "as_generator",
     "check_fraction",
     "check_integer",
     "check_logits",
     "check_probabilities",
+    "check_seed",
     "check_temperature",
     "per_row",
 ]
@@ -161,3 +163,24 @@ def per_row(param: np.ndarray, batch_shape: tuple[int, ...], name: str) -> np.nd
             f"got shape {param.shape}."
         )
     return param
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """Return ``seed`` as a Python int; reject non-integers, arrays and negative values."""
+    s = check_integer(seed, name, minimum=0)
+    if s.ndim != 0:
+        raise TypeError(f"`{name}` must be a single integer >= 0, got shape {s.shape}.")
+    return int(s)
+
+
+def as_generator(rng: Any, name: str = "rng") -> np.random.Generator:
+    """A Generator from a Generator (used as is), an integer seed >= 0, or None (OS entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or rng < 0:
+        raise TypeError(
+            f"`{name}` must be a numpy.random.Generator or an integer seed >= 0, got {rng!r}."
+        )
+    return np.random.default_rng(int(rng))

@@ -14,13 +14,31 @@ from collections.abc import Sequence
 from typing import Any
 
 from thermoscope import __version__
-from thermoscope.cli import demo, entropy_target, sample, softmax
+from thermoscope.cli import (
+    attention_demo,
+    demo,
+    distill_demo,
+    entropy_target,
+    explore_demo,
+    recommend_demo,
+    sample,
+    softmax,
+)
 from thermoscope.cli._args import CommandParser
 
 __all__ = ["build_parser", "main"]
 
 #: The subcommands, in the order ``thermoscope --help`` lists them.
-COMMANDS = (softmax, sample, entropy_target, demo)
+COMMANDS = (
+    softmax,
+    sample,
+    entropy_target,
+    demo,
+    distill_demo,
+    attention_demo,
+    explore_demo,
+    recommend_demo,
+)
 
 _EPILOG = """\
 examples:

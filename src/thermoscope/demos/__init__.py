@@ -37,4 +37,10 @@ class Demo:
         return fn
 
 
-DEMOS: tuple[Demo, ...] = (Demo("Theory and sampling", "thermoscope.demos.theory", "theory_demo"),)
+DEMOS: tuple[Demo, ...] = (
+    Demo("Theory and sampling", "thermoscope.demos.theory", "theory_demo"),
+    Demo("Knowledge distillation", "thermoscope.demos.distill", "distill_demo"),
+    Demo("Attention temperature", "thermoscope.demos.attention", "attention_demo"),
+    Demo("Boltzmann exploration", "thermoscope.demos.exploration", "exploration_demo"),
+    Demo("Diversity in recommendation", "thermoscope.demos.recommend", "recommend_demo"),
+)

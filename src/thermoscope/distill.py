@@ -1,0 +1,372 @@
+"""Knowledge distillation: Hinton's soft-target loss, in numpy and (differentiable) torch.
+
+A teacher's probabilities at a raised temperature ``T`` carry "dark
+knowledge": how much more a 7 resembles a 1 than an 8. The student learns
+them by minimising ``T**2 * KL(softmax(t / T) || softmax(s / T))``, usually
+mixed with the ordinary cross-entropy on the hard labels (Hinton, Vinyals and
+Dean, "Distilling the Knowledge in a Neural Network", 2015).
+
+The per-element pitfall
+-----------------------
+The KL divergence of a distribution is a *sum* over its classes. The widely
+copied ``torch.nn.KLDivLoss(reduction="mean")`` recipe averages over every
+element instead, so its loss (and gradient) is ``1 / C`` of the real KL for
+``C`` classes; torch itself now warns about it. ``kd_loss`` sums over classes
+and averages over examples (torch's ``reduction="batchmean"``):
+
+>>> import warnings
+>>> import torch
+>>> import torch.nn.functional as F
+>>> from thermoscope.distill import kd_loss
+>>> g = torch.Generator().manual_seed(0)
+>>> s, t = torch.randn(4, 10, generator=g), torch.randn(4, 10, generator=g)
+>>> with warnings.catch_warnings():
+...     warnings.simplefilter("ignore", UserWarning)  # torch's warning about this very recipe
+...     per_element = torch.nn.KLDivLoss(reduction="mean")(F.log_softmax(s, -1), F.softmax(t, -1))
+>>> round(float(kd_loss(s, t, 1.0, alpha=1.0) / per_element), 4)  # C = 10 classes
+10.0
+
+For sequence logits ``(B, L, V)`` torch's ``batchmean`` divides by ``B`` only,
+which gives a per-*sequence* sum that grows with the length; ``kd_loss``
+averages per *token* (and skips padding given a ``mask``), the quantity that
+stays comparable across batches of different lengths. Flatten to
+``(B * L, V)`` to get the same number from torch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+from scipy import special
+
+from thermoscope._arrays import is_torch_tensor
+from thermoscope._validation import check_fraction
+
+__all__ = ["kd_loss"]
+
+Reduction = Literal["mean", "sum", "none"]
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+# ------------------------------------------------------------------ validation
+def _check_temperature(temperature: Any) -> float:
+    """A strictly positive, finite temperature (the KD loss has no T = 0 or T = inf form)."""
+    allowed = "a positive finite number (T = 0 and T = inf have no distillation loss)"
+    if isinstance(temperature, bool):
+        raise TypeError(f"`temperature` must be {allowed}, got {temperature!r}.")
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        raise TypeError(f"`temperature` must be {allowed}, got {temperature!r}.") from None
+    if not 0 < t < math.inf:
+        raise ValueError(f"`temperature` must be {allowed}, got {t!r}.")
+    return t
+
+
+def _check_options(
+    temperature: Any, labels: Any, alpha: Any, reduction: Any
+) -> tuple[float, float]:
+    t = _check_temperature(temperature)
+    if isinstance(alpha, bool):
+        raise TypeError(f"`alpha` must be a number in [0, 1], got {alpha!r}.")
+    if np.ndim(alpha) != 0:
+        raise ValueError(f"`alpha` must be a scalar in [0, 1], got shape {np.shape(alpha)}.")
+    a = float(check_fraction(alpha, "alpha", low_open=False))
+    if labels is None and a < 1:
+        raise ValueError(
+            f"`labels` must be given when `alpha` < 1 (the hard-label term has weight "
+            f"1 - alpha = {1 - a:g}); pass alpha=1.0 for the soft-target loss alone, got None."
+        )
+    if reduction not in _REDUCTIONS:
+        raise ValueError(
+            f"`reduction` must be one of 'mean', 'sum', 'none' ('mean' is torch's "
+            f"'batchmean' for (B, C) logits), got {reduction!r}."
+        )
+    return t, a
+
+
+def _check_shapes(s_shape: tuple[int, ...], t_shape: tuple[int, ...]) -> None:
+    if len(s_shape) == 0:
+        raise ValueError("`student_logits` must have at least 1 dimension (classes), got a scalar.")
+    if t_shape != s_shape:
+        raise ValueError(
+            f"`teacher_logits` must have the shape of `student_logits`, {s_shape}, got {t_shape}."
+        )
+    if math.prod(s_shape) == 0:
+        raise ValueError(f"`student_logits` must not be empty, got shape {s_shape}.")
+
+
+def _check_values(arr: np.ndarray, name: str) -> None:
+    """NaN and +inf are errors; -inf (a masked class) is allowed, as in ``thermoscope.softmax``."""
+    if np.isnan(arr).any():
+        where = tuple(int(i) for i in np.argwhere(np.isnan(arr))[0])
+        raise ValueError(f"`{name}` must not contain NaN, got NaN at index {where}.")
+    if np.isposinf(arr).any():
+        where = tuple(int(i) for i in np.argwhere(np.isposinf(arr))[0])
+        raise ValueError(f"`{name}` must be finite or -inf (masked), got +inf at index {where}.")
+    if np.isneginf(arr).all(axis=-1).any():
+        row = tuple(int(i) for i in np.argwhere(np.isneginf(arr).all(axis=-1))[0])
+        raise ValueError(
+            f"`{name}` must keep at least one finite entry per row, got a row of all -inf "
+            f"at index {row}."
+        )
+
+
+def _check_mask(mask: Any, batch: tuple[int, ...]) -> np.ndarray | None:
+    """The padding mask as a boolean array of the logits' shape without the class axis."""
+    if mask is None:
+        return None
+    m = np.asarray(mask.detach().cpu().numpy() if is_torch_tensor(mask) else mask)
+    if m.dtype != np.bool_:
+        if m.dtype.kind not in "iuf" or not np.isin(m, (0, 1)).all():
+            raise TypeError(
+                f"`mask` must be boolean (or 0/1), True for the positions that count, "
+                f"got dtype {m.dtype}."
+            )
+        m = m.astype(bool)
+    if m.shape != batch:
+        raise ValueError(
+            f"`mask` must have the logits' shape without the class axis, {batch}, got {m.shape}."
+        )
+    if not m.any():
+        raise ValueError("`mask` must keep at least one position, got all False.")
+    return m
+
+
+def _check_labels(
+    labels: Any, batch: tuple[int, ...], classes: int, mask: np.ndarray | None
+) -> np.ndarray:
+    y = np.asarray(labels.detach().cpu().numpy() if is_torch_tensor(labels) else labels)
+    if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iu" or y.dtype == np.bool_:
+        raise TypeError(f"`labels` must be integer class indices, got dtype {y.dtype}.")
+    if y.shape != batch:
+        raise ValueError(
+            f"`labels` must have the logits' shape without the class axis, {batch}, got {y.shape}."
+        )
+    # Padding positions (mask False) may hold anything, e.g. the -100 of transformers.
+    counted = y if mask is None else y[mask]
+    bad = (counted < 0) | (counted >= classes)
+    if bad.any():
+        raise ValueError(
+            f"`labels` must be class indices in [0, {classes - 1}], got {int(counted[bad][0])}."
+        )
+    return y.astype(np.int64)
+
+
+# --------------------------------------------------------------------- kernels
+def _kd_numpy(
+    s: np.ndarray, t: np.ndarray, temp: float, y: np.ndarray | None, alpha: float
+) -> np.ndarray:
+    """Per-position loss ``alpha T^2 KL + (1 - alpha) CE`` for float64 logits (..., C)."""
+    loss = np.zeros(s.shape[:-1])
+    if alpha > 0:
+        log_q = special.log_softmax(s / temp, axis=-1)
+        log_p = special.log_softmax(t / temp, axis=-1)
+        p = np.exp(log_p)
+        # A class the teacher gives probability 0 contributes 0 log 0 = 0; choosing
+        # before multiplying keeps -inf - -inf from turning into NaN.
+        with np.errstate(invalid="ignore"):
+            gap = np.where(p > 0, log_p - log_q, 0.0)
+        loss = loss + alpha * temp**2 * np.sum(p * gap, axis=-1)
+    if alpha < 1:
+        assert y is not None
+        log_q1 = special.log_softmax(s, axis=-1)
+        # Padding positions may hold any label; clip so the gather stays in range.
+        picked = np.take_along_axis(log_q1, np.clip(y, 0, s.shape[-1] - 1)[..., None], axis=-1)
+        loss = loss - (1 - alpha) * picked[..., 0]
+    return loss
+
+
+def _kd_torch(s: Any, t: Any, temp: float, y: Any, alpha: float) -> Any:
+    """The same per-position loss with torch ops, so autograd flows to ``s`` (and ``t``)."""
+    import torch
+
+    loss = torch.zeros(s.shape[:-1], dtype=s.dtype, device=s.device)
+    if alpha > 0:
+        log_q = torch.log_softmax(s / temp, dim=-1)
+        log_p = torch.log_softmax(t / temp, dim=-1)
+        p = log_p.exp()
+        # Select before multiplying: the unselected branch then gets a zero
+        # gradient instead of 0 * inf = NaN.
+        gap = torch.where(p > 0, log_p - log_q, torch.zeros_like(p))
+        loss = loss + alpha * temp**2 * (p * gap).sum(dim=-1)
+    if alpha < 1:
+        log_q1 = torch.log_softmax(s, dim=-1)
+        index = y.clamp(0, s.shape[-1] - 1).unsqueeze(-1)
+        loss = loss - (1 - alpha) * log_q1.gather(-1, index).squeeze(-1)
+    return loss
+
+
+def _reduce(loss: Any, mask: Any, reduction: str) -> Any:
+    """Zero the padding positions, then sum, average over counted positions, or keep all."""
+    if mask is not None:
+        loss = loss * mask
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    count = mask.sum() if mask is not None else math.prod(loss.shape)
+    return total / count
+
+
+# ---------------------------------------------------------------------- public
+def kd_loss(
+    student_logits: Any,
+    teacher_logits: Any,
+    temperature: float,
+    labels: Any = None,
+    alpha: float = 0.5,
+    reduction: Reduction = "mean",
+    mask: Any = None,
+) -> Any:
+    """Hinton's distillation loss ``alpha T^2 KL(p_t^T || p_s^T) + (1 - alpha) CE(s, y)``.
+
+    Parameters
+    ----------
+    student_logits : array_like or torch.Tensor
+        Shape ``(..., C)``: ``(C,)`` one example, ``(B, C)`` a batch, ``(B, L, V)``
+        a batch of sequences. The last axis holds the classes. ``-inf`` marks a
+        masked class; NaN and ``+inf`` are rejected.
+    teacher_logits : array_like or torch.Tensor
+        The same shape. In training it usually comes from a ``torch.no_grad()``
+        forward pass; if it requires grad, gradients flow to it too.
+    temperature : float
+        ``T > 0`` and finite: both distributions are ``softmax(logits / T)``.
+        Hinton et al. use 1-20; 2-8 is typical for small students. ``T = 0``
+        and ``T = inf`` are rejected (the loss has no finite form there; the
+        ``T -> inf`` limit is logit matching, see Notes).
+    labels : array_like of int or torch.Tensor, optional
+        Hard labels of shape ``(...)`` (the logits' shape without ``C``), in
+        ``[0, C)``. Required when ``alpha < 1``: without labels there is no
+        hard-label term, and silently dropping it would rescale the loss, so a
+        missing ``labels`` with ``alpha < 1`` is an error; pass ``alpha=1.0``
+        for the soft-target loss alone. Positions where ``mask`` is False may
+        hold anything (e.g. ``-100``).
+    alpha : float, default 0.5
+        Weight of the soft-target term, in ``[0, 1]``.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"mean"`` averages over positions (examples, or tokens of sequences)
+        that ``mask`` keeps: for ``(B, C)`` this is torch's ``"batchmean"``.
+        ``"sum"`` adds them; ``"none"`` returns one loss per position (0 where
+        masked), shape ``(...)``.
+    mask : array_like of bool or torch.Tensor, optional
+        Shape ``(...)``; True for positions that count (real tokens), False for
+        padding. The transformers ``attention_mask`` (1/0) works as is.
+
+    Returns
+    -------
+    float (or a float64 array for ``reduction="none"``) for numpy input,
+    computed in float64. For torch input (either logits a tensor): a tensor on
+    the student's device, differentiable with respect to the logits, in the
+    student's dtype (float16/bfloat16 computed and returned in float32).
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes, ``temperature <= 0`` or infinite, ``alpha`` outside
+        ``[0, 1]``, labels out of range or missing, a bad ``reduction``, NaN
+        or ``+inf`` logits, a mask that keeps nothing.
+    TypeError
+        Non-numeric temperature or alpha, non-integer labels, a non-boolean mask.
+
+    Notes
+    -----
+    With ``p = softmax(t / T)`` and ``q = softmax(s / T)``, per position::
+
+        loss = alpha * T^2 * sum_i p_i (log p_i - log q_i) - (1 - alpha) * log softmax(s)_y
+
+    computed from ``log_softmax`` (never ``log(softmax)``), so it is stable for
+    any finite logits; the hard-label term is at ``T = 1``. Its gradient with
+    respect to the student's logits is ``alpha * T * (q - p)``: the soft
+    targets' gradients shrink like ``1 / T^2`` and the ``T^2`` restores them,
+    so changing ``T`` does not change the balance with the hard-label term.
+    As ``T -> inf`` with zero-mean logits, ``q - p -> (s - t) / (C T)`` and
+    the soft-target gradient tends to ``alpha * (s - t) / C``: distillation
+    becomes matching logits with the squared error
+    ``alpha * ||s - t||^2 / (2 C)`` (Hinton et al., section 2.1).
+
+    The KL is summed over classes and averaged over positions; see the module
+    docstring for the ``1 / C`` pitfall of ``KLDivLoss(reduction="mean")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from thermoscope.distill import kd_loss
+    >>> s = np.array([[2.0, 0.5, -1.0], [0.1, 1.2, 0.3]])
+    >>> t = np.array([[3.0, 1.0, -2.0], [0.0, 2.0, 0.5]])
+    >>> round(kd_loss(s, t, temperature=2.0, alpha=1.0), 6)
+    0.109188
+    >>> round(kd_loss(s, t, temperature=2.0, labels=[0, 1], alpha=0.7), 6)
+    0.195663
+    >>> kd_loss(s, s, temperature=4.0, alpha=1.0)  # identical logits: no loss
+    0.0
+    """
+    t_val, a = _check_options(temperature, labels, alpha, reduction)
+    if is_torch_tensor(student_logits) or is_torch_tensor(teacher_logits):
+        return _kd_loss_torch(student_logits, teacher_logits, t_val, labels, a, reduction, mask)
+    s = _as_logits(student_logits, "student_logits")
+    t = _as_logits(teacher_logits, "teacher_logits")
+    _check_shapes(s.shape, t.shape)
+    _check_values(s, "student_logits")
+    _check_values(t, "teacher_logits")
+    batch, classes = s.shape[:-1], s.shape[-1]
+    m = _check_mask(mask, batch)
+    y = None if a == 1 else _check_labels(labels, batch, classes, m)
+    out = _reduce(_kd_numpy(s, t, t_val, y, a), m, reduction)
+    return np.asarray(out, dtype=np.float64) if reduction == "none" else float(out)
+
+
+def _as_logits(x: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"`{name}` must be a numeric array, got {type(x).__name__}: {exc}"
+        ) from None
+    if arr.dtype.kind not in "iuf" or arr.dtype == np.bool_:
+        raise TypeError(f"`{name}` must be a numeric (int or float) array, got dtype {arr.dtype}.")
+    return arr.astype(np.float64)
+
+
+def _kd_loss_torch(
+    student_logits: Any,
+    teacher_logits: Any,
+    temp: float,
+    labels: Any,
+    alpha: float,
+    reduction: str,
+    mask: Any,
+) -> Any:
+    import torch
+
+    ref = student_logits if is_torch_tensor(student_logits) else teacher_logits
+    device = ref.device
+    dtype = ref.dtype if ref.dtype in (torch.float32, torch.float64) else torch.float32
+    s = _as_tensor(student_logits, "student_logits", dtype, device)
+    t = _as_tensor(teacher_logits, "teacher_logits", dtype, device)
+    _check_shapes(tuple(s.shape), tuple(t.shape))
+    # Value checks read a detached copy; the loss itself stays on the graph.
+    _check_values(s.detach().cpu().numpy(), "student_logits")
+    _check_values(t.detach().cpu().numpy(), "teacher_logits")
+    batch, classes = tuple(s.shape[:-1]), int(s.shape[-1])
+    m = _check_mask(mask, batch)
+    y = None
+    if alpha < 1:
+        y = torch.from_numpy(_check_labels(labels, batch, classes, m)).to(device)
+    m_t = None if m is None else torch.from_numpy(m).to(device=device, dtype=dtype)
+    return _reduce(_kd_torch(s, t, temp, y, alpha), m_t, reduction)
+
+
+def _as_tensor(x: Any, name: str, dtype: Any, device: Any) -> Any:
+    import torch
+
+    if is_torch_tensor(x):
+        if x.is_complex() or x.dtype == torch.bool:
+            raise TypeError(f"`{name}` must be a real numeric tensor, got dtype {x.dtype}.")
+        return x.to(dtype=dtype, device=device)
+    return torch.as_tensor(_as_logits(x, name), dtype=dtype, device=device)

@@ -1,0 +1,249 @@
+"""The exploration and recommendation demos and their commands (quick modes).
+
+Figures are checked through their plotted data, never their pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from thermoscope.cli import explore_demo as explore_command
+from thermoscope.cli import recommend_demo as recommend_command
+from thermoscope.cli._args import CommandParser
+from thermoscope.demos.exploration import (
+    ExplorationData,
+    exploration_data,
+    exploration_demo,
+    exploration_figure,
+    exploration_policies,
+    exploration_table,
+)
+from thermoscope.demos.recommend import (
+    HEAD_FRACTION,
+    RecommendData,
+    recommend_data,
+    recommend_demo,
+    recommend_figure,
+    recommend_table,
+)
+from thermoscope.rl import BoltzmannPolicy, run_bandit
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def explore() -> ExplorationData:
+    return exploration_data(seed=0, quick=True)
+
+
+@pytest.fixture(scope="module")
+def rec() -> RecommendData:
+    return recommend_data(seed=0, quick=True)
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    """A format_table table as {first cell: other cells}, split at the dashed rule's columns."""
+    lines = text.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("---"))
+    spans = [m.span() for m in re.finditer(r"-+", lines[rule])]
+    out = {}
+    for line in lines[rule + 1 :]:
+        if not line.strip():
+            break
+        cells = [line[a:b].strip() for a, b in spans]
+        out[cells[0]] = cells[1:]
+    return out
+
+
+# --- exploration -------------------------------------------------------------------------------
+
+
+def test_exploration_curves_are_the_simulator_s(explore: ExplorationData) -> None:
+    assert (explore.n_arms, explore.n_steps, explore.n_runs) == (10, 300, 200)
+    labels = [c.label for c in explore.curves]
+    assert labels == [label for label, _, _ in exploration_policies(300)]
+    for c in explore.curves[::4]:
+        r = run_bandit(c.policy, 10, 300, 200, 0)
+        np.testing.assert_array_equal(c.mean_regret, r.mean_regret)
+        np.testing.assert_array_equal(c.optimal_rate, r.optimal_rate)
+
+
+def test_exploration_figure_plots_the_computed_curves(explore: ExplorationData) -> None:
+    fig = exploration_figure(explore)
+    regret_ax, temp_ax = fig.axes
+    lines = {line.get_label(): line for line in regret_ax.lines}
+    assert set(lines) == {c.label for c in explore.curves}
+    for c in explore.curves:
+        np.testing.assert_array_equal(lines[c.label].get_xdata(), np.arange(1, 301))
+        np.testing.assert_allclose(lines[c.label].get_ydata(), c.mean_regret)
+    schedules = [c for c in explore.curves if c.kind == "schedule"]
+    assert [line.get_label() for line in temp_ax.lines] == [c.label for c in schedules]
+    for line, c in zip(temp_ax.lines, schedules, strict=True):
+        assert isinstance(c.policy, BoltzmannPolicy)
+        expected = [c.policy.schedule(s) for s in range(300)]
+        np.testing.assert_allclose(line.get_ydata(), expected)
+
+
+def test_exploration_table_shows_the_computed_numbers(explore: ExplorationData) -> None:
+    rows = table_rows(exploration_table(explore))
+    assert set(rows) == {c.label for c in explore.curves}
+    for c in explore.curves:
+        early, final, sem, optimal = map(float, rows[c.label])
+        assert early == pytest.approx(c.mean_regret[29], abs=5e-5)
+        assert final == pytest.approx(c.mean_regret[-1], abs=5e-5)
+        assert sem == pytest.approx(c.regret_sem[-1], abs=5e-5)
+        assert optimal == pytest.approx(100 * c.optimal_rate[-30:].mean(), abs=5e-5)
+
+
+def test_exploration_demo_writes_its_table_and_plot(
+    tmp_path: pathlib.Path, explore: ExplorationData
+) -> None:
+    text = exploration_demo(tmp_path / "out", seed=0, quick=True)
+    assert exploration_table(explore) in text  # same seed, same numbers
+    saved = (tmp_path / "out" / "exploration.txt").read_text()
+    assert saved == text.split("\n\nwrote ")[0] + "\n"
+    assert (tmp_path / "out" / "exploration_regret.png").read_bytes().startswith(PNG_MAGIC)
+    assert f"wrote {tmp_path / 'out' / 'exploration_regret.png'}" in text
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "exploration.txt",
+        "exploration_regret.png",
+    ]  # no temporary files left behind
+    best = min(explore.curves, key=lambda c: c.mean_regret[-1])
+    assert f"({best.mean_regret[-1]:.1f})" in text
+
+
+def test_exploration_demo_rejects_a_bad_seed() -> None:
+    with pytest.raises(ValueError, match=r"`seed` must be an integer >= 0, got -2\."):
+        exploration_demo(seed=-2, quick=True)
+
+
+# --- recommendation ----------------------------------------------------------------------------
+
+
+def test_recommend_metrics_are_sane(rec: RecommendData) -> None:
+    t = rec.temperatures
+    assert t[0] == 0.0
+    assert t[-1] == math.inf
+    assert rec.top_k_overlap[0] == 1.0  # T = 0 recommends each user's own top-k
+    assert rec.coverage[-1] == 1.0
+    # T = inf: every slot is uniform over the catalogue, so the long-tail share is
+    # binomial around 0.8 (3000 slots): within 6 standard deviations.
+    slots = rec.n_users * rec.k
+    sd = math.sqrt(0.8 * 0.2 / slots)
+    assert abs(rec.long_tail_share[-1] - (1 - HEAD_FRACTION)) < 6 * sd
+    assert rec.gini[0] > rec.gini[t.index(1.0)] > rec.gini[-1]
+    assert np.all(np.diff(rec.top_k_overlap) <= 0)
+
+
+def test_recommend_figure_plots_the_computed_metrics(rec: RecommendData) -> None:
+    fig = recommend_figure(rec)
+    (ax,) = fig.axes
+    lines = {line.get_label(): line for line in ax.lines}
+    expected = {
+        "coverage": rec.coverage,
+        "long-tail share": rec.long_tail_share,
+        "Gini of exposure": rec.gini,
+        "own top-k overlap": rec.top_k_overlap,
+    }
+    assert set(lines) == set(expected)
+    x = lines["coverage"].get_xdata()
+    np.testing.assert_allclose(x[1:-1], rec.temperatures[1:-1])
+    assert x[0] < x[1]
+    assert x[-1] > x[-2]  # T = 0 and T = inf sit at the ends
+    for label, values in expected.items():
+        np.testing.assert_allclose(lines[label].get_ydata(), values)
+    ticks = [tick.get_text() for tick in ax.get_xticklabels()]
+    assert ticks[0] == "0"
+    assert ticks[-1] == "inf"
+
+
+def test_recommend_table_shows_the_computed_numbers(rec: RecommendData) -> None:
+    rows = table_rows(recommend_table(rec))
+    labels = ["inf" if math.isinf(t) else f"{t:g}" for t in rec.temperatures]
+    assert list(rows) == labels
+    for i, label in enumerate(labels):
+        got = list(map(float, rows[label]))
+        want = [rec.coverage[i], rec.long_tail_share[i], rec.gini[i], rec.top_k_overlap[i]]
+        np.testing.assert_allclose(got, want, atol=5e-5)
+
+
+def test_recommend_demo_writes_its_table_and_plot(
+    tmp_path: pathlib.Path, rec: RecommendData
+) -> None:
+    text = recommend_demo(tmp_path, seed=0, quick=True)
+    assert recommend_table(rec) in text
+    assert (tmp_path / "recommend.txt").read_text() == text.split("\n\nwrote ")[0] + "\n"
+    assert (tmp_path / "recommend_exposure.png").read_bytes().startswith(PNG_MAGIC)
+    other = recommend_data(seed=1, quick=True)
+    assert not np.array_equal(other.gini, rec.gini)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def parser() -> CommandParser:
+    p = CommandParser(prog="thermoscope")
+    sub = p.add_subparsers(dest="command", parser_class=CommandParser)
+    explore_command.register(sub)
+    recommend_command.register(sub)
+    return p
+
+
+def run_command(argv: list[str]) -> str:
+    args: argparse.Namespace = parser().parse_args(argv)
+    return args.run(args)
+
+
+def test_explore_demo_command(tmp_path: pathlib.Path, explore: ExplorationData) -> None:
+    text = run_command(["explore-demo", "--out", str(tmp_path), "--quick"])
+    assert exploration_table(explore) in text
+    assert (tmp_path / "exploration_regret.png").is_file()
+
+
+def test_recommend_demo_command(tmp_path: pathlib.Path, rec: RecommendData) -> None:
+    text = run_command(["recommend-demo", "--out", str(tmp_path / "new" / "dir"), "--quick"])
+    assert recommend_table(rec) in text
+    assert (tmp_path / "new" / "dir" / "recommend.txt").is_file()
+
+
+def test_command_defaults() -> None:
+    args = parser().parse_args(["explore-demo"])
+    assert (args.out, args.seed, args.quick) == (pathlib.Path("out"), 0, False)
+
+
+@pytest.mark.parametrize("command", ["explore-demo", "recommend-demo"])
+def test_command_errors_are_one_line(
+    command: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match=r"`--seed` must be an integer >= 0, got -1\."):
+        run_command([command, "--seed", "-1", "--out", str(tmp_path), "--quick"])
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match="`--out` must be a folder, got an existing file"):
+        run_command([command, "--out", str(a_file), "--quick"])
+    with pytest.raises(SystemExit) as info:
+        parser().parse_args([command, "--seed", "abc"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--seed: invalid int value: 'abc'" in err
+
+
+def test_importing_the_modules_loads_no_heavy_backend() -> None:
+    code = (
+        "import sys, thermoscope.rl, thermoscope.recommend, thermoscope.sampling.schedules, "
+        "thermoscope.demos.exploration, thermoscope.demos.recommend, "
+        "thermoscope.cli.explore_demo, thermoscope.cli.recommend_demo; "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'sklearn', 'transformers', 'dask') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
