@@ -5,6 +5,15 @@ transformers) are imported only by the functions that need them.
 """
 
 from thermoscope.attention import attention_entropy, attention_weights
+from thermoscope.calibration import (
+    TemperatureScaler,
+    brier_score,
+    expected_calibration_error,
+    fit_temperature,
+    maximum_calibration_error,
+    negative_log_likelihood,
+    reliability_curve,
+)
 from thermoscope.core import (
     effective_temperature,
     entropy,
@@ -42,6 +51,7 @@ __all__ = [
     "MinP",
     "Sampler",
     "Temperature",
+    "TemperatureScaler",
     "TopK",
     "TopNSigma",
     "TopP",
@@ -49,17 +59,23 @@ __all__ = [
     "__version__",
     "attention_entropy",
     "attention_weights",
+    "brier_score",
     "coverage",
     "effective_temperature",
     "entropy",
+    "expected_calibration_error",
     "exposure",
+    "fit_temperature",
     "free_energy",
     "gini",
     "kd_loss",
     "log_softmax",
     "long_tail_share",
     "max_probability",
+    "maximum_calibration_error",
+    "negative_log_likelihood",
     "perplexity",
+    "reliability_curve",
     "reweight",
     "run_bandit",
     "sample_items",

@@ -16,6 +16,8 @@ from typing import Any
 from thermoscope import __version__
 from thermoscope.cli import (
     attention_demo,
+    calibrate,
+    calibrate_demo,
     demo,
     distill_demo,
     entropy_target,
@@ -33,7 +35,9 @@ COMMANDS = (
     softmax,
     sample,
     entropy_target,
+    calibrate,
     demo,
+    calibrate_demo,
     distill_demo,
     attention_demo,
     explore_demo,

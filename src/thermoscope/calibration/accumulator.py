@@ -1,0 +1,359 @@
+"""Streaming calibration metrics: fixed memory, any number of samples, mergeable.
+
+Every top-label metric reduces to per-bin sums (count, confidence sum, correct
+sum) plus the summed NLL, the summed Brier loss and the number correct, so a
+:class:`CalibrationAccumulator` holds ``3 * n_bins + 4`` numbers whatever the
+size of the data. Chunks can arrive in any order and accumulators built on
+different machines merge by adding their sums; the result equals the
+in-memory :func:`~thermoscope.calibration.metrics.calibration_summary` up to
+float64 summation order (integer counts are exact).
+
+Equal-mass (``"quantile"``) bins cannot be streamed exactly: their edges are
+percentiles of *all* confidences. For them, compute the confidences in a first
+pass (``N`` floats) and call the in-memory functions, or use Dask
+(:mod:`thermoscope.calibration.distributed`), which does exactly that.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from thermoscope.calibration.metrics import (
+    STRATEGIES,
+    BinSums,
+    CalibrationSummary,
+    bin_sums,
+    brier_terms,
+    check_choice,
+    check_n_bins,
+    n_correct,
+    prepare,
+    top_label,
+    uniform_edges,
+)
+
+__all__ = ["CalibrationAccumulator", "accumulate_npy"]
+
+
+def chunk_state(
+    probs: Any, labels: Any, edges: np.ndarray, from_logits: bool, temperature: float = 1.0
+) -> tuple[BinSums, int, int, float, float, bool, int]:
+    """Sums of one chunk: (bin sums, n, n_correct, nll sum, brier sum, binary, n_classes)."""
+    batch = prepare(probs, labels, from_logits, temperature)
+    conf, hit = top_label(batch)
+    return (
+        bin_sums(conf, hit, edges),
+        int(batch.labels.shape[0]),
+        n_correct(batch),
+        float(-np.sum(batch.log_true())),
+        float(np.sum(brier_terms(batch))),
+        batch.binary,
+        batch.n_classes,
+    )
+
+
+def _check_temperature(temperature: Any, from_logits: bool) -> float:
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`temperature` must be a finite number > 0, got {temperature!r}."
+        ) from None
+    if not np.isfinite(t) or t <= 0:
+        raise ValueError(f"`temperature` must be a finite number > 0, got {t!r}.")
+    if t != 1.0 and not from_logits:
+        raise ValueError(
+            f"`temperature` must be 1.0 unless `from_logits=True` (it divides logits), got {t!r}."
+        )
+    return t
+
+
+class CalibrationAccumulator:
+    """Top-label calibration metrics over data that arrives in chunks.
+
+    Parameters
+    ----------
+    n_bins : int, default 15
+        Number of equal-width bins (edges ``k / n_bins``, see
+        :mod:`thermoscope.calibration.metrics` for the edge convention).
+    n_classes : int or None, default None
+        Expected number of classes (columns); ``None`` takes it from the first
+        chunk. Every later chunk must match. 1-D (binary ``P(y = 1)``) chunks
+        are allowed when it is ``None`` or 2.
+    strategy : {"uniform"}, default "uniform"
+        Only equal-width bins stream exactly; ``"quantile"`` raises a
+        ValueError that says what to do instead.
+    from_logits : bool, default False
+        Chunks hold logits (log-odds for 1-D) instead of probabilities.
+
+    Notes
+    -----
+    Memory is ``O(n_bins)`` whatever the number of samples; each chunk is
+    validated exactly like the in-memory functions' input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from thermoscope.calibration.accumulator import CalibrationAccumulator
+    >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    >>> labels = np.array([0, 1, 1, 1])
+    >>> acc = CalibrationAccumulator(n_bins=5)
+    >>> acc.update(probs[:3], labels[:3]).update(probs[3:], labels[3:]).n_samples
+    4
+    >>> s = acc.compute()
+    >>> round(s.ece, 4), s.accuracy
+    (0.25, 0.5)
+    """
+
+    def __init__(
+        self,
+        n_bins: int = 15,
+        n_classes: int | None = None,
+        strategy: str = "uniform",
+        from_logits: bool = False,
+    ) -> None:
+        self.n_bins = check_n_bins(n_bins)
+        check_choice(strategy, "strategy", STRATEGIES)
+        if strategy != "uniform":
+            raise ValueError(
+                "`strategy` must be 'uniform' for streaming (equal-mass bin edges are "
+                "percentiles of all the data, unknown until the end); compute the "
+                f"confidences first and use the in-memory metrics, got {strategy!r}."
+            )
+        if n_classes is not None and (
+            isinstance(n_classes, bool)
+            or not isinstance(n_classes, (int, np.integer))
+            or n_classes < 2
+        ):
+            raise ValueError(f"`n_classes` must be None or an integer >= 2, got {n_classes!r}.")
+        if not isinstance(from_logits, (bool, np.bool_)):
+            raise TypeError(f"`from_logits` must be True or False, got {from_logits!r}.")
+        self.n_classes = None if n_classes is None else int(n_classes)
+        self.strategy = strategy
+        self.from_logits = bool(from_logits)
+        self._edges = uniform_edges(self.n_bins)
+        self._sums = BinSums(
+            np.zeros(self.n_bins, dtype=np.int64), np.zeros(self.n_bins), np.zeros(self.n_bins)
+        )
+        self._n = 0
+        self._correct = 0
+        self._nll = 0.0
+        self._brier = 0.0
+        self._binary: bool | None = None
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples seen so far."""
+        return self._n
+
+    def __repr__(self) -> str:
+        return (
+            f"CalibrationAccumulator(n_bins={self.n_bins}, n_classes={self.n_classes}, "
+            f"from_logits={self.from_logits}, n_samples={self._n})"
+        )
+
+    def _check_kind(self, binary: bool, n_classes: int) -> None:
+        if self._binary is not None and binary != self._binary:
+            had = "1-D (binary)" if self._binary else "2-D"
+            got = "1-D (binary)" if binary else "2-D"
+            raise ValueError(f"`probs` must be {had} like the earlier chunks, got a {got} chunk.")
+        if self.n_classes is not None and n_classes != self.n_classes:
+            raise ValueError(
+                f"`probs` must have n_classes={self.n_classes} columns, got {n_classes}."
+            )
+
+    def update(self, probs: Any, labels: Any, temperature: float = 1.0) -> CalibrationAccumulator:
+        """Add one chunk of probabilities (or logits) and labels; return ``self``.
+
+        Parameters
+        ----------
+        probs : array_like or torch.Tensor
+            ``(n, n_classes)`` probabilities or logits, or 1-D binary input.
+        labels : array_like of int, shape (n,)
+        temperature : float, default 1.0
+            Divide the logits by this first (only with ``from_logits=True``):
+            streams the metrics of a temperature-scaled model.
+
+        Examples
+        --------
+        >>> from thermoscope.calibration.accumulator import CalibrationAccumulator
+        >>> acc = CalibrationAccumulator(n_bins=2, from_logits=True)
+        >>> round(acc.update([[2.0, 0.0]], [0], temperature=2.0).compute().nll, 4)
+        0.3133
+        """
+        t = _check_temperature(temperature, self.from_logits)
+        sums, n, correct, nll, brier, binary, k = chunk_state(
+            probs, labels, self._edges, self.from_logits, t
+        )
+        self._check_kind(binary, k)
+        self._add(sums, n, correct, nll, brier, binary, k)
+        return self
+
+    def _add(
+        self, sums: BinSums, n: int, correct: int, nll: float, brier: float, binary: bool, k: int
+    ) -> None:
+        self._sums = self._sums + sums
+        self._n += n
+        self._correct += correct
+        self._nll += nll
+        self._brier += brier
+        self._binary = binary
+        if self.n_classes is None and not binary:
+            self.n_classes = k
+
+    def merge(self, other: CalibrationAccumulator) -> CalibrationAccumulator:
+        """Add another accumulator's sums to this one (in place); return ``self``.
+
+        Examples
+        --------
+        >>> from thermoscope.calibration.accumulator import CalibrationAccumulator
+        >>> a = CalibrationAccumulator(n_bins=4).update([[0.9, 0.1]], [0])
+        >>> b = CalibrationAccumulator(n_bins=4).update([[0.3, 0.7]], [0])
+        >>> round(a.merge(b).compute().ece, 4)
+        0.4
+        """
+        if not isinstance(other, CalibrationAccumulator):
+            raise TypeError(
+                f"`other` must be a CalibrationAccumulator, got {type(other).__name__}."
+            )
+        if (other.n_bins, other.from_logits) != (self.n_bins, self.from_logits):
+            raise ValueError(
+                f"`other` must have n_bins={self.n_bins} and from_logits={self.from_logits}, "
+                f"got n_bins={other.n_bins} and from_logits={other.from_logits}."
+            )
+        if other._n == 0:
+            return self
+        assert other._binary is not None
+        k = 2 if other._binary else int(other.n_classes or 0)
+        self._check_kind(other._binary, k)
+        self._add(other._sums, other._n, other._correct, other._nll, other._brier, other._binary, k)
+        return self
+
+    def compute(self) -> CalibrationSummary:
+        """Accuracy, ECE (l1, l2), MCE, NLL, Brier and the reliability curve so far.
+
+        Raises
+        ------
+        ValueError
+            If no sample has been added.
+        """
+        if self._n == 0:
+            raise ValueError(
+                "`CalibrationAccumulator` must have seen at least one sample before "
+                "compute(), got 0; call update() first."
+            )
+        return CalibrationSummary.from_sums(
+            self._sums, self._edges, self._n, self._correct, self._nll, self._brier
+        )
+
+
+def _load_npy(path: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.load(os.fspath(path), mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(
+            f"`{name}` must be a .npy file of numbers (loaded with allow_pickle=False), "
+            f"got {os.fspath(path)!r}: {exc}"
+        ) from None
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(
+            f"`{name}` must be a .npy file holding one array, got {os.fspath(path)!r}."
+        )
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"`{name}` must hold a numeric array, got dtype {arr.dtype}.")
+    return arr
+
+
+def accumulate_npy(
+    path_probs: str | os.PathLike[str],
+    path_labels: str | os.PathLike[str],
+    *,
+    n_bins: int = 15,
+    n_classes: int | None = None,
+    from_logits: bool = False,
+    temperature: float = 1.0,
+    chunk_size: int = 65_536,
+    progress: bool = True,
+) -> CalibrationAccumulator:
+    """Stream two ``.npy`` files, possibly larger than memory, through an accumulator.
+
+    Both files are memory-mapped (``np.load(mmap_mode="r",
+    allow_pickle=False)``) and read ``chunk_size`` rows at a time, so memory
+    stays ``O(chunk_size * n_classes)``.
+
+    Parameters
+    ----------
+    path_probs : path
+        ``.npy`` with ``(N, n_classes)`` probabilities or logits, or 1-D
+        binary input.
+    path_labels : path
+        ``.npy`` with ``N`` integer labels.
+    n_bins, n_classes, from_logits
+        As for :class:`CalibrationAccumulator`.
+    temperature : float, default 1.0
+        Divide each chunk of logits by this first (``from_logits=True`` only).
+    chunk_size : int, default 65536
+        Rows per chunk.
+    progress : bool, default True
+        Show a tqdm progress bar on stderr (only on a terminal, and only when
+        tqdm is installed).
+
+    Returns
+    -------
+    CalibrationAccumulator
+        Call ``.compute()`` for the metrics; ``.merge()`` with others.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from thermoscope.calibration.accumulator import accumulate_npy
+    >>> d = tempfile.mkdtemp()
+    >>> np.save(os.path.join(d, "p.npy"), np.array([[0.9, 0.1], [0.3, 0.7]]))
+    >>> np.save(os.path.join(d, "y.npy"), np.array([0, 0]))
+    >>> acc = accumulate_npy(os.path.join(d, "p.npy"), os.path.join(d, "y.npy"),
+    ...                      n_bins=4, chunk_size=1, progress=False)
+    >>> round(acc.compute().ece, 4)
+    0.4
+    """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
+        raise TypeError(f"`chunk_size` must be an integer >= 1, got {chunk_size!r}.")
+    if chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be an integer >= 1, got {chunk_size}.")
+    probs = _load_npy(path_probs, "path_probs")
+    labels = _load_npy(path_labels, "path_labels")
+    if probs.ndim == 0 or labels.ndim != 1 or labels.shape[0] != probs.shape[0]:
+        raise ValueError(
+            f"`path_labels` must hold shape ({probs.shape[0] if probs.ndim else '?'},) to match "
+            f"`path_probs` of shape {probs.shape}, got shape {labels.shape}."
+        )
+    if probs.shape[0] == 0:
+        raise ValueError(f"`path_probs` must not be empty, got shape {probs.shape}.")
+    acc = CalibrationAccumulator(n_bins=n_bins, n_classes=n_classes, from_logits=from_logits)
+    _check_temperature(temperature, acc.from_logits)
+    n = probs.shape[0]
+    bar = _progress_bar(n, progress)
+    try:
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            # np.asarray copies only this chunk out of the memory map.
+            acc.update(np.asarray(probs[start:stop]), np.asarray(labels[start:stop]), temperature)
+            if bar is not None:
+                bar.update(stop - start)
+    finally:
+        if bar is not None:
+            bar.close()
+    return acc
+
+
+def _progress_bar(total: int, progress: bool) -> Any:
+    if not progress:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is optional (the "progress" extra)
+        return None
+    # disable=None: tqdm shows the bar only when stderr is a terminal.
+    return tqdm(total=total, unit="sample", unit_scale=True, desc="calibration", disable=None)

@@ -1,0 +1,314 @@
+"""``thermoscope calibrate``: fit a temperature on validation logits, print before/after metrics.
+
+Inputs are ``.npy``, ``.npz`` (one array, or one named like the option:
+``logits``, ``labels``, ``test_logits``, ``test_labels``) or ``.csv`` (comma
+separated, one row per sample, ``#`` comments). Nothing is ever unpickled
+(``allow_pickle=False``). ``.npy`` files above 256 MiB (or any with
+``--stream``) are memory-mapped and streamed in chunks: the exact fit makes
+one pass per Newton step and the metrics go through a
+`CalibrationAccumulator`, so memory stays independent of the number of rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+
+from thermoscope.cli._args import CommandParser, add_subcommand
+
+#: .npy inputs larger than this are streamed from disk instead of loaded.
+STREAM_BYTES = 256 * 2**20
+#: Rows per chunk when streaming the metrics.
+CHUNK_ROWS = 65_536
+_SUFFIXES = (".npy", ".npz", ".csv")
+
+EXAMPLES = """\
+  thermoscope calibrate --logits val.npy --labels val_labels.npy
+  thermoscope calibrate --logits val.npy --labels val_labels.npy \\
+      --test-logits test.npy --test-labels test_labels.npy --out temperature.json --plot rel.png
+  thermoscope calibrate --logits val_probs.csv --labels val_labels.csv --probs --json
+"""
+
+_METRICS = (
+    ("ECE", "ece"),
+    ("MCE", "mce"),
+    ("NLL (nats)", "nll"),
+    ("Brier", "brier"),
+    ("accuracy", "accuracy"),
+)
+
+
+def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
+    """Add the ``calibrate`` subcommand."""
+    p = add_subcommand(
+        sub,
+        "calibrate",
+        help="fit a temperature on validation logits; print ECE/NLL/Brier before and after",
+        description="Fit the temperature T minimising the validation NLL of softmax(logits / T) "
+        "(exact convex solve), then print ECE, MCE, NLL, Brier and accuracy before (T = 1) "
+        "and after, on the validation split and optionally on a test split.",
+        examples=EXAMPLES,
+    )
+    p.add_argument("--logits", required=True, help="validation logits (N, C): .npy, .npz or .csv")
+    p.add_argument("--labels", required=True, help="validation labels (N,), integers in [0, C)")
+    p.add_argument("--test-logits", help="test logits, scored with the fitted T")
+    p.add_argument("--test-labels", help="test labels (with --test-logits)")
+    p.add_argument(
+        "--probs", action="store_true", help="the inputs are probabilities; logits = log(p)"
+    )
+    p.add_argument("--out", help="save the fitted temperature as JSON (written atomically)")
+    p.add_argument("--plot", help="save a before/after reliability diagram (e.g. rel.png)")
+    p.add_argument("--n-bins", type=int, default=15, help="equal-width ECE bins (default 15)")
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream .npy inputs from disk in chunks (automatic above 256 MiB)",
+    )
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(run=run)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _check_path(path: str, option: str) -> pathlib.Path:
+    p = pathlib.Path(path)
+    if p.suffix.lower() not in _SUFFIXES:
+        raise ValueError(
+            f"`{option}` must be a .npy, .npz or .csv file, got {path!r} "
+            f"(extension {p.suffix or 'none'!r})."
+        )
+    if not p.is_file():
+        raise ValueError(f"`{option}` must be an existing file, got {path!r} (not found).")
+    return p
+
+
+def load_array(path: str, option: str, *, mmap: bool = False) -> np.ndarray:
+    """Load a numeric array from ``.npy``/``.npz``/``.csv`` without unpickling anything.
+
+    With ``mmap=True`` a ``.npy`` file is memory-mapped instead of read.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "y.csv").write_text("0\\n2\\n1\\n")
+    >>> load_array(str(d / "y.csv"), "--labels")
+    array([0., 2., 1.])
+    """
+    p = _check_path(path, option)
+    suffix = p.suffix.lower()
+    key = option.lstrip("-").replace("-", "_")
+    try:
+        if suffix == ".npy":
+            arr = np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(p, allow_pickle=False) as npz:
+                names = list(npz.keys())
+                if len(names) == 1:
+                    arr = npz[names[0]]
+                elif key in names:
+                    arr = npz[key]
+                else:
+                    raise ValueError(
+                        f"`{option}` must be a .npz holding one array or one named {key!r}, "
+                        f"got {path!r} with arrays {names}."
+                    )
+        else:
+            arr = np.loadtxt(p, delimiter=",", dtype=np.float64, ndmin=1)
+    except ValueError as exc:
+        if str(exc).startswith(f"`{option}`"):
+            raise
+        if "pickle" in str(exc):
+            raise ValueError(
+                f"`{option}` must hold plain numbers, got {path!r}, which needs pickle "
+                "(an object array); it is never loaded with allow_pickle=True. Save it "
+                "with np.save(path, np.asarray(x, dtype=float))."
+            ) from None
+        raise ValueError(
+            f"`{option}` must be a readable {suffix} file, got {path!r}: {exc}"
+        ) from None
+    except (OSError, EOFError) as exc:
+        raise ValueError(
+            f"`{option}` must be a readable {suffix} file, got {path!r}: {exc}"
+        ) from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+        kind = getattr(arr, "dtype", type(arr).__name__)
+        raise ValueError(f"`{option}` must hold a numeric array, got {kind} in {path!r}.")
+    return arr
+
+
+def _inputs(
+    logits_path: str, labels_path: str, logits_opt: str, labels_opt: str, args: argparse.Namespace
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(logits or memmap, labels, streaming) for one split, validated with the options' names."""
+    from thermoscope._validation import check_logits, check_probabilities
+    from thermoscope.calibration.scaling import check_labels
+
+    stream = pathlib.Path(logits_path).suffix.lower() == ".npy" and (
+        args.stream or _check_path(logits_path, logits_opt).stat().st_size > STREAM_BYTES
+    )
+    z = load_array(logits_path, logits_opt, mmap=stream)
+    y = load_array(labels_path, labels_opt)
+    if z.ndim != 2:
+        raise ValueError(
+            f"`{logits_opt}` must be a 2-D array (samples, classes), got shape {z.shape}."
+        )
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        raise ValueError(f"`{logits_opt}` must not be empty, got shape {z.shape}.")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    labels = check_labels(y, z.shape[0], z.shape[1], labels_opt)
+    if stream:
+        if args.probs:
+            raise ValueError(
+                f"`{logits_opt}` must hold logits when streamed (--stream, or a .npy above "
+                "256 MiB), got --probs; convert once with np.log(p) and save the logits."
+            )
+        return z, labels, True
+    z = np.asarray(z, dtype=np.float64)
+    if args.probs:
+        check_probabilities(z, logits_opt, axis=1)
+        with np.errstate(divide="ignore"):  # log 0 = -inf: a masked class, on purpose
+            z = np.log(z)
+        true = z[np.arange(z.shape[0]), labels]
+        if np.any(np.isneginf(true)):
+            i = int(np.argmax(np.isneginf(true)))
+            raise ValueError(
+                f"`{logits_opt}` must give each row's label a probability > 0 (the NLL is "
+                f"infinite at every T otherwise), got 0 at row {i}."
+            )
+    else:
+        check_logits(z, logits_opt)
+    return z, labels, False
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _summaries(
+    z: np.ndarray, y: np.ndarray, t: float, streaming: bool, n_bins: int
+) -> tuple[Any, Any]:
+    """Metrics at T = 1 and at ``t``: in memory, or streamed through accumulators."""
+    from thermoscope.calibration.accumulator import CalibrationAccumulator
+    from thermoscope.calibration.metrics import calibration_summary
+
+    if not streaming:
+        return (
+            calibration_summary(z, y, n_bins=n_bins, from_logits=True),
+            calibration_summary(z / t, y, n_bins=n_bins, from_logits=True),
+        )
+    before = CalibrationAccumulator(n_bins=n_bins, from_logits=True)
+    after = CalibrationAccumulator(n_bins=n_bins, from_logits=True)
+    starts: Any = range(0, z.shape[0], CHUNK_ROWS)
+    try:
+        from tqdm.auto import tqdm
+
+        # disable=None: the bar shows only when stderr is a terminal.
+        starts = tqdm(starts, desc="metrics", unit="chunk", leave=False, disable=None)
+    except ImportError:  # tqdm is optional (the "progress" extra)
+        pass
+    for lo in starts:
+        chunk = np.asarray(z[lo : lo + CHUNK_ROWS], dtype=np.float64)
+        labels = y[lo : lo + CHUNK_ROWS]
+        before.update(chunk, labels)
+        after.update(chunk, labels, temperature=t)
+    return before.compute(), after.compute()
+
+
+def _table_rows(splits: dict[str, tuple[Any, Any]]) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for label, key in _METRICS:
+        row: list[object] = [label]
+        for before, after in splits.values():
+            row += [float(getattr(before, key)), float(getattr(after, key))]
+        rows.append(row)
+    return rows
+
+
+def run(args: argparse.Namespace) -> str:
+    """Fit, score, save and format for parsed ``calibrate`` arguments."""
+    from thermoscope.calibration.scaling import TemperatureBoundWarning, TemperatureScaler
+    from thermoscope.tables import format_table
+
+    if args.n_bins < 1:
+        raise ValueError(f"`--n-bins` must be an integer >= 1, got {args.n_bins}.")
+    if (args.test_logits is None) != (args.test_labels is None):
+        raise ValueError(
+            "`--test-labels` must be given together with `--test-logits` (both or neither), "
+            f"got only {'--test-logits' if args.test_logits else '--test-labels'}."
+        )
+    z, y, streaming = _inputs(args.logits, args.labels, "--logits", "--labels", args)
+    test = None
+    if args.test_logits is not None:
+        test = _inputs(args.test_logits, args.test_labels, "--test-logits", "--test-labels", args)
+        if test[0].shape[1] != z.shape[1]:
+            raise ValueError(
+                f"`--test-logits` must have {z.shape[1]} columns like `--logits`, "
+                f"got {test[0].shape[1]}."
+            )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TemperatureBoundWarning)
+        scaler = TemperatureScaler(verbose=streaming).fit(z, y)
+    for w in caught:
+        if issubclass(w.category, TemperatureBoundWarning):
+            print(f"thermoscope calibrate: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    t = scaler.temperature_
+    splits = {"validation": _summaries(z, y, t, streaming, args.n_bins)}
+    if test is not None:
+        splits["test"] = _summaries(*test[:2], t, test[2], args.n_bins)
+    saved = []
+    if args.out:
+        scaler.to_json(args.out)
+        saved.append(f"temperature saved to {args.out}")
+    if args.plot:
+        from thermoscope.plots import plot_reliability
+
+        name = "test" if test is not None else "validation"
+        before, after = splits[name]
+        plot_reliability(
+            {"before (T = 1)": before.curve, f"after (T = {t:.3g})": after.curve},
+            title=f"Reliability on the {name} split",
+            save=args.plot,
+        )
+        saved.append(f"reliability diagram saved to {args.plot}")
+    if args.json:
+        return json.dumps(
+            {
+                "temperature": t,
+                "n_iter": scaler.n_iter_,
+                "n_bins": args.n_bins,
+                "streamed": streaming,
+                **{
+                    name: {
+                        "n_samples": before.n_samples,
+                        "before": {key: float(getattr(before, key)) for _, key in _METRICS},
+                        "after": {key: float(getattr(after, key)) for _, key in _METRICS},
+                    }
+                    for name, (before, after) in splits.items()
+                },
+                "out": args.out,
+                "plot": args.plot,
+            }
+        )
+    headers = ["metric"]
+    for name in splits:
+        headers += [f"{name} before", f"{name} after"]
+    lines = [
+        f"fitted temperature T = {t:.6g} ({scaler.n_iter_} Newton passes over "
+        f"{z.shape[0]} validation rows{', streamed' if streaming else ''})",
+        "",
+        format_table(headers, _table_rows(splits)),
+        f"before = T 1, after = T {t:.4g}; ECE with {args.n_bins} equal-width bins; "
+        "accuracy never changes with T",
+    ]
+    lines += saved
+    return "\n".join(lines)
