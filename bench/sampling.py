@@ -97,11 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--dist", choices=["zipf", "normal", "both"], default="both")
+    parser.add_argument(
+        "--shape", action="append", metavar="ROWSxVOCAB", help="e.g. 32x128256 (repeatable)"
+    )
     args = parser.parse_args(argv)
 
     import torch
 
     shapes = [(1, 50257), (4, 8192)] if args.quick else [(1, 50257), (32, 50257), (32, 128256)]
+    if args.shape:
+        shapes = [(int(r), int(v)) for r, v in (s.lower().split("x") for s in args.shape)]
     repeats = args.repeats or (2 if args.quick else 9)
     dists = ["zipf", "normal"] if args.dist == "both" else [args.dist]
 

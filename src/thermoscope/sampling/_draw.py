@@ -11,6 +11,16 @@ compacted candidate list, draw the same tokens from the same seed.
 The price is a resolution of ``2**-bits`` relative to the most likely token
 (about 1e-12 for ``bits = 40``): a kept token whose probability is below that
 fraction of the top token's is never drawn.
+
+Two-level search
+----------------
+The token whose interval ``[cum_before, cum_before + int_weight)`` contains the
+integer target is found in two steps: exact integer sums of blocks of
+``_BLOCK`` consecutive tokens (a few rows at a time, in floating point where
+every operation is exact, so no int64 copy of the batch is ever made), a
+running sum over the blocks to pick the block, then a running sum inside the
+chosen block only. Integer addition is associative, so this is the same token
+as one running sum over the row.
 """
 
 from __future__ import annotations
@@ -23,10 +33,37 @@ Array = np.ndarray[Any, np.dtype[Any]]
 
 __all__ = ["draw", "fixed_point_bits"]
 
+_BLOCK = 512
+_CHUNK = 1 << 18  # elements scaled at a time (about 1 MB, stays in cache)
+
 
 def fixed_point_bits(batch: int, vocab: int) -> int:
     """Fractional bits such that a whole batch of weights sums below 2**62."""
     return int(min(40, 62 - int(np.ceil(np.log2(batch * vocab + 1)))))
+
+
+def _block_sums(weights: Array, scale: Any, block: int, blocks: int) -> Array:
+    """Exact per-block sums of ``int64(weights * scale)``, shape (B, blocks).
+
+    Computed in floating point without an int64 copy: ``weights * scale`` is
+    exact (a power of two), ``trunc`` of it is exactly the integer ``astype``
+    would give, and a block's partial sums are integers below
+    ``block * 2**bits <= 2**53``, so every float64 addition is exact too.
+    """
+    rows, length = weights.shape
+    padded = blocks * block
+    step = max(1, _CHUNK // padded)
+    scaled = np.zeros((min(step, rows), padded), dtype=weights.dtype)  # tail stays 0
+    out = np.empty((rows, blocks), dtype=np.float64)
+    for r0 in range(0, rows, step):
+        k = min(step, rows - r0)
+        part = scaled[:k, :length]
+        np.multiply(weights[r0 : r0 + k], scale, out=part)
+        np.trunc(part, out=part)
+        np.sum(
+            scaled[:k].reshape(k, blocks, block), axis=-1, dtype=np.float64, out=out[r0 : r0 + k]
+        )
+    return out.astype(np.int64)
 
 
 def draw(weights: Array, u: Array, bits: int) -> Array:
@@ -48,14 +85,26 @@ def draw(weights: Array, u: Array, bits: int) -> Array:
         Positions along the last axis of ``weights``; never a zero-weight one.
     """
     rows, length = weights.shape
-    ints = (weights * weights.dtype.type(2.0**bits)).astype(np.int64)
-    # One exact running sum over the flattened batch: row r's tokens occupy
-    # the interval [starts[r], ends[r]) so a single searchsorted serves every row.
-    running = np.cumsum(ints.ravel())
-    ends = running[length - 1 :: length]
+    scale = weights.dtype.type(2.0**bits)
+    block = min(_BLOCK, length, 2 ** max(0, 53 - bits))  # block sums stay exact in float64
+    blocks = -(-length // block)
+    # Level 1: one exact running sum over every row's block sums (flattened, so
+    # a single searchsorted serves every row: row r owns [starts[r], ends[r])).
+    running = np.cumsum(_block_sums(weights, scale, block, blocks).ravel())
+    ends = running[blocks - 1 :: blocks]
     starts = np.concatenate(([0], ends[:-1]))
     totals = ends - starts
     offset = np.floor(u * totals[:, None].astype(np.float64)).astype(np.int64)
     target = starts[:, None] + np.minimum(offset, totals[:, None] - 1)
-    pos = np.searchsorted(running, target, side="right")
-    return pos - (np.arange(rows) * length)[:, None]
+    flat_block = np.searchsorted(running, target, side="right")  # (B, n)
+    before = np.where(flat_block > 0, running[np.maximum(flat_block - 1, 0)], 0)
+    row = np.arange(rows)[:, None]
+    blk = flat_block - row * blocks
+    # Level 2: the running sum inside the chosen block only.
+    cols = (blk * block)[..., None] + np.arange(block)
+    inside = cols < length
+    vals = weights[row[..., None], np.minimum(cols, length - 1)]
+    ints = np.where(inside, (vals * scale).astype(np.int64), 0)
+    cum = np.cumsum(ints, axis=-1)
+    within = np.count_nonzero(cum <= (target - before)[..., None], axis=-1)
+    return blk * block + within

@@ -13,27 +13,30 @@ How the first truncation avoids sorting the vocabulary
 - top-k: the vocabulary is cut into ``G`` strided groups (token ``j`` in group
   ``j mod G``); the k-th largest *group maximum* is a lower bound for the k-th
   largest logit, because k groups each hold a token at least that large. One
-  elementwise max over the groups, a partition of ``G`` numbers, one compare
-  over the vocabulary, and the exact k-th value is then taken among the few
-  candidates.
+  elementwise max over the groups and a partition of ``G`` numbers give the
+  floor; only the groups whose maximum reaches it (about k of them) are
+  gathered, and the exact k-th value is taken among those few candidates.
+  Leading temperatures are applied to the candidates only (see
+  :func:`_top_k_first` for why that keeps the same set).
 - min-p: the cut ``max + log(p)`` is explicit; one compare.
-- top-p: the row mass ``Z`` needs one exp over the vocabulary. The cut is
-  searched among the top ``L`` candidates (same group trick, ``L`` = 64, then
-  1024, then 16384); a row whose candidates already carry mass ``>= p * Z``
-  provably has its cut inside them (the running sum from the top over the
-  candidates is the same numbers, summed in the same order, as the plain
-  kernel's). Rows whose nucleus is wider than that (flat distributions) fall
-  back to the plain kernel, for those rows only.
+- top-p: the row mass ``Z`` needs one exp over the vocabulary. A strided
+  subsample, sorted, estimates where the running mass crosses ``p * Z``; the
+  tokens in a value band around that estimate are gathered, sorted, and the
+  running sum is finished from the (masked-sum) mass above the band. The cut
+  is accepted only when it provably equals the plain kernel's (see
+  :func:`_band_cut`); otherwise the band is widened, and then the plain kernel
+  runs, for those rows only.
 
 Identity with the plain chain
 -----------------------------
 The kept set is the same: the thresholds are computed by the same kernels on
-the same float values; only sums over removed tokens (exact zeros) are
-associated differently, which can matter only when a cumulative mass equals
-``p * Z`` to within rounding. Probabilities agree to float rounding. Draws
-from the same seed are identical: both paths feed the kept tokens' weights,
-in ascending token-id order, to the exact integer inverse-CDF routine of
-:mod:`thermoscope.sampling._draw`.
+the same float values, and where a sum is associated differently from the
+plain kernel's (the mass above a top-p band, the row mass of a top-p step
+after another cut) the result is used only when a rounding-error bound shows
+it cannot change the cut; otherwise the plain kernel's sum is recomputed.
+Probabilities agree to float rounding. Draws from the same seed are identical:
+both paths feed the kept tokens' weights, in ascending token-id order, to the
+exact integer inverse-CDF routine of :mod:`thermoscope.sampling._draw`.
 """
 
 from __future__ import annotations
@@ -53,7 +56,17 @@ Array = np.ndarray[Any, np.dtype[Any]]
 __all__ = ["Compact", "Plan", "plan", "run"]
 
 _SLICES = 32
-_NUCLEUS_SIZES = (64, 1024, 16384)
+_SUBSAMPLE = 2048  # subsample length per row for the top-p band estimate
+_BAND_TRIES = 3
+_BAND_SLACK = 8  # subsample positions either side of the estimate, plus
+_BAND_SIGMAS = 2.0  # this many square roots of the positions counted
+_TOP_K_SPARE = 16  # extra top-k candidates when the temperature is applied after the cut
+_REFINE_WIDTH = 2048  # bands wider than this are narrowed by _refine
+_REFINE_SUBSAMPLE = 512
+_REFINE_SLACK = 8
+_REFINE_SIGMAS = 2.0
+_CHUNK = 1 << 19  # elements per cache-sized slice of rows
+_ROW_LOOP_VOCAB = 4096  # _compact loops over rows from this vocabulary size on
 
 
 @dataclass(frozen=True)
@@ -88,52 +101,114 @@ def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
 
 
 class Compact:
-    """Kept candidates per row, padded with -inf: values, token ids, validity."""
+    """Kept candidates per row, padded with -inf: values, token ids, validity.
 
-    __slots__ = ("ids", "valid", "vals", "vocab")
+    ``weights`` (``exp(vals - row max)``, 0 for entries not valid) may be
+    given when already known; then the values of entries that are not valid
+    are never read. Assigning ``vals`` drops them.
+    """
 
-    def __init__(self, vals: Array, ids: Array, valid: Array, vocab: int):
-        self.vals = vals
+    __slots__ = ("_vals", "_weights", "ids", "valid", "vocab")
+
+    def __init__(
+        self, vals: Array, ids: Array, valid: Array, vocab: int, weights: Array | None = None
+    ):
+        self._vals = vals
+        self._weights = weights
         self.ids = ids
         self.valid = valid
         self.vocab = vocab
 
+    @property
+    def vals(self) -> Array:
+        """Values, ``-inf`` where not valid (unless ``weights`` were given)."""
+        return self._vals
+
+    @vals.setter
+    def vals(self, values: Array) -> None:
+        self._vals = values
+        self._weights = None
+
+    def weights(self) -> Array:
+        """The plain chain's weights of the candidates (:func:`K.row_weights`)."""
+        if self._weights is None:
+            self._weights = K.row_weights(self._vals)[0]
+        return self._weights
+
     def _scatter(self, values: Array, fill: float) -> Array:
-        out = np.full((self.vals.shape[0], self.vocab), fill, dtype=values.dtype)
+        out = np.full((self._vals.shape[0], self.vocab), fill, dtype=values.dtype)
         r, c = np.nonzero(self.valid)
         out[r, self.ids[r, c]] = values[r, c]
         return out
 
     def dense_logits(self) -> Array:
         """Warped logits over the whole vocabulary."""
-        return self._scatter(self.vals, -np.inf)
+        return self._scatter(self._vals, -np.inf)
 
     def dense_probs(self) -> Array:
-        """Probabilities over the whole vocabulary."""
-        return self._scatter(K.softmax_rows(self.vals), 0.0)
+        """Probabilities over the whole vocabulary (as :func:`K.softmax_rows`)."""
+        w = self.weights()
+        return self._scatter(w / w.sum(axis=-1, keepdims=True), 0.0)
 
     def sample(self, u: Array, bits: int) -> Array:
         """Token ids drawn with the shared inverse-CDF routine."""
-        weights, _ = K.row_weights(self.vals)
-        return np.take_along_axis(self.ids, draw(weights, u, bits), axis=-1)
+        return np.take_along_axis(self.ids, draw(self.weights(), u, bits), axis=-1)
 
 
 def _compact(z: Array, keep: Array) -> Compact:
     """Gather the kept entries of each row, in ascending token-id order."""
     rows, vocab = z.shape
-    flat = np.flatnonzero(keep)
-    r = flat // vocab
-    c = flat - r * vocab
-    counts = np.bincount(r, minlength=rows)
-    width = max(int(counts.max()), 1)
-    pos = np.arange(flat.size) - (np.cumsum(counts) - counts)[r]
-    vals = np.full((rows, width), -np.inf, dtype=z.dtype)
-    ids = np.zeros((rows, width), dtype=np.int64)
-    valid = np.zeros((rows, width), dtype=bool)
-    vals[r, pos] = z.ravel()[flat]
-    ids[r, pos] = c
-    valid[r, pos] = True
+    if vocab < _ROW_LOOP_VOCAB:
+        flat = np.flatnonzero(keep)
+        r = flat // vocab
+        c = flat - r * vocab
+        counts = np.bincount(r, minlength=rows)
+        width = max(int(counts.max()), 1)
+        pos = np.arange(flat.size) - (np.cumsum(counts) - counts)[r]
+        vals = np.full((rows, width), -np.inf, dtype=z.dtype)
+        ids = np.zeros((rows, width), dtype=np.int64)
+        vals[r, pos] = z.ravel()[flat]
+        ids[r, pos] = c
+    else:
+        # Long rows: one flatnonzero per row avoids int64 divisions and 2-D
+        # scatters over every kept entry of the batch.
+        cols = [np.flatnonzero(row) for row in keep]
+        counts = np.array([c.size for c in cols], dtype=np.int64)
+        width = max(int(counts.max()), 1)
+        # Each entry is written once: the gathered part, then the padding.
+        vals = np.empty((rows, width), dtype=z.dtype)
+        ids = np.empty((rows, width), dtype=np.int32 if vocab < 2**31 else np.int64)
+        for i, c in enumerate(cols):
+            ids[i, : c.size] = c
+            ids[i, c.size :] = 0
+            np.take(z[i], c, out=vals[i, : c.size])
+            vals[i, c.size :] = -np.inf
+    valid = np.arange(width) < counts[:, None]
     return Compact(vals, ids, valid, vocab)
+
+
+def _floor_in(thr: Array, dtype: Any) -> Array:
+    """Per-row ``t`` in ``dtype`` with ``z >= t`` exactly when ``z >= thr`` (float64).
+
+    Comparing float32 logits with a float64 threshold would convert the whole
+    array; rounding the threshold up to the next float32 gives the same answer.
+    """
+    t = thr.astype(dtype)
+    return np.where(t < thr, np.nextafter(t, dtype.type(np.inf)), t)
+
+
+def _group_maxima(z: Array) -> tuple[Array, int]:
+    """Maxima of the strided groups (token ``j`` in group ``j mod groups``), and ``groups``.
+
+    Tokens past ``_SLICES * groups`` (the tail) are groups of their own, after the others.
+    """
+    rows, vocab = z.shape
+    groups = vocab // _SLICES
+    main = _SLICES * groups
+    maxima = z[:, :main].reshape(rows, _SLICES, groups).max(axis=1)
+    if main < vocab:
+        maxima = np.concatenate([maxima, z[:, main:]], axis=1)
+    return maxima, groups
 
 
 def _candidate_floor(z: Array, k: int) -> Array:
@@ -143,63 +218,298 @@ def _candidate_floor(z: Array, k: int) -> Array:
     at least that large, so the k-th largest entry is too.
     """
     rows, vocab = z.shape
-    groups = vocab // _SLICES
-    if groups < 4 * k:
+    if vocab // _SLICES < 4 * k:
         return K.kth_largest(z, np.full(rows, k, dtype=np.int64))
-    main = _SLICES * groups
-    maxima = z[:, :main].reshape(rows, _SLICES, groups).max(axis=1)
-    if main < vocab:
-        maxima = np.concatenate([maxima, z[:, main:]], axis=1)
+    maxima, _ = _group_maxima(z)
     return K.kth_largest(maxima, np.full(rows, k, dtype=np.int64))
 
 
+def _top_k_candidates(z: Array, k: int) -> tuple[Compact, Array]:
+    """``_compact(z, z >= floor)`` and the floor, reading only groups that reach the floor.
+
+    Only a group whose maximum is at least the floor can hold a candidate, and
+    the floor is the k-th largest group maximum: about k groups of ``_SLICES``
+    tokens are gathered instead of comparing the whole vocabulary.
+    """
+    rows, vocab = z.shape
+    if vocab // _SLICES < 4 * k:
+        floor = K.kth_largest(z, np.full(rows, k, dtype=np.int64))
+        return _compact(z, _upper_set(z, floor)), floor
+    maxima, groups = _group_maxima(z)
+    floor = K.kth_largest(maxima, np.full(rows, k, dtype=np.int64))
+    edge = _floor_in(floor, z.dtype)
+    main = _SLICES * groups
+    # Selected strided groups per row, ascending, padded with -1 (a masked slot).
+    r, g = np.nonzero(maxima[:, :groups] >= edge[:, None])
+    per_row = np.bincount(r, minlength=rows)
+    sel = np.full((rows, max(int(per_row.max()), 1)), -1, dtype=np.int64)
+    sel[r, np.arange(r.size) - (np.cumsum(per_row) - per_row)[r]] = g
+    # Token ids slice by slice: ascending along each row, tail tokens last.
+    tok = (sel[:, None, :] + groups * np.arange(_SLICES)[:, None]).reshape(rows, -1)
+    ok = (sel[:, None, :] >= 0).repeat(_SLICES, axis=1).reshape(rows, -1)
+    if main < vocab:
+        tok = np.concatenate(
+            [tok, np.broadcast_to(np.arange(main, vocab), (rows, vocab - main))], 1
+        )
+        ok = np.concatenate([ok, np.ones((rows, vocab - main), dtype=bool)], axis=1)
+    vals = np.take_along_axis(z, np.maximum(tok, 0), axis=1)
+    keep = ok & (vals >= edge[:, None])
+    if np.isneginf(floor).any():
+        keep &= vals > -np.inf
+    counts = np.count_nonzero(keep, axis=1)
+    width = max(int(counts.max()), 1)
+    rr, cc = np.nonzero(keep)
+    pos = np.cumsum(keep, axis=1)[rr, cc] - 1
+    out = np.full((rows, width), -np.inf, dtype=z.dtype)
+    ids = np.zeros((rows, width), dtype=np.int64)
+    out[rr, pos] = vals[rr, cc]
+    ids[rr, pos] = tok[rr, cc]
+    return Compact(out, ids, np.arange(width) < counts[:, None], vocab), floor
+
+
 def _upper_set(z: Array, floor: Array) -> Array:
-    keep = z >= floor[:, None]
+    keep = z >= _floor_in(floor, z.dtype)[:, None]
     if np.isneginf(floor).any():
         keep &= z > -np.inf
     return keep
 
 
-def _top_p_cut(z: Array, p: Array) -> Array:
-    """The plain top-p threshold of every row, searching the top candidates first."""
-    w, _ = K.row_weights(z)
-    total = w.sum(axis=-1, dtype=np.float64)
-    thr = np.full(z.shape[0], -np.inf)
+def _rows(a: Array, idx: Array) -> Array:
+    """``a[idx]`` without a copy when ``idx`` is every row in order."""
+    return a if idx.size == a.shape[0] else a[idx]
+
+
+def _row_mass(z: Array) -> tuple[Array, Array]:
+    """Row maxima (keepdims) and the plain kernel's row mass ``sum(exp(z - max))``.
+
+    Each row's mass is computed by the same calls on the same row
+    (``exp(z - max)``, then ``sum(dtype=float64)`` along the row), so it is bit
+    for bit the plain kernel's; working a cache-sized slice of rows at a time
+    in one reused buffer only saves memory traffic.
+    """
+    rows, vocab = z.shape
+    m = z.max(axis=-1, keepdims=True)
+    step = max(1, _CHUNK // vocab)
+    buf = np.empty((min(step, rows), vocab), dtype=z.dtype)
+    total = np.empty(rows)
+    for r0 in range(0, rows, step):
+        k = min(step, rows - r0)
+        w = buf[:k]
+        np.subtract(z[r0 : r0 + k], m[r0 : r0 + k], out=w)
+        np.exp(w, out=w)
+        np.sum(w, axis=-1, dtype=np.float64, out=total[r0 : r0 + k])
+    return m, total
+
+
+def _top_p_first(z: Array, p: Array, last: bool = False) -> Compact:
+    """Top-p as the first cut: the kept tokens of every row, compacted.
+
+    A strided subsample, sorted, estimates where the running mass crosses
+    ``p * Z``; the tokens at or above ``c_lo``, a little below that estimate,
+    are gathered (one compare and one gather over the vocabulary). Among them
+    the band ``[c_lo, c_hi)`` around the estimate is sorted and the running
+    sum is finished from the mass above ``c_hi``; :func:`_band_cut` verifies
+    the cut. When every row passes at once, the gathered tokens are the
+    result; rows that fail get a wider band, then the plain kernel. ``last``:
+    no step follows (the dropped candidates' values need not be set to -inf).
+    """
+    rows, vocab = z.shape
+    m, total = _row_mass(z)
+    target = p * total
+    thr = np.full(rows, -np.inf)
     todo = np.flatnonzero(p < 1.0)
-    for size in _NUCLEUS_SIZES:
+    if todo.size == 0:
+        return _compact(z, _upper_set(z, thr))
+    stride = max(1, vocab // _SUBSAMPLE)
+    asc = np.sort(z[:, ::stride][todo], axis=-1)
+    # Estimate the mass *below* each subsample value (many small weights, a
+    # steady estimate) rather than above it (dominated by a few top tokens).
+    below = np.cumsum(np.exp(asc - m[todo]), axis=-1, dtype=np.float64) * stride
+    under = np.count_nonzero(below < (total - target)[todo, None], axis=-1)
+    sub = asc[:, ::-1]
+    at = sub.shape[1] - under  # subsample values estimated above the cut
+    spread = (_BAND_SLACK + _BAND_SIGMAS * np.sqrt(np.minimum(at, under))).astype(np.int64)
+    for attempt in range(_BAND_TRIES):
         if todo.size == 0:
-            return thr
-        sub = z[todo]
-        cand = _compact(sub, _upper_set(sub, _candidate_floor(sub, size)))
-        cut, covered = K.top_p_scan(cand.vals, p[todo], total[todo])
-        thr[todo[covered]] = cut[covered]
-        todo = todo[~covered]
+            break
+        hi_i, lo_i = at - spread, at + spread
+        r = np.arange(todo.size)
+        c_hi = np.where(hi_i >= 0, sub[r, np.maximum(hi_i, 0)], np.inf)
+        c_lo = np.where(lo_i < sub.shape[1], sub[r, np.minimum(lo_i, sub.shape[1] - 1)], -np.inf)
+        zt = _rows(z, todo)
+        cand = _compact(zt, _upper_set(zt, c_lo))
+        # exp is elementwise: these are the very weights of the full rows.
+        weights = np.exp(cand.vals - m[todo])
+        cut, ok = _band_cut(cand, weights, m[todo], c_hi, target[todo], total[todo], vocab)
+        if attempt == 0 and ok.all() and todo.size == rows:
+            keep = cand.vals >= _floor_in(cut, z.dtype)[:, None]
+            cand.valid &= keep
+            weights *= keep  # exact: w or 0
+            if last:  # nothing reads the dropped entries' values again
+                return Compact(cand.vals, cand.ids, cand.valid, vocab, weights)
+            cand.vals[~keep] = -np.inf
+            return cand
+        thr[todo[ok]] = cut[ok]
+        keep = ~ok
+        todo, sub, at, spread = todo[keep], sub[keep], at[keep], 4 * spread[keep]
     if todo.size:
         thr[todo] = K.top_p_threshold(z[todo], p[todo], total[todo])
-    return thr
+    return _compact(z, _upper_set(z, thr))
+
+
+def _band_cut(
+    cand: Compact, weights: Array, m: Array, c_hi: Array, target: Array, total: Array, n: int
+) -> tuple[Array, Array]:
+    """The plain top-p threshold of rows whose cut provably lies in ``[c_lo, c_hi)``.
+
+    ``cand`` holds every token at or above ``c_lo``, ``weights`` their weights
+    (``m``: the row maxima, ``n``: the full row length). The plain kernel walks the row sorted
+    descending, ``S_j`` = float64 running sum of the first ``j`` weights, and
+    cuts at the first ``j`` with ``S_j >= target``. Here the band's tokens
+    (below ``c_hi``) are sorted and summed the same way, starting from ``M``,
+    the sum of the weights at or above ``c_hi`` (the tokens the plain kernel
+    visits first, summed in token order).
+
+    - ``c_hi = inf``: ``M = 0`` and the running sums are the plain kernel's very
+      numbers (same values, same order); the row is exact once the band's
+      mass reaches ``target``.
+    - otherwise ``M`` is summed in another order, so the running sums differ
+      from the plain ones by rounding only: both are within ``gamma_n * Z`` of
+      the exact partial sums (``gamma_n = n u / (1 - n u)``, ``u = 2**-53``,
+      for any order of summing non-negative numbers). The cut is accepted
+      only when the running sums just before and at the crossing clear
+      ``target`` by ``delta = 8 n u Z``, more than twice that; then the plain
+      kernel crosses at the same token. Otherwise (including a tie with
+      ``target`` or a band that misses the crossing) the row is not ok.
+    """
+    vals = cand.vals
+    ge_hi = vals >= _floor_in(c_hi, vals.dtype)[:, None]
+    bounded = c_hi < np.inf  # c_hi = -inf (a masked value) is bounded too
+    above = np.zeros(vals.shape[0])
+    if bounded.any():
+        above = np.multiply(weights, ge_hi).sum(axis=-1, dtype=np.float64)
+    band = _compact(vals, cand.valid & ~ge_hi).vals
+    if band.shape[1] <= _REFINE_WIDTH:
+        return _cut_in_band(band, above, bounded, m, target, total, n)
+    inner, above2, bounded2 = _refine(band, m, above, bounded, target)
+    cut, ok = _cut_in_band(inner, above2, bounded2, m, target, total, n)
+    redo = np.flatnonzero(~ok)  # the inner band missed: use the whole band
+    if redo.size:
+        cut[redo], ok[redo] = _cut_in_band(
+            band[redo], above[redo], bounded[redo], m[redo], target[redo], total[redo], n
+        )
+    return cut, ok
+
+
+def _cut_in_band(
+    band: Array, above: Array, bounded: Array, m: Array, target: Array, total: Array, n: int
+) -> tuple[Array, Array]:
+    """Sort ``band``, run the sums from ``above``, and check the crossing (see _band_cut)."""
+    band = np.sort(band, axis=-1)
+    desc = band[:, ::-1]  # descending; the -inf padding comes last
+    running = np.cumsum(
+        np.concatenate([above[:, None], np.exp(desc - m).astype(np.float64)], axis=1), axis=1
+    )
+    width = desc.shape[1]
+    j = 1 + np.count_nonzero(running[:, 1:] < target[:, None], axis=1)  # 1-based in band
+    found = j <= width
+    jj = np.minimum(j, width)
+    r = np.arange(band.shape[0])
+    at, before = running[r, jj], running[r, jj - 1]
+    delta = 8.0 * n * 2.0**-53 * total
+    clear = (at >= target + delta) & (before < target - delta)
+    ok = found & np.where(bounded, clear, True)
+    return desc[r, jj - 1].astype(np.float64), ok
+
+
+def _refine(
+    band: Array, m: Array, above: Array, bounded: Array, target: Array
+) -> tuple[Array, Array, Array]:
+    """Narrow a wide band with a second, denser subsample estimate (sorting less).
+
+    The inner band ``[c_lo2, c_hi2)`` replaces the band and the mass above
+    ``c_hi2`` is added to ``above`` (a sum in yet another order, so such rows
+    become ``bounded``: :func:`_band_cut` then checks them with its margin).
+    """
+    rows, width = band.shape
+    weights = np.exp(band - m)
+    stride = max(1, width // _REFINE_SUBSAMPLE)
+    asc = np.sort(band[:, ::stride], axis=-1)  # the -inf padding first
+    # As in _top_p_first: estimate the band's mass below each value.
+    below = np.cumsum(np.exp(asc - m), axis=-1, dtype=np.float64) * stride
+    need = above + weights.sum(axis=-1, dtype=np.float64) - target
+    under = np.count_nonzero(below < need[:, None], axis=-1)
+    sub = asc[:, ::-1]
+    at = sub.shape[1] - under
+    spread = (_REFINE_SLACK + _REFINE_SIGMAS * np.sqrt(np.minimum(at, under))).astype(np.int64)
+    hi_i, lo_i = at - spread, at + spread
+    r = np.arange(rows)
+    c_hi = np.where(hi_i >= 0, sub[r, np.maximum(hi_i, 0)], np.inf)
+    c_lo = np.where(lo_i < sub.shape[1], sub[r, np.minimum(lo_i, sub.shape[1] - 1)], -np.inf)
+    ge_hi = band >= _floor_in(c_hi, band.dtype)[:, None]
+    inner = ~ge_hi & (band >= _floor_in(c_lo, band.dtype)[:, None])
+    above = above + np.multiply(weights, ge_hi).sum(axis=-1, dtype=np.float64)
+    return _compact(band, inner).vals, above, bounded | (c_hi < np.inf)
 
 
 def run(chain: Plan, rows: Rows) -> Compact:
     """Run a fused plan on validated rows; the result holds the kept tokens only."""
     z = rows.z
     steps = chain.steps
-    for w in steps[: chain.first_cut]:
-        z = w.apply(z, rows.batch_shape)
     first = steps[chain.first_cut]
+    cand = _top_k_first(chain, rows) if isinstance(first, TopK) else None
+    if cand is None:
+        for w in steps[: chain.first_cut]:
+            z = w.apply(z, rows.batch_shape)
     if isinstance(first, TopK):
-        k = np.maximum(rows_param(first.k, rows.batch_shape, "top_k"), first.min_tokens_to_keep)
-        floor = _candidate_floor(z, int(min(k.max(), z.shape[1])))
-        cand = _compact(z, _upper_set(z, floor))
-        cand.vals = first.apply(cand.vals, rows.batch_shape)
+        if cand is None:
+            k = np.maximum(rows_param(first.k, rows.batch_shape, "top_k"), first.min_tokens_to_keep)
+            floor = _candidate_floor(z, int(min(k.max(), z.shape[1])))
+            cand = _compact(z, _upper_set(z, floor))
+            cand.vals = first.apply(cand.vals, rows.batch_shape)
     else:
         if isinstance(first, TopP):
-            thr = _top_p_cut(z, rows_param(first.p, rows.batch_shape, "top_p"))
+            p = rows_param(first.p, rows.batch_shape, "top_p")
+            cand = _top_p_first(z, p, last=chain.first_cut == len(steps) - 1)
         elif isinstance(first, MinP):
             thr = K.min_p_threshold(z, rows_param(first.p, rows.batch_shape, "min_p"))
+            cand = _compact(z, _upper_set(z, thr))
         else:  # plan() admits only the four kinds
             raise TypeError(f"the fused path cannot start with {first!r}")
-        cand = _compact(z, _upper_set(z, thr))
-    for w in steps[chain.first_cut + 1 :]:
-        cand.vals = w.apply(cand.vals, rows.batch_shape)
+    for step in steps[chain.first_cut + 1 :]:
+        cand.vals = step.apply(cand.vals, rows.batch_shape)
+    return _finish(cand)
+
+
+def _finish(cand: Compact) -> Compact:
     cand.valid &= cand.vals > -np.inf
     return cand
+
+
+def _top_k_first(chain: Plan, rows: Rows) -> Compact | None:
+    """Top-k on the raw logits' candidates, then the leading temperatures on those only.
+
+    Dividing by a positive temperature is monotone (correctly rounded), so a
+    token outside the candidates (raw value below the floor) has a tempered
+    value at most the tempered ``nextafter(floor, -inf)``. When that is below the k-th tempered
+    candidate, no such token could tie into the top k and the result is the
+    plain chain's. Otherwise (a rounding tie) returns None: the caller tempers
+    the whole vocabulary first.
+    """
+    first = chain.steps[chain.first_cut]
+    assert isinstance(first, TopK)
+    z = rows.z
+    k = np.maximum(rows_param(first.k, rows.batch_shape, "top_k"), first.min_tokens_to_keep)
+    # A few spare candidates put the floor strictly below the k-th value, so the
+    # check below holds for any moderate temperature.
+    cand, floor = _top_k_candidates(z, int(min(k.max() + _TOP_K_SPARE, z.shape[1])))
+    # The largest value a non-candidate can have: just below the floor.
+    edge = np.nextafter(floor.astype(z.dtype), z.dtype.type(-np.inf))[:, None]
+    for w in chain.steps[: chain.first_cut]:
+        cand.vals = w.apply(cand.vals, rows.batch_shape)
+        edge = w.apply(edge, rows.batch_shape)
+    cand.vals = first.apply(cand.vals, rows.batch_shape)
+    kth = np.where(np.isfinite(cand.vals), cand.vals, np.inf).min(axis=1)
+    if np.all(np.isneginf(floor) | (edge[:, 0] < kth)):
+        return cand
+    return None

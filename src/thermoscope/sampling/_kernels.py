@@ -92,7 +92,8 @@ def floor_threshold(z: Array, thr: Array, min_keep: int) -> Array:
 def row_weights(z: Array) -> tuple[Array, Array]:
     """Unnormalised probabilities ``exp(z - max)`` in the compute dtype, and the row max."""
     m = z.max(axis=-1, keepdims=True)
-    return np.exp(z - m), m
+    w = np.subtract(z, m)
+    return np.exp(w, out=w), m
 
 
 def softmax_rows(z: Array) -> Array:
