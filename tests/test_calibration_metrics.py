@@ -609,3 +609,182 @@ def test_nll_derivatives_bad_logits() -> None:
         nll_derivatives([[1.0, 0.0]], [3], 1.0)
     with pytest.raises(ValueError, match=r"`logits` must have at least 2 classes"):
         nll_derivatives([[1.0]], [0], 1.0)
+
+
+# ---------------------------------------------------------------------------
+# The fast path: blocked top-label scan, screened validation, bin by multiplying
+# ---------------------------------------------------------------------------
+
+
+def _with_ties(rng: np.random.Generator, probs: np.ndarray, labels: np.ndarray) -> None:
+    """Give some rows of the first third a maximum shared by two columns, the label on either.
+
+    The rest stays tie-free, so that both the tie-free blocks and the blocks
+    with a tie are exercised.
+    """
+    n, c = probs.shape
+    rows = rng.choice(n // 3, size=max(1, n // 100), replace=False)
+    first = rng.integers(0, c - 1, size=rows.size)
+    second = first + 1 + (rng.integers(0, c, size=rows.size) % (c - 1 - first))
+    probs[rows] = 0.1 / (c - 2) if c > 2 else 0.0
+    probs[rows, first] = 0.45 if c > 2 else 0.5
+    probs[rows, second] = probs[rows, first]
+    labels[rows] = np.where(rng.uniform(size=rows.size) < 0.5, first, second)
+
+
+def _layouts(probs: np.ndarray) -> dict[str, np.ndarray]:
+    """The same matrix C-ordered, F-ordered, as a strided column view and 4 bytes off alignment."""
+    n, c = probs.shape
+    wide = np.zeros((n, c + 1), dtype=probs.dtype)
+    wide[:, :c] = probs
+    raw = np.zeros(probs.nbytes + probs.itemsize, dtype=np.uint8)
+    shifted = raw[4 : 4 + probs.nbytes].view(probs.dtype).reshape(n, c)
+    shifted[...] = probs
+    return {
+        "C": probs,
+        "F": np.asfortranarray(probs),
+        "strided": wide[:, :c],
+        "unaligned": shifted,
+    }
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("n", "c"), [(20_001, 2), (20_000, 3), (20_003, 10), (9_001, 16), (5_000, 17), (3_001, 100)]
+)
+def test_blocked_top_label_equals_argmax(dtype: type, n: int, c: int) -> None:
+    # Several blocks, a shorter last one, rows with tied maxima (the first
+    # maximum is the prediction, as numpy's argmax picks it), and memory layouts
+    # that take the paired (8-byte) and the plain transposition.
+    rng = np.random.default_rng(n + c)
+    probs, labels = _random_probs(rng, n, c)
+    labels = np.where(rng.uniform(size=n) < 0.5, probs.argmax(axis=1), labels)  # many hits
+    _with_ties(rng, probs, labels)
+    probs = probs.astype(dtype)
+    conf = probs.max(axis=1).astype(np.float64)
+    hit = probs.argmax(axis=1) == labels
+    assert np.count_nonzero(probs == probs.max(axis=1, keepdims=True)) > n  # ties present
+    for name, p in _layouts(probs).items():
+        s = calibration_summary(p, labels, n_bins=15)
+        assert s.accuracy == np.mean(hit), name
+        np.testing.assert_array_equal(
+            s.curve.count, np.bincount(np.minimum((conf * 15).astype(int), 14), minlength=15)
+        )
+        for norm in ("l1", "l2", "max"):
+            ref = _reference_ece(conf, hit.astype(float), np.arange(16) / 15, norm)
+            got = expected_calibration_error(p, labels, norm=norm)
+            assert got == pytest.approx(ref, rel=1e-12, abs=1e-15), (name, norm)
+
+
+def test_blocked_top_label_from_logits_with_ties() -> None:
+    rng = np.random.default_rng(11)
+    z = rng.normal(size=(30_000, 6))
+    z[::7, 4] = z[::7, 1] = z[::7].max(axis=1) + 1.0  # tied top logits: class 1 is predicted
+    labels = rng.integers(0, 6, size=z.shape[0])
+    labels[::14] = 4
+    s = calibration_summary(z, labels, from_logits=True)
+    assert s.accuracy == np.mean(z.argmax(axis=1) == labels)
+
+
+def _row_with_sum(total: float, c: int, dtype: type) -> np.ndarray:
+    row = np.full(c, 1.0 / c, dtype=dtype)
+    row[-1] = dtype(total - float(row[:-1].sum(dtype=np.float64)))
+    return row
+
+
+@pytest.mark.parametrize(("c", "dtype"), [(10, np.float32), (100, np.float32), (5, np.float64)])
+def test_row_sum_screen_keeps_check_probabilities_tolerance(c: int, dtype: type) -> None:
+    # check_probabilities accepts |sum - 1| <= tol; the fast screen leaves a
+    # safety margin below tol and hands rows in that margin to the exact check.
+    # Rows just inside tol must pass and rows just outside must fail, wherever
+    # in the data they sit, exactly as before the fast path.
+    eps = float(np.finfo(dtype).eps)
+    tol = eps + 1e-6 * max(1.0, np.sqrt(c))
+    rng = np.random.default_rng(c)
+    base, labels = _random_probs(rng, 25_000, c)
+    base = base.astype(dtype)
+    for where in (0, 12_345, 24_999):
+        for offset, ok in ((0.8 * tol, True), (-0.8 * tol, True), (1.6 * tol, False)):
+            probs = base.copy()
+            probs[where] = _row_with_sum(1.0 + offset, c, dtype)
+            total = float(probs[where].sum())  # numpy's own sum, as check_probabilities takes it
+            assert (abs(total - 1.0) <= tol) == ok
+            if ok:
+                expected_calibration_error(probs, labels)
+            else:
+                with pytest.raises(ValueError, match=r"`probs` must sum to 1 along axis 1"):
+                    expected_calibration_error(probs, labels)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ([np.nan], r"`probs` must be finite probabilities, got NaN or inf\."),
+        ([np.inf], r"`probs` must be finite probabilities, got NaN or inf\."),
+        ([np.inf, -np.inf], r"`probs` must be finite probabilities, got NaN or inf\."),
+        ([-0.25, 1.25], r"`probs` must lie in \[0, 1\], got .*-0\.25"),
+        ([1.5, -0.5], r"`probs` must lie in \[0, 1\], got .*1\.5"),
+        ([3e38, 3e38], r"`probs` must lie in \[0, 1\], got .*3e\+38"),
+    ],
+)
+def test_bad_entries_in_any_block_give_the_documented_error(
+    dtype: type, bad: list, match: str
+) -> None:
+    # No floating-point warning may escape the screen either (warnings are errors here).
+    rng = np.random.default_rng(5)
+    base, labels = _random_probs(rng, 20_000, 4)
+    for row in (0, 9_999, 19_999):
+        probs = base.astype(dtype)
+        probs[row, : len(bad)] = bad
+        with pytest.raises(ValueError, match=match):
+            expected_calibration_error(probs, labels)
+        with pytest.raises(ValueError, match=match):
+            calibration_summary(probs, labels)
+
+
+def _edge_values(n_bins: int) -> np.ndarray:
+    """Every edge k / n_bins, its float64 neighbours, and float32 values around it."""
+    on = np.arange(n_bins + 1) / n_bins
+    f32 = on.astype(np.float32).astype(np.float64)
+    values = np.concatenate(
+        [
+            on,
+            np.nextafter(on, -1.0),
+            np.nextafter(on, 2.0),
+            f32,
+            np.nextafter(on.astype(np.float32), np.float32(-1)).astype(np.float64),
+            np.nextafter(on.astype(np.float32), np.float32(2)).astype(np.float64),
+        ]
+    )
+    return values[(values >= 0) & (values <= 1)]
+
+
+@pytest.mark.parametrize("n_bins", [*range(1, 40), 97, 100, 128, 1000, 4097])
+def test_uniform_bin_index_equals_searchsorted_on_and_around_every_edge(n_bins: int) -> None:
+    from thermoscope.calibration.metrics import uniform_bin_index, uniform_edges
+
+    inner = uniform_edges(n_bins)[1:-1]
+    values = _edge_values(n_bins)
+    expected = np.searchsorted(inner, values, side="right")
+    np.testing.assert_array_equal(uniform_bin_index(values, n_bins), expected)
+    as32 = values.astype(np.float32)
+    expected32 = np.searchsorted(inner, as32.astype(np.float64), side="right")
+    np.testing.assert_array_equal(uniform_bin_index(as32, n_bins), expected32)
+
+
+@given(
+    values=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=50),
+    n_bins=st.integers(1, 10_000),
+)
+def test_uniform_bin_index_property(values: list[float], n_bins: int) -> None:
+    from thermoscope.calibration.metrics import bin_index, uniform_bin_index, uniform_edges
+
+    v = np.array(values)
+    edges = uniform_edges(n_bins)
+    expected = np.searchsorted(edges[1:-1], v, side="right")
+    np.testing.assert_array_equal(uniform_bin_index(v, n_bins), expected)
+    np.testing.assert_array_equal(bin_index(v, edges), expected)
+    v32 = v.astype(np.float32)
+    expected32 = np.searchsorted(edges[1:-1], v32.astype(np.float64), side="right")
+    np.testing.assert_array_equal(uniform_bin_index(v32, n_bins), expected32)

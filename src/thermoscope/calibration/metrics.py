@@ -145,9 +145,11 @@ def _check_labels(
         if not np.all(whole):
             bad = arr[~whole][0].item()
             raise TypeError(f"`labels` must be integer class indices, got {bad!r}.")
-    out = arr.astype(np.int64)
-    bad_range = (out < 0) | (out >= n_classes)
-    if np.any(bad_range):
+    out = arr.astype(np.int64, copy=False)
+    # Two fast reductions decide; the mask that finds the first offender is
+    # built only on the error path.
+    if out.min() < 0 or out.max() >= n_classes:
+        bad_range = (out < 0) | (out >= n_classes)
         raise ValueError(
             f"`labels` must be class indices in [0, {n_classes - 1}], got {int(out[bad_range][0])}."
         )
@@ -168,12 +170,16 @@ class _Batch:
     per use, so a float32 matrix is never copied whole for top-label metrics).
     ``log_p_true`` is ``log p(y_i)`` computed in log space from logits, so that
     it stays finite where the probability underflows to 0; ``None`` for
-    probability input.
+    probability input. ``conf`` and ``hit`` are the top-label confidence (in
+    the dtype of ``probs``) and correctness of 2-D probability input, found by
+    the same blocked pass that validates it; ``None`` where not computed yet.
     """
 
     probs: np.ndarray
     labels: np.ndarray
     log_p_true: np.ndarray | None = None
+    conf: np.ndarray | None = None
+    hit: np.ndarray | None = None
 
     @property
     def binary(self) -> bool:
@@ -235,9 +241,9 @@ def prepare(probs: Any, labels: Any, from_logits: bool, temperature: float = 1.0
         outside = (x < 0) | (x > 1)
         if np.any(outside):
             raise ValueError(f"`probs` must lie in [0, 1], got {x[outside][0].item()!r}.")
-    else:
-        check_probabilities(x, "probs", axis=1, eps=input_eps(probs))
-    return _Batch(x, y)
+        return _Batch(x, y)
+    conf, hit = _check_probability_rows(x, y, input_eps(probs))
+    return _Batch(x, y, conf=conf, hit=hit)
 
 
 def _log_softmax_rows(z: np.ndarray) -> np.ndarray:
@@ -246,19 +252,178 @@ def _log_softmax_rows(z: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
 
 
+# A block of the blocked scan holds this many bytes of probabilities: its
+# transposed copy and comparison mask then stay in a core's L2 cache.
+_BLOCK_BYTES = 1 << 18
+# From this many classes on, float32 rows are transposed in 8-byte pairs (see
+# _blocked_top_label); below it, the extra passes that undo the pairing cost
+# more than the halved transposition saves.
+_PAIRED_MIN_CLASSES = 16
+# Samples per block when binning top-label confidences.
+_BIN_BLOCK = 1 << 14
+
+
+def _blocked_top_label(
+    x: np.ndarray, y: np.ndarray, acc_dtype: np.dtype[Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float] | None]:
+    """Row maximum, "first arg-max equals the label" and, with ``acc_dtype``, screening stats.
+
+    numpy reduces a short trailing axis one row at a time, at tens of
+    nanoseconds a row (``max(axis=1)`` of a ``(10**6, 10)`` array takes about
+    40 ms). Copying a block of rows transposed into a buffer that stays in
+    cache turns every row-wise step into a few vectorised passes over
+    contiguous columns. ``hit`` is exactly ``argmax(x, axis=1) == y``
+    (first maximum on ties): in a block where every row has a single maximum
+    it is read off the equality mask at the label; a block with a tie falls
+    back to ``argmax``.
+
+    A float32 matrix with an even number of aligned columns is transposed in
+    pairs of columns, moved as 8-byte words: half as many strided moves, the
+    cost that dominates. Each buffer row then holds two columns interleaved,
+    and the row-wise results are the elementwise maximum (or sum) of the even
+    and odd entries.
+
+    With ``acc_dtype`` it also returns ``(smallest entry, smallest row sum,
+    largest row sum)``, the sums accumulated in ``acc_dtype``; NaN propagates
+    into all three. The caller silences floating-point warnings: a row
+    holding NaN or inf is rejected afterwards, from these stats.
+    """
+    n, k = x.shape
+    paired = (
+        x.dtype == np.float32
+        and k % 2 == 0
+        and k >= _PAIRED_MIN_CLASSES
+        and x.strides[1] == 4
+        and x.strides[0] % 8 == 0
+        and x.ctypes.data % 8 == 0
+    )
+    g = 2 if paired else 1  # columns per moved word
+    words = x.view(np.uint64) if paired else x
+    rows = min(n, max(64, _BLOCK_BYTES // (k * x.itemsize)))
+    conf = np.empty(n, dtype=x.dtype)
+    hit = np.empty(n, dtype=np.bool_)
+    n_blocks = -(-n // rows)
+    # Per block: smallest entry, smallest and largest row sum (NaN propagates).
+    stats = None if acc_dtype is None else np.empty((3, n_blocks), dtype=np.float64)
+    for i, start in enumerate(range(0, n, rows)):
+        stop = min(start + rows, n)
+        r = stop - start
+        if i == 0 or r != rows:  # a shorter last block gets buffers of its own shape
+            buf = np.empty((k // g, r), dtype=words.dtype)
+            cols = buf.view(x.dtype)  # (k // g, g * r): row j holds columns g*j .. g*j+g-1
+            mask = np.empty(cols.shape, dtype=np.bool_)
+            flat = np.empty(r, dtype=np.intp)
+            base = np.arange(0, g * r, g, dtype=np.intp)
+            sums = np.empty(r, dtype=acc_dtype or x.dtype)
+            if paired:
+                pair = np.empty(2 * r, dtype=x.dtype)
+                pair_sums = np.empty(2 * r, dtype=acc_dtype or x.dtype)
+        np.copyto(buf, words[start:stop].T)
+        top = conf[start:stop]
+        if paired:
+            np.maximum.reduce(cols, axis=0, out=pair)
+            np.maximum(pair[0::2], pair[1::2], out=top)
+            pair[0::2] = top  # the row maximum, repeated for both columns of a pair
+            pair[1::2] = top
+        else:
+            np.maximum.reduce(cols, axis=0, out=top)
+        if stats is not None:
+            if paired:
+                np.add.reduce(cols, axis=0, dtype=acc_dtype, out=pair_sums)
+                np.add(pair_sums[0::2], pair_sums[1::2], out=sums)
+            else:
+                np.add.reduce(cols, axis=0, dtype=acc_dtype, out=sums)
+            stats[:, i] = cols.min(), sums.min(), sums.max()
+        np.equal(cols, pair if paired else top, out=mask)
+        labels = y[start:stop]
+        if np.count_nonzero(mask) == r:  # one maximum per row: hit = mask at (label, row)
+            # label c of row i sits at [c // g, g * i + c % g] of `cols`.
+            if paired:
+                np.right_shift(labels, 1, out=flat)
+                flat *= 2 * r - 2
+                flat += labels
+            else:
+                np.multiply(labels, r, out=flat)
+            flat += base
+            mask.ravel().take(flat, out=hit[start:stop], mode="clip")
+        else:
+            np.equal(np.argmax(x[start:stop], axis=1), labels, out=hit[start:stop])
+    if stats is None:
+        return conf, hit, None
+    return conf, hit, (float(stats[0].min()), float(stats[1].min()), float(stats[2].max()))
+
+
+def _sum_error_bound(n_terms: int, unit_roundoff: float) -> float:
+    """Bound on the relative error of any float sum of ``n_terms`` non-negative numbers."""
+    m = (n_terms - 1) * unit_roundoff
+    return m / (1.0 - m) if m < 0.5 else np.inf
+
+
+def _check_probability_rows(
+    x: np.ndarray, y: np.ndarray, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate 2-D probabilities like ``check_probabilities`` and return (conf, hit).
+
+    One blocked pass screens the data: its smallest entry, its row maxima and
+    its row sums. Data that pass the screen pass ``check_probabilities``;
+    anything else (NaN, inf, an entry outside [0, 1], a row sum near or past
+    the tolerance) goes to ``check_probabilities`` itself, which raises its
+    usual error -- or accepts the data, when only the screen's safety margin
+    was crossed. The margin covers rounding: ``check_probabilities`` sums each
+    row in the array's dtype, in an order of numpy's choosing; the screen sums
+    in ``acc`` (float64 where the array's dtype leaves too little room), and
+    two float sums of ``k`` non-negative terms differ by at most the sum of
+    their error bounds.
+    """
+    k = x.shape[1]
+    tol = eps + 1e-6 * max(1.0, float(np.sqrt(k)))  # check_probabilities' tolerance
+    unit = float(np.finfo(x.dtype).eps) / 2
+    acc = x.dtype
+    margin = 2 * _sum_error_bound(k, unit)
+    if margin > tol / 2:
+        acc = np.dtype(np.float64)
+        margin = _sum_error_bound(k, unit) + _sum_error_bound(k, 2.0**-53)
+    margin *= 1.01 * (1.0 + tol)  # the row sums themselves are at most about 1 + tol
+    # NaN and inf only reach the stats checked below, which send them on to
+    # check_probabilities for the error message; silence their warnings here.
+    with np.errstate(invalid="ignore", over="ignore"):
+        conf, hit, stats = _blocked_top_label(x, y, acc)
+        assert stats is not None
+        low, sum_low, sum_high = stats
+        passed = (
+            low >= 0
+            and float(conf.max()) <= 1
+            and 1.0 - sum_low <= tol - margin
+            and sum_high - 1.0 <= tol - margin
+        )
+    if not passed:
+        check_probabilities(x, "probs", axis=1, eps=eps)
+    return conf, hit
+
+
+def _top_label_native(batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence in the dtype of ``probs``, correct as bool): what :func:`top_label` widens."""
+    if batch.binary:
+        return batch.probs, batch.labels == 1
+    if batch.conf is not None and batch.hit is not None:
+        return batch.conf, batch.hit
+    conf, hit, _ = _blocked_top_label(batch.probs, batch.labels)
+    return conf, hit
+
+
 def top_label(batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
     """(confidence, correct) per sample: top-label for 2-D, positive-class for 1-D."""
     if batch.binary:
         return batch.probs.astype(np.float64), batch.labels.astype(np.float64)
-    pred = np.argmax(batch.probs, axis=1)
-    conf = batch.probs[np.arange(batch.probs.shape[0]), pred].astype(np.float64)
-    return conf, (pred == batch.labels).astype(np.float64)
+    conf, hit = _top_label_native(batch)
+    return conf.astype(np.float64), hit.astype(np.float64)
 
 
 def n_correct(batch: _Batch) -> int:
     """Number of samples whose predicted class (arg-max; 1 iff P(y=1) > 0.5) is right."""
-    pred = (batch.probs > 0.5).astype(np.int64) if batch.binary else np.argmax(batch.probs, axis=1)
-    return int(np.count_nonzero(pred == batch.labels))
+    if batch.binary:
+        return int(np.count_nonzero((batch.probs > 0.5).astype(np.int64) == batch.labels))
+    return int(np.count_nonzero(_top_label_native(batch)[1]))
 
 
 def brier_terms(batch: _Batch) -> np.ndarray:
@@ -287,7 +452,45 @@ def quantile_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
 
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin of each value: ``[e_k, e_{k+1})``, the last bin closed (see module docs)."""
+    n_bins = edges.shape[0] - 1
+    if values.size and n_bins >= 1 and np.array_equal(edges, uniform_edges(n_bins)):
+        with np.errstate(invalid="ignore"):  # NaN fails both tests and takes the general path
+            inside = bool(values.min() >= 0) and bool(values.max() <= 1)
+        if inside:
+            return uniform_bin_index(values, n_bins)
     return np.searchsorted(edges[1:-1], values, side="right")
+
+
+def uniform_bin_index(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """``bin_index(values, uniform_edges(n_bins))`` for values in [0, 1], by one multiplication.
+
+    ``searchsorted`` runs a branchy binary search per value; here the bin is
+    ``floor(v * n_bins)`` (capped at the last bin), which is exact for float32
+    (and narrower) values when ``n_bins < 2**29``: ``v * n_bins`` is then
+    exact in float64, and no float32 lies between ``k / n_bins`` and its
+    float64 rounding, so ``v >= e_k`` exactly when ``v * n_bins >= k``. For
+    float64 values the product and the edges are each off by at most half an
+    ulp, so ``floor`` is exact unless ``v * n_bins`` lies within
+    ``n_bins * 2**-52`` of an integer; those few values (with margin) are
+    placed by ``searchsorted``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from thermoscope.calibration.metrics import uniform_bin_index
+    >>> uniform_bin_index(np.array([0.0, 1 / 15, np.nextafter(1 / 15, 0), 0.5, 1.0]), 15).tolist()
+    [0, 1, 0, 7, 14]
+    """
+    scaled = np.multiply(values, float(n_bins), dtype=np.float64)
+    idx = scaled.astype(np.intp)  # truncation is floor: values are >= 0
+    if values.dtype.kind != "f" or values.dtype.itemsize > 4 or n_bins >= 2**29:
+        frac = scaled - idx
+        delta = n_bins * 2.0**-50
+        near = (frac < delta) | (frac > 1.0 - delta)
+        if near.any():
+            idx[near] = np.searchsorted(uniform_edges(n_bins)[1:-1], values[near], side="right")
+    np.minimum(idx, n_bins - 1, out=idx)
+    return idx
 
 
 @dataclass(frozen=True, eq=False)
@@ -311,6 +514,43 @@ def bin_sums(conf: np.ndarray, hit: np.ndarray, edges: np.ndarray) -> BinSums:
         np.bincount(idx, weights=conf, minlength=n_bins),
         np.bincount(idx, weights=hit, minlength=n_bins),
     )
+
+
+def _indexed_sums(idx: np.ndarray, conf: np.ndarray, hit: np.ndarray, n_bins: int) -> BinSums:
+    """Per-bin sums from bin indices and boolean ``hit``; one integer bincount gives both counts."""
+    key = np.multiply(hit, n_bins, dtype=np.intp)
+    key += idx
+    both = np.bincount(key, minlength=2 * n_bins)
+    hits = both[n_bins:]
+    return BinSums(
+        both[:n_bins] + hits,
+        np.bincount(idx, weights=conf, minlength=n_bins),
+        hits.astype(np.float64),
+    )
+
+
+def top_label_sums(batch: _Batch, n_bins: int, strategy: str) -> tuple[BinSums, np.ndarray]:
+    """Top-label (positive-class for 1-D) per-bin sums and the bin edges they use.
+
+    Equal to ``bin_sums(*top_label(batch), edges)``: float32 confidences are
+    binned and summed as the exact float64 values they widen to, without a
+    float64 copy of the matrix.
+    """
+    conf, hit = _top_label_native(batch)
+    if strategy == "uniform":
+        # In blocks: whole-array temporaries (bin indices, float64 copies of
+        # the weights) cost more in fresh-page faults than in arithmetic.
+        step = _BIN_BLOCK
+        sums = _indexed_sums(
+            uniform_bin_index(conf[:step], n_bins), conf[:step], hit[:step], n_bins
+        )
+        for start in range(step, conf.shape[0], step):
+            c, h = conf[start : start + step], hit[start : start + step]
+            sums += _indexed_sums(uniform_bin_index(c, n_bins), c, h, n_bins)
+        return sums, uniform_edges(n_bins)
+    conf64 = conf.astype(np.float64)
+    edges = quantile_edges(conf64, n_bins)
+    return bin_sums(conf64, hit.astype(np.float64), edges), edges
 
 
 def classwise_sums(batch: _Batch, n_bins: int, strategy: str) -> BinSums:
@@ -434,9 +674,7 @@ def expected_calibration_error(
     batch = prepare(probs, labels, from_logits)
     if classwise:
         return float(np.mean(error_from_sums(classwise_sums(batch, n_bins, strategy), norm)))
-    conf, hit = top_label(batch)
-    edges = uniform_edges(n_bins) if strategy == "uniform" else quantile_edges(conf, n_bins)
-    return float(error_from_sums(bin_sums(conf, hit, edges), norm))
+    return float(error_from_sums(top_label_sums(batch, n_bins, strategy)[0], norm))
 
 
 def maximum_calibration_error(
@@ -617,9 +855,8 @@ def reliability_curve(
         from thermoscope.calibration import distributed
 
         return distributed.dask_reliability_curve(probs, labels, n_bins, strategy, from_logits)
-    conf, hit = top_label(prepare(probs, labels, from_logits))
-    edges = uniform_edges(n_bins) if strategy == "uniform" else quantile_edges(conf, n_bins)
-    return ReliabilityCurve.from_sums(bin_sums(conf, hit, edges), edges)
+    sums, edges = top_label_sums(prepare(probs, labels, from_logits), n_bins, strategy)
+    return ReliabilityCurve.from_sums(sums, edges)
 
 
 # ----------------------------------------------------------------------------
@@ -724,10 +961,9 @@ def calibration_summary(
 
         return distributed.dask_summary(probs, labels, n_bins, from_logits, strategy)
     batch = prepare(probs, labels, from_logits)
-    conf, hit = top_label(batch)
-    edges = uniform_edges(n_bins) if strategy == "uniform" else quantile_edges(conf, n_bins)
+    sums, edges = top_label_sums(batch, n_bins, strategy)
     return CalibrationSummary.from_sums(
-        bin_sums(conf, hit, edges),
+        sums,
         edges,
         batch.labels.shape[0],
         n_correct(batch),
