@@ -294,3 +294,102 @@ def test_band_edge_on_masked_value_is_checked():
     cut, ok = _fused._band_cut(cand, weights, m, c_hi, target, total, x.shape[1])
     expected = K.top_p_threshold(x, p)
     assert np.all((cut == expected) | ~ok)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_min_p_first_cut_matches_plain_kernel(seed):
+    """Gathered groups (sparse cuts) and the full compare (wide cuts) keep the same set."""
+    rng = np.random.default_rng(seed)
+    x = varied_wide_rows(rng, seed % 5)
+    if seed % 3 == 0:
+        x = np.asfortranarray(x)  # not C-contiguous: gathered without np.take
+    p = rng.choice([0.0, 0.001, 0.05, 0.3, 0.9, 1.0], size=x.shape[0])
+    z = np.ascontiguousarray(x)
+    got = _fused._min_p_first(x, x.max(axis=-1, keepdims=True), p)
+    expected = K.apply_threshold(z, K.min_p_threshold(z, p))
+    np.testing.assert_array_equal(got.dense_logits(), expected)
+    sampler = Sampler([MinP(p), Temperature(0.8)])
+    np.testing.assert_array_equal(sampler.logits(x), plain(sampler, x))
+
+
+def test_min_p_first_takes_both_routes():
+    """A sparse cut is gathered from the groups, a wide one compares the vocabulary."""
+    x = make_zipf(np.random.default_rng(0), 4, 50257)
+    m = x.max(axis=-1, keepdims=True)
+    calls: list[float] = []
+    original = _fused._gather_upper
+
+    def spy(*args, **kwargs):
+        calls.append(1.0)
+        return original(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_fused, "_gather_upper", spy)
+        for p, gathered in ((0.2, True), (1e-6, False)):
+            calls.clear()
+            got = _fused._min_p_first(x, m, np.full(4, p)).dense_logits()
+            thr = K.min_p_threshold(x, np.full(4, p))
+            np.testing.assert_array_equal(got, K.apply_threshold(x, thr))
+            assert bool(calls) is gathered
+
+
+def make_zipf(rng: np.random.Generator, rows: int, vocab: int) -> np.ndarray:
+    rank = rng.permuted(np.tile(np.arange(1, vocab + 1), (rows, 1)), axis=1)
+    return (-1.5 * np.log(rank) + 0.1 * rng.standard_normal((rows, vocab))).astype(np.float32)
+
+
+@pytest.mark.parametrize("vocab", [4096, 50257, 128256])
+@pytest.mark.parametrize("k", [1, 17, 66, 300])
+@pytest.mark.parametrize("layout", ["C", "F", "masked"])
+def test_top_k_candidates_are_the_upper_set_of_the_floor(vocab, k, layout):
+    """Every token at or above the floor, in token order; the floor is below the k-th value."""
+    rng = np.random.default_rng(vocab + k)
+    x = make_zipf(rng, 5, vocab)
+    x[1] = np.round(x[1])  # heavy ties
+    if layout == "F":
+        x = np.asfortranarray(x)
+    if layout == "masked":
+        x[0, rng.random(vocab) < 0.95] = -np.inf
+        x[2, : vocab - k // 2] = -np.inf  # fewer finite tokens than k: the floor is -inf
+    cand, floor = _fused._top_k_candidates(x, k)
+    z = np.ascontiguousarray(x)
+    expected = _fused._compact(z, _fused._upper_set(z, floor))
+    np.testing.assert_array_equal(cand.dense_logits(), expected.dense_logits())
+    for got in (cand, expected):
+        for ids, valid, vals in zip(got.ids, got.valid, got.vals, strict=True):
+            assert np.all(np.diff(ids[valid]) > 0)  # ascending token ids
+            assert np.all(vals[valid] > -np.inf)  # valid entries are the kept tokens
+    np.testing.assert_array_equal(cand.valid.sum(axis=1), expected.valid.sum(axis=1))
+    kth = K.kth_largest(z, np.full(z.shape[0], k))
+    assert np.all(floor <= kth)
+    finite = np.isfinite(z).sum(axis=-1)
+    assert np.all((np.count_nonzero(z >= floor[:, None], axis=-1) >= k) | (finite < k))
+
+
+@pytest.mark.parametrize("rows", [1, 3, 40])
+def test_row_weights_in_slices_equal_one_pass(rows):
+    """Working slices of rows gives the very numbers of one whole-array exp."""
+    x = (3 * np.random.default_rng(rows).standard_normal((rows, 9000))).astype(np.float32)
+    x[0, ::3] = -np.inf
+    w, m = K.row_weights(x)
+    np.testing.assert_array_equal(m, x.max(axis=-1, keepdims=True))
+    np.testing.assert_array_equal(w, np.exp(x - m))
+    assert w.dtype == np.float32
+
+
+def test_validation_row_maxima_are_reused_exactly():
+    x = make_zipf(np.random.default_rng(2), 3, 5000).reshape(3, 1, 5000)
+    rows = prepare(x)
+    np.testing.assert_array_equal(rows.row_max, x.reshape(3, 5000).max(axis=-1))
+    for bad, message in (
+        (np.nan, "must not contain NaN"),
+        (np.inf, r"got \+inf at index \(1, 0, 7\)"),
+    ):
+        y = x.copy()
+        y[1, 0, 7] = bad
+        with pytest.raises(ValueError, match=message):
+            prepare(y)
+    y = x.copy()
+    y[2] = -np.inf
+    with pytest.raises(ValueError, match="all -inf"):
+        prepare(y)

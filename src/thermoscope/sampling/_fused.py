@@ -13,12 +13,15 @@ How the first truncation avoids sorting the vocabulary
 - top-k: the vocabulary is cut into ``G`` strided groups (token ``j`` in group
   ``j mod G``); the k-th largest *group maximum* is a lower bound for the k-th
   largest logit, because k groups each hold a token at least that large. One
-  elementwise max over the groups and a partition of ``G`` numbers give the
-  floor; only the groups whose maximum reaches it (about k of them) are
-  gathered, and the exact k-th value is taken among those few candidates.
-  Leading temperatures are applied to the candidates only (see
-  :func:`_top_k_first` for why that keeps the same set).
-- min-p: the cut ``max + log(p)`` is explicit; one compare.
+  elementwise max over the groups, a fold of those maxima into about ``8 k``
+  coarser sets and a partition of those few numbers give the floor; only the
+  groups whose maximum reaches it (about k of them) are gathered, and the
+  exact k-th value is taken among those few candidates. Leading temperatures
+  are applied to the candidates only (see :func:`_top_k_first` for why that
+  keeps the same set).
+- min-p: the cut ``max + log(p)`` is explicit (the row maxima come from input
+  validation); a sparse cut gathers the groups that reach it, a wide one is
+  one compare over the vocabulary.
 - top-p: the row mass ``Z`` needs one exp over the vocabulary. A strided
   subsample, sorted, estimates where the running mass crosses ``p * Z``; the
   tokens in a value band around that estimate are gathered, sorted, and the
@@ -56,6 +59,7 @@ Array = np.ndarray[Any, np.dtype[Any]]
 __all__ = ["Compact", "Plan", "plan", "run"]
 
 _SLICES = 32
+_COARSE = 8  # coarse sets per requested token for the top-k floor
 _SUBSAMPLE = 2048  # subsample length per row for the top-p band estimate
 _BAND_TRIES = 3
 _BAND_SLACK = 8  # subsample positions either side of the estimate, plus
@@ -67,6 +71,7 @@ _REFINE_SLACK = 8
 _REFINE_SIGMAS = 2.0
 _CHUNK = 1 << 19  # elements per cache-sized slice of rows
 _ROW_LOOP_VOCAB = 4096  # _compact loops over rows from this vocabulary size on
+_GATHER_LIMIT = 0.01  # min-p cuts reaching more of the groups compare the whole vocabulary
 
 
 @dataclass(frozen=True)
@@ -202,69 +207,144 @@ def _group_maxima(z: Array) -> tuple[Array, int]:
 
     Tokens past ``_SLICES * groups`` (the tail) are groups of their own, after the others.
     """
-    rows, vocab = z.shape
-    groups = vocab // _SLICES
-    main = _SLICES * groups
-    maxima = z[:, :main].reshape(rows, _SLICES, groups).max(axis=1)
-    if main < vocab:
-        maxima = np.concatenate([maxima, z[:, main:]], axis=1)
-    return maxima, groups
+    return _fold_max(z, z.shape[1] // _SLICES), z.shape[1] // _SLICES
+
+
+def _fold_max(a: Array, n: int) -> Array:
+    """Maxima of the ``n`` strided sets ``{j : j mod n = q}`` of ``a[:, :m]``, ``m`` the
+    largest multiple of ``n``; the entries past ``m`` follow as sets of their own."""
+    rows, length = a.shape
+    main = n * (length // n)
+    out = a[:, :main].reshape(rows, length // n, n).max(axis=1)
+    if main < length:
+        out = np.concatenate([out, a[:, main:]], axis=1)
+    return out
+
+
+def _floor_of_maxima(maxima: Array, k: int) -> Array:
+    """A per-row value with at least ``k`` tokens at or above it, from group maxima.
+
+    The k-th largest of the maxima of any ``n`` disjoint token sets is such a
+    value (k sets each hold a token at least that large). Partitioning every
+    group maximum would cost more than the rest of a top-k call, so the groups
+    are folded into about ``_COARSE * k`` coarser sets first; the floor sits
+    a little lower (a few more candidates), which the exact top-k step on the
+    candidates absorbs.
+    """
+    rows, n = maxima.shape
+    fold = n // (_COARSE * k)
+    if fold >= 2:
+        maxima = _fold_max(maxima, n // fold)
+    return K.kth_largest(maxima, np.full(rows, k, dtype=np.int64))
 
 
 def _candidate_floor(z: Array, k: int) -> Array:
-    """Per-row value ``c`` with the k largest entries (and ties) inside ``z >= c``.
-
-    The k-th largest of the strided group maxima: k groups each hold an entry
-    at least that large, so the k-th largest entry is too.
-    """
+    """Per-row value ``c`` with the k largest entries (and ties) inside ``z >= c``."""
     rows, vocab = z.shape
     if vocab // _SLICES < 4 * k:
         return K.kth_largest(z, np.full(rows, k, dtype=np.int64))
-    maxima, _ = _group_maxima(z)
-    return K.kth_largest(maxima, np.full(rows, k, dtype=np.int64))
+    return _floor_of_maxima(_group_maxima(z)[0], k)
+
+
+def _pack(r: Array, c: Array, v: Array, rows: int, vocab: int) -> Compact:
+    """A Compact from entries sorted by row, then token id: rows ``r``, ids ``c``, values ``v``."""
+    counts = np.bincount(r, minlength=rows)
+    width = max(int(counts.max(initial=0)), 1)
+    pos = np.arange(r.size) - (np.cumsum(counts) - counts)[r]
+    vals = np.full((rows, width), -np.inf, dtype=v.dtype)
+    ids = np.zeros((rows, width), dtype=np.int32 if vocab < 2**31 else np.int64)
+    vals[r, pos] = v
+    ids[r, pos] = c
+    return Compact(vals, ids, np.arange(width) < counts[:, None], vocab)
 
 
 def _top_k_candidates(z: Array, k: int) -> tuple[Compact, Array]:
     """``_compact(z, z >= floor)`` and the floor, reading only groups that reach the floor.
 
-    Only a group whose maximum is at least the floor can hold a candidate, and
-    the floor is the k-th largest group maximum: about k groups of ``_SLICES``
-    tokens are gathered instead of comparing the whole vocabulary.
+    The floor comes from the strided group maxima (:func:`_floor_of_maxima`);
+    only the groups whose maximum reaches it, about k of them, are read again
+    (:func:`_gather_upper`).
     """
     rows, vocab = z.shape
     if vocab // _SLICES < 4 * k:
         floor = K.kth_largest(z, np.full(rows, k, dtype=np.int64))
         return _compact(z, _upper_set(z, floor)), floor
     maxima, groups = _group_maxima(z)
-    floor = K.kth_largest(maxima, np.full(rows, k, dtype=np.int64))
-    edge = _floor_in(floor, z.dtype)
+    floor = _floor_of_maxima(maxima, k)
+    cand = _gather_upper(z, maxima, groups, floor, limit=None)
+    assert cand is not None  # no limit: never declined
+    return cand, floor
+
+
+def _gather_upper(
+    z: Array, maxima: Array, groups: int, floor: Array, limit: float | None
+) -> Compact | None:
+    """``_compact(z, _upper_set(z, floor))`` from the groups whose maximum reaches the floor.
+
+    A token at or above the floor lies in such a group, so only those groups'
+    ``_SLICES`` tokens are gathered (one flat ``take``) and compared, instead
+    of the whole vocabulary; the few tokens kept are put in ascending token-id
+    order by sorting their flat positions. Returns None when more than
+    ``limit`` (a fraction) of the groups would be gathered: a plain compare
+    over the vocabulary is cheaper then.
+    """
+    rows, vocab = z.shape
+    edge = _floor_in(floor, z.dtype)[:, None]
+    dead = bool(np.isneginf(floor).any())  # the floor is -inf: keep the finite tokens
     main = _SLICES * groups
-    # Selected strided groups per row, ascending, padded with -1 (a masked slot).
-    r, g = np.nonzero(maxima[:, :groups] >= edge[:, None])
-    per_row = np.bincount(r, minlength=rows)
-    sel = np.full((rows, max(int(per_row.max()), 1)), -1, dtype=np.int64)
-    sel[r, np.arange(r.size) - (np.cumsum(per_row) - per_row)[r]] = g
-    # Token ids slice by slice: ascending along each row, tail tokens last.
-    tok = (sel[:, None, :] + groups * np.arange(_SLICES)[:, None]).reshape(rows, -1)
-    ok = (sel[:, None, :] >= 0).repeat(_SLICES, axis=1).reshape(rows, -1)
-    if main < vocab:
-        tok = np.concatenate(
-            [tok, np.broadcast_to(np.arange(main, vocab), (rows, vocab - main))], 1
-        )
-        ok = np.concatenate([ok, np.ones((rows, vocab - main), dtype=bool)], axis=1)
-    vals = np.take_along_axis(z, np.maximum(tok, 0), axis=1)
-    keep = ok & (vals >= edge[:, None])
-    if np.isneginf(floor).any():
+    hit = maxima[:, :groups] >= edge
+    if dead:
+        hit &= maxima[:, :groups] > -np.inf
+    # flatnonzero: a 2-D nonzero is about ten times slower here.
+    sel = np.flatnonzero(hit)
+    if limit is not None and sel.size > limit * hit.size:
+        return None
+    r = sel // groups
+    g = sel - r * groups
+    # Flat positions of the selected groups' tokens, one row of _SLICES per group.
+    flat = (r * vocab + g)[:, None] + groups * np.arange(_SLICES)
+    # np.take reads a C-contiguous array in place; any other layout it would copy.
+    contiguous = z.flags.c_contiguous
+    vals = np.take(z, flat) if contiguous else z[r[:, None], flat - (r * vocab)[:, None]]
+    keep = vals >= edge[r]
+    if dead:
         keep &= vals > -np.inf
-    counts = np.count_nonzero(keep, axis=1)
-    width = max(int(counts.max()), 1)
-    rr, cc = np.nonzero(keep)
-    pos = np.cumsum(keep, axis=1)[rr, cc] - 1
-    out = np.full((rows, width), -np.inf, dtype=z.dtype)
-    ids = np.zeros((rows, width), dtype=np.int64)
-    out[rr, pos] = vals[rr, cc]
-    ids[rr, pos] = tok[rr, cc]
-    return Compact(out, ids, np.arange(width) < counts[:, None], vocab), floor
+    pick = np.flatnonzero(keep)
+    pos, v = flat.reshape(-1)[pick], vals.reshape(-1)[pick]
+    if main < vocab:  # tail tokens: each its own group, compared directly
+        tail = z[:, main:]
+        tkeep = tail >= edge
+        if dead:
+            tkeep &= tail > -np.inf
+        tr, tc = np.divmod(np.flatnonzero(tkeep), vocab - main)
+        pos = np.concatenate([pos, tr * vocab + main + tc])
+        v = np.concatenate([v, tail[tr, tc]])
+    order = np.argsort(pos)
+    pos, v = pos[order], v[order]
+    rr = pos // vocab
+    return _pack(rr, pos - rr * vocab, v, rows, vocab)
+
+
+def _min_p_first(z: Array, m: Array, p: Array) -> Compact:
+    """Min-p as the first cut: gather the groups that reach ``max + log(p)``.
+
+    ``m``: the row maxima of ``z``, shape (B, 1). The threshold is the plain
+    kernel's (:func:`K.min_p_threshold`); a small ``p`` keeps much of the
+    vocabulary, and then one compare over it is cheaper than gathering groups.
+    """
+    thr = K.min_p_threshold(z, p, m[:, 0])
+    vocab = z.shape[1]
+    if vocab >= _ROW_LOOP_VOCAB:
+        # A strided subsample estimates the share of groups holding a kept token
+        # (about _SLICES times the kept share) before the groups are read.
+        sub = z[:, :: max(1, vocab // _SUBSAMPLE)]
+        share = np.count_nonzero(sub >= _floor_in(thr, z.dtype)[:, None]) / sub.size
+        if share * _SLICES <= _GATHER_LIMIT:
+            maxima, groups = _group_maxima(z)
+            cand = _gather_upper(z, maxima, groups, thr, limit=4 * _GATHER_LIMIT)
+            if cand is not None:
+                return cand
+    return _compact(z, _upper_set(z, thr))
 
 
 def _upper_set(z: Array, floor: Array) -> Array:
@@ -279,8 +359,10 @@ def _rows(a: Array, idx: Array) -> Array:
     return a if idx.size == a.shape[0] else a[idx]
 
 
-def _row_mass(z: Array) -> tuple[Array, Array]:
+def _row_mass(z: Array, m: Array | None = None) -> tuple[Array, Array]:
     """Row maxima (keepdims) and the plain kernel's row mass ``sum(exp(z - max))``.
+
+    ``m``: the row maxima (keepdims), when already known.
 
     Each row's mass is computed by the same calls on the same row
     (``exp(z - max)``, then ``sum(dtype=float64)`` along the row), so it is bit
@@ -288,7 +370,8 @@ def _row_mass(z: Array) -> tuple[Array, Array]:
     in one reused buffer only saves memory traffic.
     """
     rows, vocab = z.shape
-    m = z.max(axis=-1, keepdims=True)
+    if m is None:
+        m = z.max(axis=-1, keepdims=True)
     step = max(1, _CHUNK // vocab)
     buf = np.empty((min(step, rows), vocab), dtype=z.dtype)
     total = np.empty(rows)
@@ -301,7 +384,7 @@ def _row_mass(z: Array) -> tuple[Array, Array]:
     return m, total
 
 
-def _top_p_first(z: Array, p: Array, last: bool = False) -> Compact:
+def _top_p_first(z: Array, p: Array, last: bool = False, m: Array | None = None) -> Compact:
     """Top-p as the first cut: the kept tokens of every row, compacted.
 
     A strided subsample, sorted, estimates where the running mass crosses
@@ -312,9 +395,10 @@ def _top_p_first(z: Array, p: Array, last: bool = False) -> Compact:
     the cut. When every row passes at once, the gathered tokens are the
     result; rows that fail get a wider band, then the plain kernel. ``last``:
     no step follows (the dropped candidates' values need not be set to -inf).
+    ``m``: the row maxima (keepdims), when already known.
     """
     rows, vocab = z.shape
-    m, total = _row_mass(z)
+    m, total = _row_mass(z, m)
     target = p * total
     thr = np.full(rows, -np.inf)
     todo = np.flatnonzero(p < 1.0)
@@ -458,9 +542,13 @@ def run(chain: Plan, rows: Rows) -> Compact:
     steps = chain.steps
     first = steps[chain.first_cut]
     cand = _top_k_first(chain, rows) if isinstance(first, TopK) else None
+    # Row maxima from validation. A positive temperature's division is monotone
+    # and correctly rounded, so the tempered row maximum is the tempered maximum.
+    m = rows.row_max[:, None]
     if cand is None:
         for w in steps[: chain.first_cut]:
             z = w.apply(z, rows.batch_shape)
+            m = w.apply(m, rows.batch_shape)
     if isinstance(first, TopK):
         if cand is None:
             k = np.maximum(rows_param(first.k, rows.batch_shape, "top_k"), first.min_tokens_to_keep)
@@ -470,10 +558,9 @@ def run(chain: Plan, rows: Rows) -> Compact:
     else:
         if isinstance(first, TopP):
             p = rows_param(first.p, rows.batch_shape, "top_p")
-            cand = _top_p_first(z, p, last=chain.first_cut == len(steps) - 1)
+            cand = _top_p_first(z, p, last=chain.first_cut == len(steps) - 1, m=m)
         elif isinstance(first, MinP):
-            thr = K.min_p_threshold(z, rows_param(first.p, rows.batch_shape, "min_p"))
-            cand = _compact(z, _upper_set(z, thr))
+            cand = _min_p_first(z, m, rows_param(first.p, rows.batch_shape, "min_p"))
         else:  # plan() admits only the four kinds
             raise TypeError(f"the fused path cannot start with {first!r}")
     for step in steps[chain.first_cut + 1 :]:

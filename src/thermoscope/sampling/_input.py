@@ -19,15 +19,23 @@ class Rows:
 
     ``z`` is (B, V) in the compute dtype (float16 input computes in float32);
     ``batch_shape`` is the input shape without its last axis; ``back``
-    converts a numpy result to the input's kind (numpy, list -> numpy, torch).
+    converts a numpy result to the input's kind (numpy, list -> numpy, torch);
+    ``row_max`` is ``z.max(axis=-1)``, shape (B,), computed once by validation.
     """
 
-    __slots__ = ("back", "batch_shape", "z")
+    __slots__ = ("back", "batch_shape", "row_max", "z")
 
-    def __init__(self, z: Array, batch_shape: tuple[int, ...], back: Callable[[Array], Any]):
+    def __init__(
+        self,
+        z: Array,
+        batch_shape: tuple[int, ...],
+        back: Callable[[Array], Any],
+        row_max: Array | None = None,
+    ):
         self.z = z
         self.batch_shape = batch_shape
         self.back = back
+        self.row_max = z.max(axis=-1) if row_max is None else row_max
 
     def restore(self, result: Array) -> Any:
         """Reshape a (B, V) or (B, n) result to the input's batch shape and kind."""
@@ -39,9 +47,13 @@ def prepare(logits: Any, name: str = "logits") -> Rows:
     arr, back = as_float_array(logits, name, min_ndim=1)
     if arr.shape[-1] == 0:
         raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}.")
-    check_logits(arr, name)
-    batch_shape = arr.shape[:-1]
-    return Rows(arr.reshape(-1, arr.shape[-1]), batch_shape, back)
+    z = arr.reshape(-1, arr.shape[-1])
+    # NaN, +inf and an all -inf row each make that row's maximum non-finite: one
+    # reduction clears valid input, and its maxima are reused by the fused path.
+    row_max = z.max(axis=-1)
+    if not np.isfinite(row_max).all():
+        check_logits(arr, name)  # locates the offending entry and raises
+    return Rows(z, arr.shape[:-1], back, row_max)
 
 
 def rows_param(value: float | Array, batch_shape: tuple[int, ...], name: str) -> Array:

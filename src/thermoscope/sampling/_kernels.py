@@ -19,6 +19,8 @@ import numpy as np
 
 Array = np.ndarray[Any, np.dtype[Any]]
 
+_CHUNK = 1 << 17  # elements per slice of rows in row_weights (about 512 kB of float32)
+
 __all__ = [
     "apply_mask",
     "apply_threshold",
@@ -90,10 +92,19 @@ def floor_threshold(z: Array, thr: Array, min_keep: int) -> Array:
 
 
 def row_weights(z: Array) -> tuple[Array, Array]:
-    """Unnormalised probabilities ``exp(z - max)`` in the compute dtype, and the row max."""
+    """Unnormalised probabilities ``exp(z - max)`` in the compute dtype, and the row max.
+
+    Worked a cache-sized slice of rows at a time (the subtraction's result is
+    still in cache for the exp); every element gets the very same operations.
+    """
     m = z.max(axis=-1, keepdims=True)
-    w = np.subtract(z, m)
-    return np.exp(w, out=w), m
+    w = np.empty(z.shape, dtype=np.result_type(z, m))
+    step = max(1, _CHUNK // max(z.shape[-1], 1))
+    for r0 in range(0, z.shape[0], step):
+        part = w[r0 : r0 + step]
+        np.subtract(z[r0 : r0 + step], m[r0 : r0 + step], out=part)
+        np.exp(part, out=part)
+    return w, m
 
 
 def softmax_rows(z: Array) -> Array:
@@ -131,11 +142,16 @@ def top_p_scan(z: Array, p: Array, total: Array | None = None) -> tuple[Array, A
     return np.where(p >= 1.0, -np.inf, thr), mass_through[:, -1] >= target
 
 
-def min_p_threshold(z: Array, p: Array) -> Array:
-    """Keep tokens whose probability is at least ``p`` times the top probability."""
+def min_p_threshold(z: Array, p: Array, top: Array | None = None) -> Array:
+    """Keep tokens whose probability is at least ``p`` times the top probability.
+
+    ``top``: the row maxima of ``z``, shape (B,), when already known.
+    """
+    if top is None:
+        top = z.max(axis=-1)
     with np.errstate(divide="ignore"):
         # log(0) = -inf on purpose: min_p = 0 keeps every finite token.
-        return z.max(axis=-1).astype(np.float64) + np.log(p)
+        return top.astype(np.float64) + np.log(p)
 
 
 def epsilon_mask(z: Array, eps: Array) -> Array:
