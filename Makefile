@@ -27,8 +27,8 @@ demo: $(VENV)/.demo-installed
 	$(VENV)/bin/thermoscope demo
 
 lint: $(VENV)/.test-installed
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy
 
 test: lint

@@ -26,6 +26,7 @@ from thermoscope.core import (
     temperature_for_entropy,
 )
 from thermoscope.distill import kd_loss
+from thermoscope.models import embedded_model_path, load_model
 from thermoscope.recommend import coverage, exposure, gini, long_tail_share, sample_items
 from thermoscope.rl import UCB1, BoltzmannPolicy, EpsilonGreedy, run_bandit
 from thermoscope.sampling import (
@@ -62,6 +63,7 @@ __all__ = [
     "brier_score",
     "coverage",
     "effective_temperature",
+    "embedded_model_path",
     "entropy",
     "expected_calibration_error",
     "exposure",
@@ -69,6 +71,7 @@ __all__ = [
     "free_energy",
     "gini",
     "kd_loss",
+    "load_model",
     "log_softmax",
     "long_tail_share",
     "max_probability",

@@ -40,6 +40,7 @@ class Demo:
 DEMOS: tuple[Demo, ...] = (
     Demo("Theory and sampling", "thermoscope.demos.theory", "theory_demo"),
     Demo("Calibration by temperature scaling", "thermoscope.demos.calibration", "calibration_demo"),
+    Demo("Generation at several temperatures", "thermoscope.demos.generation", "generation_demo"),
     Demo("Knowledge distillation", "thermoscope.demos.distill", "distill_demo"),
     Demo("Attention temperature", "thermoscope.demos.attention", "attention_demo"),
     Demo("Boltzmann exploration", "thermoscope.demos.exploration", "exploration_demo"),
