@@ -34,8 +34,10 @@ lint: $(VENV)/.test-installed
 test: lint
 	$(PY) -m pytest -n 2
 
-bench: $(VENV)/.demo-installed
+bench: $(VENV)/.test-installed
 	$(PY) bench/sampling.py
+	$(PY) bench/calibration.py
+	$(PY) bench/generation.py
 
 clean:
 	rm -rf $(VENV) out build dist
