@@ -237,5 +237,5 @@ def test_cli_rejects_a_non_integer_seed(command, capsys):
 @pytest.mark.parametrize("command", ["distill-demo", "attention-demo"])
 def test_cli_negative_seed_is_a_value_error_naming_seed(command):
     args = _parser().parse_args([command, "--seed", "-3", "--quick"])
-    with pytest.raises(ValueError, match="`seed` must be an integer >= 0, got -3"):
+    with pytest.raises(ValueError, match="`--seed` must be an integer >= 0, got -3"):
         args.run(args)

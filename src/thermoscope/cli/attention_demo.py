@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from thermoscope.cli._args import CommandParser, add_subcommand
+from thermoscope.cli._args import CommandParser, add_demo_arguments, add_subcommand, prepare_out
 
 EXAMPLES = """\
   thermoscope attention-demo
@@ -24,15 +23,9 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
         "approximation; write the table and a plot.",
         examples=EXAMPLES,
     )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("out"),
-        metavar="DIR",
-        help="folder for attention.txt and attention_entropy.png (default: out)",
+    add_demo_arguments(
+        p, "attention.txt, attention_entropy.png", quick_help="64 queries instead of 512"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the queries and keys (default 0)")
-    p.add_argument("--quick", action="store_true", help="64 queries instead of 512")
     p.set_defaults(run=run)
 
 
@@ -40,4 +33,4 @@ def run(args: argparse.Namespace) -> str:
     """Run the demo and return its report."""
     from thermoscope.demos.attention import attention_demo
 
-    return attention_demo(args.out, seed=args.seed, quick=args.quick)
+    return attention_demo(prepare_out(args), seed=args.seed, quick=args.quick)

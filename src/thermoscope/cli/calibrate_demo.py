@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import pathlib
 
-from thermoscope.cli._args import CommandParser, add_subcommand
+from thermoscope.cli._args import CommandParser, add_demo_arguments, add_subcommand, prepare_out
 
 
 def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
@@ -20,9 +19,9 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
         "regularisation acts like a temperature.",
         examples="  thermoscope calibrate-demo\n  thermoscope calibrate-demo --out out --seed 1\n",
     )
-    p.add_argument("--out", default="out", help="folder for the PNG diagrams (default out)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--quick", action="store_true", help="fewer models, for a fast check")
+    add_demo_arguments(
+        p, "calibration_*.png reliability diagrams", quick_help="fewer models, for a fast check"
+    )
     p.set_defaults(run=run)
 
 
@@ -30,4 +29,4 @@ def run(args: argparse.Namespace) -> str:
     """The demo's report text."""
     from thermoscope.demos.calibration import calibration_demo
 
-    return calibration_demo(pathlib.Path(args.out), seed=args.seed, quick=args.quick)
+    return calibration_demo(prepare_out(args), seed=args.seed, quick=args.quick)

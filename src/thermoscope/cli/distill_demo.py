@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from thermoscope.cli._args import CommandParser, add_subcommand
+from thermoscope.cli._args import CommandParser, add_demo_arguments, add_subcommand, prepare_out
 
 EXAMPLES = """\
   thermoscope distill-demo
@@ -26,15 +25,11 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
         "table and a plot of the teacher's soft targets at several temperatures.",
         examples=EXAMPLES,
     )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("out"),
-        metavar="DIR",
-        help="folder for distill.txt and distill_soft_targets.png (default: out)",
+    add_demo_arguments(
+        p,
+        "distill.txt, distill_soft_targets.png",
+        quick_help="three seeds, short training (a smoke run)",
     )
-    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    p.add_argument("--quick", action="store_true", help="three seeds, short training (a smoke run)")
     p.set_defaults(run=run)
 
 
@@ -42,4 +37,4 @@ def run(args: argparse.Namespace) -> str:
     """Run the demo and return its report."""
     from thermoscope.demos.distill import distill_demo
 
-    return distill_demo(args.out, seed=args.seed, quick=args.quick)
+    return distill_demo(prepare_out(args), seed=args.seed, quick=args.quick)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import pathlib
 
-from thermoscope.cli._args import CommandParser, add_subcommand
+from thermoscope.cli._args import CommandParser, add_demo_arguments, add_subcommand, prepare_out
 
 EXAMPLES = """\
   thermoscope explore-demo
@@ -27,32 +26,6 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     )
     add_demo_arguments(p, "exploration.txt, exploration_regret.png")
     p.set_defaults(run=run)
-
-
-def add_demo_arguments(p: argparse.ArgumentParser, files: str) -> None:
-    """``--out``, ``--seed`` and ``--quick``, shared by the demo commands."""
-    p.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=pathlib.Path("out"),
-        help=f"folder for the outputs ({files}); default: out",
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed >= 0 (default 0)")
-    p.add_argument("--quick", action="store_true", help="a small, fast run (a smoke test)")
-
-
-def prepare_out(args: argparse.Namespace) -> pathlib.Path:
-    """Check ``--seed`` and create ``--out``, turning failures into one-line errors."""
-    if args.seed < 0:
-        raise ValueError(f"`--seed` must be an integer >= 0, got {args.seed}.")
-    out: pathlib.Path = args.out
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"`--out` must be a folder, got an existing file {str(out)!r}.")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"`--out` must be a folder that can be created, got {exc}.") from None
-    return out
 
 
 def run(args: argparse.Namespace) -> str:

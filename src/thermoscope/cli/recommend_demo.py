@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from thermoscope.cli._args import CommandParser, add_subcommand
-from thermoscope.cli.explore_demo import add_demo_arguments, prepare_out
+from thermoscope.cli._args import CommandParser, add_demo_arguments, add_subcommand, prepare_out
 
 EXAMPLES = """\
   thermoscope recommend-demo
