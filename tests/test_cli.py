@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -172,6 +173,38 @@ def test_demo_prints_every_section_and_writes_the_report(
     assert "draws of removed tokens: 0" in text
     saved = (tmp_path / "demo.txt").read_text(encoding="utf-8")
     assert "== 8." in saved
+    _check_demo_report(tmp_path, text)
+
+
+def _check_demo_report(out: Path, stdout: str) -> None:
+    """report.html: a section per demo, its reproduce command, its PNGs embedded."""
+    import base64
+    import html
+
+    from thermoscope.demos import DEMOS
+    from thermoscope.report import THEORY_FIGURES
+
+    page = out / "report.html"
+    assert f"report: {page}" in stdout
+    raw = page.read_text(encoding="utf-8")
+    # Base64 can spell "http" by chance: look for remote references outside the images.
+    text_only = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", raw)
+    assert "http" not in text_only.lower()
+    assert "<script" not in text_only
+    assert "<link" not in text_only
+    chunks = raw.split("<section ")[1:]
+    assert len(chunks) == len(DEMOS)
+    for demo, chunk in zip(DEMOS, chunks, strict=True):
+        assert f"<h2>{html.escape(demo.title)}</h2>" in chunk
+        assert html.escape(demo.reproduce(0, True)) in chunk
+    theory = chunks[0]
+    for name in THEORY_FIGURES:
+        png = (out / name).read_bytes()
+        assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in theory
+    # Every PNG the demos wrote is embedded in exactly one section.
+    for png_path in out.glob("*.png"):
+        uri = base64.b64encode(png_path.read_bytes()).decode()
+        assert sum(uri in chunk for chunk in chunks) == 1, png_path.name
 
 
 def test_demo_refuses_a_file_as_output_folder(

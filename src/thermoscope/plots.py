@@ -13,7 +13,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_reliability"]
+from thermoscope._validation import as_float_array, check_logits, check_temperature
+from thermoscope.core import entropy, free_energy, softmax
+
+__all__ = [
+    "plot_distributions",
+    "plot_entropy_vs_temperature",
+    "plot_free_energy",
+    "plot_reliability",
+    "plot_sampling_vs_theory",
+]
 
 _COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
@@ -143,3 +152,312 @@ def plot_reliability(
     if save is not None:
         fig.savefig(os.fspath(save), dpi=120)
     return fig
+
+
+def _logit_vector(logits: Any) -> np.ndarray:
+    """One row of logits as float64, checked (NaN, +inf, all -inf rejected)."""
+    z, _ = as_float_array(logits, "logits")
+    if z.ndim != 1:
+        raise ValueError(f"`logits` must be one row of shape (K,), got shape {z.shape}.")
+    check_logits(z, "logits")
+    return np.asarray(z, dtype=np.float64)
+
+
+def _tick_labels(labels: Sequence[Any] | None, k: int) -> list[str]:
+    if labels is None:
+        return [str(i) for i in range(k)]
+    if isinstance(labels, str) or len(labels) != k:
+        raise ValueError(
+            f"`labels` must be a sequence of {k} names (one per logit), got {labels!r}."
+        )
+    return [str(label) for label in labels]
+
+
+def _temperature_grid(temperatures: Any, default: tuple[float, float]) -> np.ndarray:
+    """Sorted positive finite temperatures (a log axis cannot show 0 or inf)."""
+    if temperatures is None:
+        return np.geomspace(default[0], default[1], 121)
+    t = check_temperature(temperatures, "temperatures")
+    if t.ndim != 1:
+        raise ValueError(f"`temperatures` must be a 1-D sequence, got shape {t.shape}.")
+    bad = t[(t <= 0) | ~np.isfinite(t)]
+    if bad.size:
+        raise ValueError(
+            f"`temperatures` must be finite and > 0 (a log axis), got {float(bad[0])!r}."
+        )
+    return np.sort(t)
+
+
+def _finish(fig: Any, save: str | os.PathLike[str] | None) -> Any:
+    if save is not None:
+        fig.savefig(os.fspath(save), dpi=120)
+    return fig
+
+
+def plot_distributions(
+    logits: Any,
+    temperatures: Sequence[float] = (0.1, 0.5, 1, 2, 5),
+    labels: Sequence[Any] | None = None,
+    *,
+    title: str = "softmax(z / T) at several temperatures",
+    save: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Grouped bars: the softmax of one row of logits at each temperature.
+
+    Parameters
+    ----------
+    logits : array_like, shape (K,)
+        One row of scores; ``-inf`` marks a masked token.
+    temperatures : sequence of float, default (0.1, 0.5, 1, 2, 5)
+        ``T >= 0`` each (0 is the greedy limit, ``inf`` the uniform one).
+    labels : sequence, optional
+        A name per token for the x axis (default: the indices).
+    title : str
+        Figure title.
+    save : path, optional
+        Also write the figure there.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis with one bar container per temperature, in the order given,
+        labelled ``T = <t>``; bar ``i`` of a container has height
+        ``softmax(logits, t)[i]``.
+
+    Examples
+    --------
+    >>> fig = plot_distributions([2.0, 1.0, 0.0], temperatures=(0.5, 2.0), labels=["a", "b", "c"])
+    >>> [c.get_label() for c in fig.axes[0].containers]
+    ['T = 0.5', 'T = 2']
+    """
+    from matplotlib.figure import Figure
+
+    z = _logit_vector(logits)
+    names = _tick_labels(labels, z.size)
+    temps = check_temperature(temperatures, "temperatures")
+    if temps.ndim != 1:
+        raise ValueError(f"`temperatures` must be a 1-D sequence, got shape {temps.shape}.")
+    fig = Figure(figsize=(max(6.0, 0.9 * z.size + 2.0), 4.0), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(z.size, dtype=np.float64)
+    width = 0.8 / temps.size
+    for j, t in enumerate(temps):
+        p = np.asarray(softmax(z, float(t)))
+        ax.bar(
+            x - 0.4 + (j + 0.5) * width,
+            p,
+            width=width,
+            color=_COLORS[j % len(_COLORS)],
+            label=f"T = {float(t):g}",
+        )
+    ax.set_xticks(x, names)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("token")
+    ax.set_ylabel("probability")
+    ax.set_title(title)
+    ax.legend(loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    return _finish(fig, save)
+
+
+def plot_entropy_vs_temperature(
+    logits: Any,
+    temperatures: Any = None,
+    *,
+    title: str = "Entropy and max probability against temperature",
+    save: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Entropy (nats) and the largest probability of ``softmax(z / T)`` on a log T axis.
+
+    Entropy rises from 0 (one winner) towards ``ln K`` (uniform over the K
+    finite logits); the max probability falls from 1 towards ``1 / K``.
+
+    Parameters
+    ----------
+    logits : array_like, shape (K,)
+    temperatures : array_like, optional
+        Positive finite temperatures (default 121 points from 0.01 to 100).
+    title : str
+    save : path, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``axes[0]`` (log x): the entropy line and a dashed horizontal line at
+        ``ln K``; ``axes[1]`` (its twin, right y axis): the max probability.
+
+    Examples
+    --------
+    >>> fig = plot_entropy_vs_temperature([1.0, 0.0], temperatures=[0.5, 1.0, 2.0])
+    >>> fig.axes[0].get_xscale(), fig.axes[0].get_ylabel(), fig.axes[1].get_ylabel()
+    ('log', 'entropy (nats)', 'max probability')
+    """
+    from matplotlib.figure import Figure
+
+    z = _logit_vector(logits)
+    t = _temperature_grid(temperatures, (0.01, 100.0))
+    p = np.asarray(softmax(np.broadcast_to(z, (t.size, z.size)), t))
+    h = np.asarray(entropy(p))
+    top = p.max(axis=1)
+    k = int(np.isfinite(z).sum())
+    fig = Figure(figsize=(6.5, 4.0), layout="constrained")
+    ax = fig.subplots()
+    right = ax.twinx()
+    (h_line,) = ax.plot(t, h, color=_COLORS[1], label="entropy H")
+    ln_k = ax.axhline(
+        np.log(k),
+        color="0.4",
+        linestyle="--",
+        linewidth=1,
+        label=f"ln K = ln {k} = {np.log(k):.3f}",
+    )
+    (p_line,) = right.plot(t, top, color=_COLORS[0], label="max probability")
+    ax.set_xscale("log")
+    ax.set_xlabel("temperature T (log scale)")
+    ax.set_ylim(0, max(np.log(k), 1e-3) * 1.08)
+    # Two scales on one plot: colour each y axis like its line so they cannot be mixed up.
+    ax.set_ylabel("entropy (nats)", color=_COLORS[1])
+    right.set_ylabel("max probability", color=_COLORS[0])
+    right.tick_params(axis="y", colors=_COLORS[0])
+    right.set_ylim(0, 1.05)
+    ax.set_title(title)
+    ax.legend(handles=[h_line, ln_k, p_line], loc="center right")
+    ax.grid(alpha=0.3)
+    return _finish(fig, save)
+
+
+def plot_sampling_vs_theory(
+    sampler: Any,
+    logits: Any,
+    n: int,
+    seed: int,
+    *,
+    labels: Sequence[Any] | None = None,
+    title: str = "Sampled frequencies against theory",
+    save: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Empirical frequencies of ``n`` draws beside the sampler's probabilities.
+
+    The title carries Pearson's chi-square goodness-of-fit p-value
+    (``scipy.stats.chisquare``) over the tokens the sampler keeps; a small
+    p-value (say below 0.001) means the draws do not follow the distribution.
+
+    Parameters
+    ----------
+    sampler : thermoscope.sampling.Sampler
+        Any object with ``probs(logits)`` and ``sample(logits, n=, seed=)``.
+    logits : array_like, shape (K,)
+    n : int
+        Number of draws, >= 1.
+    seed : int
+        Seed for the draws.
+    labels : sequence, optional
+        Token names for the x axis.
+    title : str
+    save : path, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis with two bar containers: ``theory`` (``sampler.probs``) and
+        ``sampled`` (``count / n``); the title ends with ``chi-square p = ...``
+        (or says that a single kept token leaves nothing to test).
+
+    Examples
+    --------
+    >>> from thermoscope.sampling import Sampler
+    >>> s = Sampler.from_options(temperature=1.0, top_k=2)
+    >>> fig = plot_sampling_vs_theory(s, [2.0, 1.0, 0.0], n=200, seed=0)
+    >>> [c.get_label() for c in fig.axes[0].containers]
+    ['theory', 'sampled']
+    >>> float(fig.axes[0].containers[0][2].get_height())
+    0.0
+    """
+    from matplotlib.figure import Figure
+    from scipy.stats import chisquare
+
+    z = _logit_vector(logits)
+    names = _tick_labels(labels, z.size)
+    probs = np.asarray(sampler.probs(z), dtype=np.float64)
+    draws = np.asarray(sampler.sample(z, n=n, seed=seed)).ravel()
+    count = np.bincount(draws, minlength=z.size)
+    total = int(count.sum())
+    freq = count / total
+    kept = probs > 0
+    outside = int(count[~kept].sum())
+    if kept.sum() >= 2 and outside == 0:
+        p_value = float(chisquare(count[kept], total * probs[kept]).pvalue)
+        verdict = f"chi-square p = {p_value:.3g}"
+    elif outside:
+        verdict = f"{outside} draws of removed tokens"
+    else:
+        verdict = "one kept token: nothing to test"
+    fig = Figure(figsize=(max(6.0, 0.9 * z.size + 2.0), 4.0), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(z.size, dtype=np.float64)
+    ax.bar(x - 0.2, probs, width=0.4, color=_COLORS[1], label="theory")
+    ax.bar(x + 0.2, freq, width=0.4, color=_COLORS[4], alpha=0.8, label="sampled")
+    ax.set_xticks(x, names)
+    ax.set_xlabel("token")
+    ax.set_ylabel("probability / frequency")
+    ax.set_title(f"{title}\n{total} draws, seed {seed}: {verdict}")
+    ax.legend(loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    return _finish(fig, save)
+
+
+def plot_free_energy(
+    logits: Any,
+    temperatures: Any = None,
+    *,
+    title: str = "Energy, entropy and free energy of softmax(z / T)",
+    save: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Mean energy E, entropy S and free energy F = E - T S at the softmax, against T.
+
+    With energies ``E_i = -z_i`` and ``p = softmax(z, T)``: ``E = -sum p z``,
+    ``S = -sum p ln p`` and ``F = E - T S = -T ln sum exp(z / T)``, the minimum
+    of the free energy over all distributions.
+
+    Parameters
+    ----------
+    logits : array_like, shape (K,)
+    temperatures : array_like, optional
+        Positive finite temperatures (default 121 points from 0.05 to 20).
+    title : str
+    save : path, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One log-x axis with three lines, labelled ``E``..., ``S``... and
+        ``F``..., in that order.
+
+    Examples
+    --------
+    >>> fig = plot_free_energy([1.0, 0.0], temperatures=[0.5, 1.0])
+    >>> [line.get_label().split()[0] for line in fig.axes[0].get_lines()]
+    ['E', 'S', 'F']
+    """
+    from matplotlib.figure import Figure
+
+    z = _logit_vector(logits)
+    t = _temperature_grid(temperatures, (0.05, 20.0))
+    zz = np.broadcast_to(z, (t.size, z.size))
+    p = np.asarray(softmax(zz, t))
+    # 0 * (-inf) is 0: a masked token is never occupied.
+    e = -np.sum(p * np.where(p > 0, zz, 0.0), axis=1)
+    s = np.asarray(entropy(p))
+    f = np.asarray(free_energy(p, zz, t))
+    fig = Figure(figsize=(6.5, 4.0), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(t, e, color=_COLORS[0], label="E = -sum p z (mean energy)")
+    ax.plot(t, s, color=_COLORS[2], label="S (entropy, nats)")
+    ax.plot(t, f, color=_COLORS[1], linewidth=2, label="F = E - T S (free energy)")
+    ax.set_xscale("log")
+    ax.set_xlabel("temperature T (log scale)")
+    ax.set_ylabel("value (energy units, nats for S)")
+    ax.set_title(title)
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    return _finish(fig, save)

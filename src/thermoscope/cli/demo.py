@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
         "energy, symmetries, the seeds' worked examples recomputed, sampling checked "
         "against theory), then calibration, distillation, attention, exploration and "
         "recommendation on real or seeded data. Text goes to stdout and to OUT/demo.txt, "
-        "figures to OUT/.",
+        "figures to OUT/, and everything, figures embedded, to the self-contained page "
+        "OUT/report.html with the command that reproduces each section.",
         examples="  thermoscope demo\n  thermoscope demo --out out/ --quick --seed 1\n",
     )
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
@@ -32,22 +33,43 @@ def run(args: argparse.Namespace) -> str:
     """Run every demo with a progress bar on stderr; return the combined text."""
     from thermoscope.demos import DEMOS
     from thermoscope.files import write_text_atomic
+    from thermoscope.report import ReportSection, build_report
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise ValueError(f"`--out` must be a folder, got the file {str(out)!r}.")
     out.mkdir(parents=True, exist_ok=True)
     sections = []
-    progress = _progress(len(DEMOS))
+    parts = []
+    progress = _progress(len(DEMOS) + 1)
     for demo in DEMOS:
         progress.set_description(demo.title)
+        before = _pngs(out)
         text = demo.load()(out, args.seed, args.quick)
+        after = _pngs(out)
+        # New or rewritten files: a rerun into the same folder still finds its figures.
+        figures = tuple(out / name for name in sorted(after) if before.get(name) != after[name])
+        parts.append(
+            ReportSection(demo.title, text, figures, demo.reproduce(args.seed, args.quick))
+        )
         sections.append(f"# {demo.title}\n\n{text}")
         progress.update(1)
+    progress.set_description("report")
+    page = build_report(parts, out)
+    progress.update(1)
     progress.close()
     report = "\n\n".join(sections)
     write_text_atomic(out / "demo.txt", report + "\n")
-    return f"{report}\n\nwritten: {out / 'demo.txt'} and the figures in {out}/"
+    return f"{report}\n\nwritten: {out / 'demo.txt'} and the figures in {out}/\nreport: {page}"
+
+
+def _pngs(folder: Path) -> dict[str, tuple[int, int]]:
+    """PNG name -> (modification time in ns, size), to tell which files a demo wrote."""
+    found = {}
+    for path in folder.glob("*.png"):
+        st = path.stat()
+        found[path.name] = (st.st_mtime_ns, st.st_size)
+    return found
 
 
 def _progress(total: int) -> _Bar:
