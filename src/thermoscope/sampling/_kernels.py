@@ -73,11 +73,18 @@ def scale(z: Array, t: Array) -> Array:
     return out
 
 
-def kth_largest(z: Array, k: Array) -> Array:
-    """The k-th largest value of each row (k per row, 1 <= k; capped at the row length)."""
+def kth_largest(z: Array, k: Array | int) -> Array:
+    """The k-th largest value of each row (one k, or one per row; 1 <= k; capped at the row length).
+
+    With one k for every row the per-row bookkeeping (``unique``,
+    ``take_along_axis``), which costs more than the partition itself on a
+    short batch, is skipped; the value found is the same.
+    """
     n = z.shape[-1]
-    kk = np.minimum(k, n)
-    cols = n - kk
+    if np.ndim(k) == 0 or np.all(k == np.asarray(k).flat[0]):
+        col = n - min(int(np.asarray(k).flat[0]), n)
+        return np.partition(z, col, axis=-1)[:, col].astype(np.float64)
+    cols = n - np.minimum(k, n)
     part = np.partition(z, np.unique(cols), axis=-1)
     return np.take_along_axis(part, cols[:, None], axis=-1)[:, 0].astype(np.float64)
 

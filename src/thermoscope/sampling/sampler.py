@@ -56,6 +56,8 @@ LLAMA_CPP_ORDER: tuple[str, ...] = (
     "entropy_temperature",
 )
 
+_PLAN_CACHE = 64  # batch shapes whose fused plan a Sampler remembers
+
 _NAMED_ORDERS = {"transformers": TRANSFORMERS_ORDER, "llama.cpp": LLAMA_CPP_ORDER}
 
 
@@ -140,7 +142,7 @@ class Sampler:
     array([0, 0, 0, 0, 1])
     """
 
-    __slots__ = ("_warpers",)
+    __slots__ = ("_plans", "_warpers")
 
     def __init__(self, warpers: Iterable[Warper] = (), order: str | Sequence[Any] | None = None):
         items = tuple(warpers)
@@ -148,6 +150,10 @@ class Sampler:
             if not isinstance(w, Warper):
                 raise TypeError(f"`warpers` must contain Warper instances, got {w!r}.")
         self._warpers = _arrange(items, order)
+        # Fused plan per batch shape: planning only validates the (immutable)
+        # warpers' parameters against the batch shape, so its answer never
+        # changes for a shape, and generation calls with the same shape each step.
+        self._plans: dict[tuple[int, ...], _fused.Plan | None] = {}
 
     @property
     def warpers(self) -> tuple[Warper, ...]:
@@ -212,6 +218,16 @@ class Sampler:
 
     # -- computing -----------------------------------------------------------
 
+    def _plan(self, rows: Rows) -> _fused.Plan | None:
+        shape = rows.batch_shape
+        try:
+            return self._plans[shape]
+        except KeyError:
+            if len(self._plans) >= _PLAN_CACHE:
+                self._plans.clear()  # many batch shapes: keep the cache small
+            made = self._plans[shape] = _fused.plan(self._warpers, rows)
+            return made
+
     def _chain(self, rows: Rows) -> Array:
         z = rows.z
         for w in self._warpers:
@@ -228,7 +244,7 @@ class Sampler:
                [  3., -inf]])
         """
         rows = prepare(x)
-        plan = _fused.plan(self._warpers, rows)
+        plan = self._plan(rows)
         if plan is not None:
             return rows.restore(_fused.run(plan, rows).dense_logits())
         return rows.restore(self._chain(rows))
@@ -242,7 +258,7 @@ class Sampler:
         array([0. , 0.5, 0.5])
         """
         rows = prepare(x)
-        plan = _fused.plan(self._warpers, rows)
+        plan = self._plan(rows)
         if plan is not None:
             return rows.restore(_fused.run(plan, rows).dense_probs())
         return rows.restore(K.softmax_rows(self._chain(rows)))
@@ -291,7 +307,7 @@ class Sampler:
         batch, vocab = rows.z.shape
         u = gen.random((batch, int(count)))
         bits = fixed_point_bits(batch, vocab)
-        plan = _fused.plan(self._warpers, rows)
+        plan = self._plan(rows)
         if plan is not None:
             picked = _fused.run(plan, rows).sample(u, bits)
         else:
