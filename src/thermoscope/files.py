@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -20,14 +21,20 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> write_bytes_atomic(folder / "x.bin", b"abc").read_bytes()
     b'abc'
+    >>> oct((folder / "x.bin").stat().st_mode & 0o777)
+    '0o644'
     """
     target = Path(path)
+    # mkstemp creates the file private (0600); give the result the mode an
+    # ordinary open() would (or keep the mode of the file it replaces).
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from scipy import optimize
 
 from thermoscope._arrays import to_numpy
 from thermoscope._validation import as_float_array, check_logits
+from thermoscope.files import write_text_atomic
 
 __all__ = [
     "NotFittedError",
@@ -912,19 +912,7 @@ class TemperatureScaler:
             "n_iter": int(getattr(self, "n_iter_", 0)),
             "n_classes": int(getattr(self, "n_classes_", 0)),
         }
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(payload, fh, indent=2, allow_nan=False)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> TemperatureScaler:
