@@ -208,27 +208,10 @@ def prepare(probs: Any, labels: Any, from_logits: bool, temperature: float = 1.0
     """Validate ``probs`` (or logits) and ``labels``; return clean data for the kernels."""
     if not isinstance(from_logits, (bool, np.bool_)):
         raise TypeError(f"`from_logits` must be True or False, got {from_logits!r}.")
-    x, _ = as_float_array(probs, "probs")
-    if x.ndim not in (1, 2):
-        raise ValueError(
-            "`probs` must be 1-D (binary: P(y = 1)) or 2-D (n_samples, n_classes), "
-            f"got shape {x.shape}."
-        )
-    if x.ndim == 2 and x.shape[1] < 2:
-        raise ValueError(f"`probs` must have at least 2 classes (columns), got shape {x.shape}.")
-    n_classes = 2 if x.ndim == 1 else x.shape[1]
-    y = _check_labels(labels, x.shape[0], n_classes, x.shape)
+    x, y = _scores_and_labels(probs, labels, "probs", "binary: P(y = 1)")
     binary = x.ndim == 1
     if from_logits:
-        # Logits are always worked in float64: the softmax of float32 logits
-        # saturates to exactly 1.0 for a gap above about 17.
-        x = x.astype(np.float64, copy=False)
-        if binary:
-            if not np.all(np.isfinite(x)):
-                raise ValueError("`probs` must be finite log-odds, got NaN or inf.")
-            x = np.stack([np.zeros_like(x), x], axis=1)
-        else:
-            check_logits(x, "probs")
+        x = _two_column_logits(x, "probs")
         if temperature != 1.0:
             x = x / temperature
         logp = _log_softmax_rows(x)
@@ -1039,24 +1022,38 @@ def _check_beta(beta: Any) -> float:
 
 
 def _prepare_logits(logits: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
-    z, _ = as_float_array(logits, "logits")
-    if z.ndim not in (1, 2):
+    z, y = _scores_and_labels(logits, labels, "logits", "binary log-odds")
+    return _two_column_logits(z, "logits"), y
+
+
+def _scores_and_labels(
+    scores: Any, labels: Any, name: str, one_d: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check that ``scores`` is 1-D (binary, meaning ``one_d``) or 2-D with >= 2 columns."""
+    x, _ = as_float_array(scores, name)
+    if x.ndim not in (1, 2):
         raise ValueError(
-            "`logits` must be 1-D (binary log-odds) or 2-D (n_samples, n_classes), "
-            f"got shape {z.shape}."
+            f"`{name}` must be 1-D ({one_d}) or 2-D (n_samples, n_classes), got shape {x.shape}."
         )
-    if z.ndim == 2 and z.shape[1] < 2:
-        raise ValueError(f"`logits` must have at least 2 classes (columns), got shape {z.shape}.")
-    n_classes = 2 if z.ndim == 1 else z.shape[1]
-    y = _check_labels(labels, z.shape[0], n_classes, z.shape)
+    if x.ndim == 2 and x.shape[1] < 2:
+        raise ValueError(f"`{name}` must have at least 2 classes (columns), got shape {x.shape}.")
+    n_classes = 2 if x.ndim == 1 else x.shape[1]
+    return x, _check_labels(labels, x.shape[0], n_classes, x.shape)
+
+
+def _two_column_logits(z: np.ndarray, name: str) -> np.ndarray:
+    """float64 (n, C) logits; 1-D log-odds become the two logits ``(0, z)``.
+
+    Logits are always worked in float64: the softmax of float32 logits
+    saturates to exactly 1.0 for a gap above about 17.
+    """
     z = z.astype(np.float64, copy=False)
     if z.ndim == 1:
         if not np.all(np.isfinite(z)):
-            raise ValueError("`logits` must be finite log-odds, got NaN or inf.")
-        z = np.stack([np.zeros_like(z), z], axis=1)
-    else:
-        check_logits(z, "logits")
-    return z, y
+            raise ValueError(f"`{name}` must be finite log-odds, got NaN or inf.")
+        return np.stack([np.zeros_like(z), z], axis=1)
+    check_logits(z, name)
+    return z
 
 
 def _nll_derivative_kernel(z: np.ndarray, y: np.ndarray, beta: float) -> NLLDerivatives:
