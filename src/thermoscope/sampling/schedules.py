@@ -118,7 +118,21 @@ class Constant(Schedule):
 
 
 @dataclass(frozen=True)
-class Linear(Schedule):
+class _Ramp(Schedule):
+    """A schedule from ``start`` to ``end`` over ``steps``: the fields and checks it shares."""
+
+    start: float
+    end: float
+    steps: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", _temperature(self.start, "start"))
+        object.__setattr__(self, "end", _temperature(self.end, "end"))
+        object.__setattr__(self, "steps", _count(self.steps, "steps", 1))
+
+
+@dataclass(frozen=True)
+class Linear(_Ramp):
     """Straight line from ``start`` to ``end`` over ``steps``, then ``end``.
 
     Parameters
@@ -139,21 +153,12 @@ class Linear(Schedule):
     1.0
     """
 
-    start: float
-    end: float
-    steps: int
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "start", _temperature(self.start, "start"))
-        object.__setattr__(self, "end", _temperature(self.end, "end"))
-        object.__setattr__(self, "steps", _count(self.steps, "steps", 1))
-
     def at(self, s: Array) -> Array:
         return self.start + (self.end - self.start) * _progress(s, self.steps)
 
 
 @dataclass(frozen=True)
-class Cosine(Schedule):
+class Cosine(_Ramp):
     """Half a cosine from ``start`` to ``end`` over ``steps``, then ``end``.
 
     Flat at both ends and steepest in the middle: it stays hot (exploring)
@@ -176,15 +181,6 @@ class Cosine(Schedule):
     >>> Cosine(1.0, 0.0, steps=4)(2)
     0.5
     """
-
-    start: float
-    end: float
-    steps: int
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "start", _temperature(self.start, "start"))
-        object.__setattr__(self, "end", _temperature(self.end, "end"))
-        object.__setattr__(self, "steps", _count(self.steps, "steps", 1))
 
     def at(self, s: Array) -> Array:
         weight = 0.5 * (1.0 + np.cos(np.pi * _progress(s, self.steps)))
