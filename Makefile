@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint chromium bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,17 +27,23 @@ demo: $(VENV)/.demo-installed
 	$(VENV)/bin/thermoscope demo
 
 lint: $(VENV)/.test-installed
-	$(VENV)/bin/ruff check src tests bench scripts
-	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/ruff check src tests bench scripts examples
+	$(VENV)/bin/ruff format --check src tests bench scripts examples
 	$(VENV)/bin/mypy
 
-test: lint
-	$(PY) -m pytest -n 2
+# The browser tests drive Debian's chromium (installed with apt-get when
+# missing); under `make test` they fail rather than skip without it.
+chromium:
+	@scripts/install_chromium.sh
+
+test: lint chromium
+	THERMOSCOPE_REQUIRE_BROWSER=1 $(PY) -m pytest -n 2
 
 bench: $(VENV)/.test-installed
 	$(PY) bench/sampling.py
 	$(PY) bench/calibration.py
 	$(PY) bench/generation.py
+	$(PY) bench/explorer_load.py
 
 clean:
 	rm -rf $(VENV) out build dist

@@ -39,6 +39,7 @@ from thermoscope.sampling import (
     TopNSigma,
     TopP,
     Typical,
+    summarize_sampling,
 )
 
 __version__ = "0.1.0"
@@ -83,5 +84,6 @@ __all__ = [
     "run_bandit",
     "sample_items",
     "softmax",
+    "summarize_sampling",
     "temperature_for_entropy",
 ]

@@ -21,6 +21,7 @@ from thermoscope.cli import (
     demo,
     distill_demo,
     entropy_target,
+    explore,
     explore_demo,
     generate,
     next_token,
@@ -43,6 +44,7 @@ COMMANDS = (
     next_token,
     presets,
     demo,
+    explore,
     calibrate_demo,
     distill_demo,
     attention_demo,
@@ -56,6 +58,7 @@ examples:
   thermoscope sample --logits 5,2.2,2,4.5,3,2.7 -t 0.7 --top-k 3 -n 10000 --seed 0
   thermoscope entropy-target --logits 5,2.2,2,4.5,3,2.7 --entropy 1.0
   thermoscope demo
+  thermoscope explore
 
 Run `thermoscope COMMAND --help` for each command's options.
 """

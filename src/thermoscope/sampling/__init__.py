@@ -12,6 +12,7 @@ Examples
 """
 
 from thermoscope.sampling.sampler import LLAMA_CPP_ORDER, TRANSFORMERS_ORDER, Sampler
+from thermoscope.sampling.summary import SamplingSummary, sampler_for, summarize_sampling
 from thermoscope.sampling.warpers import (
     EntropyTemperature,
     Epsilon,
@@ -31,10 +32,13 @@ __all__ = [
     "Epsilon",
     "MinP",
     "Sampler",
+    "SamplingSummary",
     "Temperature",
     "TopK",
     "TopNSigma",
     "TopP",
     "Typical",
     "Warper",
+    "sampler_for",
+    "summarize_sampling",
 ]

@@ -85,11 +85,18 @@ class Plan:
 def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
     """Return a plan when the fused path applies to ``warpers`` on ``rows``, else None."""
     first_cut = -1
+    top = rows.row_max
     for i, w in enumerate(warpers):
         if isinstance(w, Temperature):
             t = rows_param(w.t, rows.batch_shape, "temperature")
             if not np.all((t > 0) & np.isfinite(t)):
                 return None
+            if first_cut < 0:
+                divisor = t.astype(rows.z.dtype)
+                # A tiny T that overflows z / T takes the plain chain, which shifts first.
+                if np.any(K.overflows(top, divisor)):
+                    return None
+                top = top.astype(rows.z.dtype) / divisor
         elif isinstance(w, TopK):
             rows_param(w.k, rows.batch_shape, "top_k")
         elif isinstance(w, (TopP, MinP)):

@@ -56,9 +56,13 @@ def scale(z: Array, t: Array) -> Array:
     tensor by a Python float), so float32 logits stay float32.
     """
     finite = (t > 0) & np.isfinite(t)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    divisor = np.where(finite, t, 1.0).astype(z.dtype)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # Rows with T=0 or T=inf are overwritten below; their quotient is unused.
-        out = z / np.where(finite, t, 1.0).astype(z.dtype)[:, None]
+        out = z / divisor[:, None]
+    small = finite & (divisor < 1)
+    if small.any():
+        _unscale_overflow(z, t, divisor, small, out)
     if finite.all():
         return out
     greedy = t == 0
@@ -71,6 +75,32 @@ def scale(z: Array, t: Array) -> Array:
         # T -> inf: every finite logit becomes equal, masked ones stay masked.
         out[hot] = np.where(np.isneginf(z[hot]), -np.inf, 0.0)
     return out
+
+
+def overflows(row_max: Array, divisor: Array) -> Array:
+    """Rows whose maximum divided by a tiny temperature leaves the float range (or T rounds to 0).
+
+    ``divisor`` is T in the compute dtype; the test is done in that dtype, as
+    the division itself is.
+    """
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return ~np.isfinite(row_max.astype(divisor.dtype) / divisor)
+
+
+def _unscale_overflow(z: Array, t: Array, divisor: Array, rows: Array, out: Array) -> None:
+    """Redo rows where ``z / T`` overflowed as ``(z - max) / T``: same softmax, no inf - inf.
+
+    Only rows with T < 1 can overflow; their maximum costs one pass over them.
+    """
+    idx = np.flatnonzero(rows)
+    m = z[idx].max(axis=-1)
+    bad = idx[overflows(m, divisor[idx])]
+    if bad.size == 0:
+        return
+    with np.errstate(over="ignore"):
+        # (z - max) / T <= 0 in float64: overflow only towards -inf, the exact limit.
+        shifted = (z[bad].astype(np.float64) - z[bad].max(axis=-1, keepdims=True)) / t[bad, None]
+        out[bad] = shifted.astype(z.dtype)
 
 
 def kth_largest(z: Array, k: Array | int) -> Array:

@@ -1,0 +1,91 @@
+"""``thermoscope explore``: the local web explorer (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+from thermoscope.cli._args import CommandParser, add_subcommand
+from thermoscope.cli.generate import add_model_argument
+
+EXAMPLES = """\
+  thermoscope explore                      # http://127.0.0.1:8765 with the embedded model
+  thermoscope explore --port 9000 --model path/to/gpt2
+  thermoscope explore --no-model           # logits mode only (no torch / transformers needed)
+"""
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`port` must be an integer, got {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"`port` must be in 1..65535, got {value}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
+    """Add the ``explore`` subcommand."""
+    p = add_subcommand(
+        sub,
+        "explore",
+        help="a local web page with live temperature, top-k, top-p and min-p sliders",
+        description="Serve the explorer on http://HOST:PORT until Ctrl-C. Logits mode: type "
+        "logits (or pick one of the seeds' examples) and watch the bars, the kept tokens, the "
+        "entropy and the nucleus mass follow the sliders. Model mode: type a prompt to see the "
+        "model's next-token distribution and sample continuations. The page's state is in its "
+        "URL, so a view can be shared.",
+        examples=EXAMPLES,
+    )
+    add_model_argument(p)
+    p.add_argument(
+        "--no-model", action="store_true", help="serve without a language model (logits mode only)"
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: only this machine can connect)",
+    )
+    p.add_argument("--port", type=_port, default=8765, help="port to listen on (default 8765)")
+    p.set_defaults(run=run)
+
+
+def _check_free(host: str, port: int) -> None:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ValueError(f"`host` must be an address of this machine, got {host!r}.") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ValueError(
+                f"`port` {port} cannot be used on {host}: {exc.strerror or exc}"
+            ) from None
+
+
+def run(args: argparse.Namespace) -> str:
+    """Load the model, check the address and serve until interrupted."""
+    from thermoscope.explorer import create_app, serve
+    from thermoscope.explorer.backend import ModelBackend
+
+    if args.no_model and args.model is not None:
+        raise ValueError("`model` cannot be given with --no-model.")
+    _check_free(args.host, args.port)
+    backend = None
+    if not args.no_model:
+        backend = ModelBackend(args.model)
+        backend.load()  # a bad --model is a one-line error now, not a 503 later
+    if args.host not in _LOOPBACK:
+        print(
+            f"thermoscope explore: warning: serving on {args.host}, reachable from other machines",
+            file=sys.stderr,
+        )
+    print(f"thermoscope explorer on http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
+    serve(create_app(backend), host=args.host, port=args.port)
+    return "thermoscope explorer stopped"

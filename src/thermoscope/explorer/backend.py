@@ -1,0 +1,144 @@
+"""The explorer's language model: next-token logits and sampled continuations."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from thermoscope.generation import Sample
+
+__all__ = ["ModelBackend", "NextToken"]
+
+
+@dataclass(frozen=True)
+class NextToken:
+    """A prompt's next-token logits over the whole vocabulary.
+
+    Attributes
+    ----------
+    logits : list of float
+        One float per vocabulary entry (the model's float32 values).
+    top_ids : list of int
+        The ``top`` highest-logit token ids, highest first.
+    top_tokens : list of str
+        Those tokens, decoded.
+    prompt_tokens : int
+    """
+
+    logits: list[float]
+    top_ids: list[int]
+    top_tokens: list[str]
+    prompt_tokens: int
+
+
+class ModelBackend:
+    """A causal LM loaded once, on first use, and used by one request at a time.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path, optional
+        A local transformers causal-LM folder; default: the embedded model.
+
+    Notes
+    -----
+    A lock serialises model calls: ``generate`` seeds torch's global RNG, so
+    two interleaved calls would not be reproducible.
+
+    Examples
+    --------
+    >>> backend = ModelBackend()
+    >>> backend.name
+    'tiny-python-gpt2'
+    >>> step = backend.next_token("import os\\nimport", top=3)
+    >>> len(step.logits) == backend.vocab_size, len(step.top_tokens)
+    (True, 3)
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        from thermoscope.models import embedded_model_path
+
+        self._path = None if path is None else Path(path)
+        self.name = (self._path or embedded_model_path()).name
+        self._lock = threading.Lock()
+        self._loaded: tuple[Any, Any] | None = None
+
+    def load(self) -> tuple[Any, Any]:
+        """``(model, tokenizer)``, loading them on the first call."""
+        with self._lock:
+            if self._loaded is None:
+                from thermoscope.generation import load_model
+
+                self._loaded = load_model(self._path)
+            return self._loaded
+
+    @property
+    def vocab_size(self) -> int:
+        """Length of the model's logit vector."""
+        model, _ = self.load()
+        return int(model.get_output_embeddings().weight.shape[0])
+
+    def next_token(self, prompt: str, top: int = 100) -> NextToken:
+        """The next-token logits of ``prompt`` and its ``top`` most likely tokens.
+
+        Raises
+        ------
+        ValueError or TypeError
+            Naming ``prompt`` when it is empty or does not fit the context.
+        """
+        import torch
+
+        from thermoscope.generation.runs import _encode
+
+        model, tokenizer = self.load()
+        with self._lock:
+            ids = _encode(model, tokenizer, prompt, 1)
+            with torch.no_grad():
+                z = model(input_ids=ids).logits[0, -1].float().cpu().numpy()
+        order = np.argsort(-z, kind="stable")[: min(top, z.size)]
+        return NextToken(
+            logits=z.astype(np.float64).tolist(),
+            top_ids=order.tolist(),
+            top_tokens=[tokenizer.decode([int(i)]) for i in order],
+            prompt_tokens=int(ids.shape[-1]),
+        )
+
+    def sample(
+        self,
+        prompt: str,
+        *,
+        temperature: float,
+        top_k: int,
+        top_p: float,
+        min_p: float,
+        max_new_tokens: int,
+        seed: int,
+    ) -> Sample:
+        """One continuation of ``prompt`` sampled with these settings (0 / 1 / 0 switch off)."""
+        from thermoscope.generation import generate_at_temperatures
+
+        options: dict[str, Any] = {}
+        if top_k != 0:
+            options["top_k"] = top_k
+        if top_p != 1.0:
+            options["top_p"] = top_p
+        if min_p != 0.0:
+            options["min_p"] = min_p
+        model, tokenizer = self.load()
+        with self._lock:
+            result = generate_at_temperatures(
+                model,
+                tokenizer,
+                prompt,
+                [temperature],
+                n=1,
+                max_new_tokens=max_new_tokens,
+                seed=seed,
+                sampler_options=options,
+                progress=False,
+            )
+        return result.samples[0]

@@ -1,0 +1,53 @@
+"""Caps that bound the work one request to the explorer can ask for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ExplorerLimits"]
+
+
+@dataclass(frozen=True)
+class ExplorerLimits:
+    """What the explorer's API accepts at most.
+
+    Attributes
+    ----------
+    max_logits : int, default 4096
+        Values in one logits-mode request (and labels).
+    max_label_chars : int, default 64
+        Characters in one label.
+    max_prompt_chars : int, default 2000
+        Characters in a prompt (the model's context is a further limit).
+    max_new_tokens : int, default 200
+        Tokens one "sample a continuation" request may generate.
+    max_body_bytes : int, default 262144
+        Size of a request body; larger bodies get 413 before they are parsed.
+
+    Examples
+    --------
+    >>> ExplorerLimits(max_new_tokens=16).max_new_tokens
+    16
+    >>> ExplorerLimits(max_logits=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: `max_logits` must be an integer >= 1, got 0.
+    """
+
+    max_logits: int = 4096
+    max_label_chars: int = 64
+    max_prompt_chars: int = 2000
+    max_new_tokens: int = 200
+    max_body_bytes: int = 256 * 1024
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_logits",
+            "max_label_chars",
+            "max_prompt_chars",
+            "max_new_tokens",
+            "max_body_bytes",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")

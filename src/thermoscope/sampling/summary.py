@@ -1,0 +1,129 @@
+"""What one temperature / top-k / top-p / min-p setting does to one distribution.
+
+:func:`summarize_sampling` is the computation behind every interactive view
+(the web explorer's page mirrors it in JavaScript, the notebook widget calls
+it): the tempered distribution, the tokens the truncations keep, the final
+sampling distribution and its headline numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from thermoscope._validation import as_float_array, check_integer, check_logits
+from thermoscope.core import entropy, softmax
+from thermoscope.sampling.sampler import Sampler
+
+Array = np.ndarray[Any, np.dtype[Any]]
+
+__all__ = ["SamplingSummary", "sampler_for", "summarize_sampling"]
+
+
+def sampler_for(
+    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0
+) -> Sampler:
+    """The :class:`Sampler` of an interactive setting: ``0`` / ``1`` / ``0`` switch a step off.
+
+    ``top_k = 0``, ``top_p = 1`` and ``min_p = 0`` keep every token, so the
+    step is left out; the order is transformers' (temperature first).
+
+    Examples
+    --------
+    >>> [w.name for w in sampler_for(0.7, top_k=0, top_p=0.9).warpers]
+    ['temperature', 'top_p']
+    """
+    k = check_integer(top_k, "top_k", minimum=0)  # 0 is "off" here, so the floor is 0
+    return Sampler.from_options(
+        temperature=temperature,
+        top_k=k if k.ndim or k != 0 else None,
+        top_p=top_p if top_p != 1.0 else None,
+        min_p=min_p if min_p != 0.0 else None,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class SamplingSummary:
+    """One setting applied to one logit vector (see :func:`summarize_sampling`).
+
+    Attributes
+    ----------
+    tempered : ndarray, shape (V,)
+        ``softmax(z / T)`` before any truncation.
+    probabilities : ndarray, shape (V,)
+        The sampling distribution: truncated and renormalised.
+    kept : ndarray of bool, shape (V,)
+        Tokens every step keeps (finite warped logit); at a tiny temperature a
+        kept token's probability can still underflow to 0.
+    entropy : float
+        Entropy of ``probabilities``, in nats.
+    nucleus_mass : float
+        Mass of the kept tokens under ``tempered``.
+    kept_count : int
+    max_probability : float
+    """
+
+    tempered: Array
+    probabilities: Array
+    kept: Array
+    entropy: float
+    nucleus_mass: float
+    kept_count: int
+    max_probability: float
+
+
+def summarize_sampling(
+    logits: Any,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    min_p: float = 0.0,
+) -> SamplingSummary:
+    """Temper, truncate and renormalise one logit vector; report what was kept.
+
+    Parameters
+    ----------
+    logits : array_like, shape (V,)
+        Finite or ``-inf`` (masked) values.
+    temperature : float, default 1.0
+        ``>= 0``; 0 is greedy (ties kept), ``inf`` uniform.
+    top_k : int, default 0
+        0 switches top-k off.
+    top_p : float, default 1.0
+        In (0, 1]; 1 switches top-p off.
+    min_p : float, default 0.0
+        In [0, 1]; 0 switches min-p off.
+
+    Returns
+    -------
+    SamplingSummary
+
+    Examples
+    --------
+    >>> s = summarize_sampling([2.0, 1.0, 0.5], temperature=1.0, top_p=0.8)
+    >>> s.kept.tolist(), s.kept_count
+    ([True, True, False], 2)
+    >>> round(s.nucleus_mass, 4), round(float(s.probabilities[0]), 4)
+    (0.8598, 0.7311)
+    """
+    z, _ = as_float_array(logits, "logits")
+    z = z.astype(np.float64, copy=False)
+    if z.ndim != 1:
+        raise ValueError(f"`logits` must be one vector of shape (V,), got shape {z.shape}.")
+    check_logits(z)
+    sampler = sampler_for(temperature, top_k, top_p, min_p)
+    probs = np.asarray(sampler.probs(z), dtype=np.float64)
+    tempered = np.asarray(softmax(z, temperature), dtype=np.float64)
+    # Kept means "survived every cut", even if its probability underflows to 0 at tiny T.
+    kept = np.isfinite(np.asarray(sampler.logits(z)))
+    return SamplingSummary(
+        tempered=tempered,
+        probabilities=probs,
+        kept=kept,
+        entropy=float(entropy(probs)),
+        nucleus_mass=float(tempered[kept].sum()),
+        kept_count=int(kept.sum()),
+        max_probability=float(probs.max()),
+    )
