@@ -14,9 +14,11 @@ Routes
 ``POST /api/sample``
     One continuation of a prompt sampled with a setting.
 
-Bad parameters get 422 with a one-line ``detail`` naming the field; bodies
-over ``max_body_bytes`` get 413; a server without a model answers 503 on the
-model routes. Nothing a client sends makes it answer 5xx otherwise.
+Bad parameters get 422 with a one-line ``detail`` naming the field; a body
+that cannot be parsed at all (nested too deep, say) gets 400; bodies over
+``max_body_bytes`` get 413; a server without a model answers 503 on the model
+routes. Every refusal is ``{"detail": "<one line>"}`` and is declared in the
+OpenAPI schema. Nothing a client sends makes the server answer 500.
 """
 
 from __future__ import annotations
@@ -121,6 +123,24 @@ class SampleResponse(BaseModel):
     mean_logprob: float
 
 
+class ErrorResponse(BaseModel):
+    """Every refusal: one line that names the field at fault."""
+
+    detail: str
+
+
+#: The refusals each API route can answer, declared in the OpenAPI schema.
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "the body could not be parsed at all"},
+    413: {"model": ErrorResponse, "description": "the body is larger than max_body_bytes"},
+    422: {"model": ErrorResponse, "description": "a parameter is refused; detail names it"},
+}
+_MODEL_REFUSALS: dict[int | str, dict[str, Any]] = {
+    **_REFUSALS,
+    503: {"model": ErrorResponse, "description": "this server has no model"},
+}
+
+
 class _Unprocessable(Exception):
     """A request that parses but asks for something the explorer refuses (422)."""
 
@@ -214,7 +234,18 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return f"`{_field(first.get('loc', ()))}`: {first.get('msg', 'invalid')}, got {shown}{more}"
 
 
+def _check_text(text: str, name: str) -> None:
+    """Refuse strings that are not Unicode text (JSON's "\\ud800" decodes to a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _Unprocessable(
+            f"`{name}` must be valid Unicode text, got a lone surrogate at character {exc.start}."
+        ) from None
+
+
 def _check_prompt(prompt: str, limits: ExplorerLimits) -> None:
+    _check_text(prompt, "prompt")
     if not prompt.strip():
         raise _Unprocessable("`prompt` must contain some text, got an empty prompt.")
     if len(prompt) > limits.max_prompt_chars:
@@ -232,6 +263,7 @@ def _labels(request: DistributionRequest, limits: ExplorerLimits) -> list[str]:
             f"`labels` must have one entry per logit ({n}), got {len(request.labels)}."
         )
     for label in request.labels:
+        _check_text(label, "labels")
         if len(label) > limits.max_label_chars:
             raise _Unprocessable(
                 f"`labels` entries must be at most {limits.max_label_chars} characters, "
@@ -336,7 +368,7 @@ def create_app(
             "presets": [p.as_dict() for p in PRESETS],
         }
 
-    @app.post("/api/distribution")
+    @app.post("/api/distribution", responses=_REFUSALS)
     def distribution(request: DistributionRequest) -> DistributionResponse:
         """Temper, truncate and renormalise logits; the page's numbers, computed by Python."""
         n = len(request.logits)
@@ -365,7 +397,7 @@ def create_app(
             max_probability=s.max_probability,
         )
 
-    @app.post("/api/next-token")
+    @app.post("/api/next-token", responses=_MODEL_REFUSALS)
     def next_token(request: NextTokenRequest) -> NextTokenResponse:
         """The prompt's next-token logits under the model."""
         _check_prompt(request.prompt, caps)
@@ -382,7 +414,7 @@ def create_app(
             prompt_tokens=step.prompt_tokens,
         )
 
-    @app.post("/api/sample")
+    @app.post("/api/sample", responses=_MODEL_REFUSALS)
     def sample(request: SampleRequest) -> SampleResponse:
         """One continuation of the prompt, sampled with the setting."""
         _check_prompt(request.prompt, caps)
