@@ -423,3 +423,20 @@ def test_quick_training_refuses_to_overwrite_the_shipped_model() -> None:
     )
     assert done.returncode == 2
     assert "--quick needs --out" in done.stderr
+
+
+def test_embedded_model_loads_without_a_progress_bar_and_leaves_the_setting_alone() -> None:
+    # The embedded model loads in milliseconds: transformers' "Loading weights" bar
+    # is noise on stderr (the CLI and the explorer print it otherwise). A user's
+    # model keeps the bar, so the global setting must be restored.
+    code = (
+        "import transformers.utils.logging as l\n"
+        "from thermoscope.models import load_model\n"
+        "load_model()\n"
+        "print(l.is_progress_bar_enabled())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "Loading weights" not in done.stderr
+    assert done.stdout.strip() == "True"

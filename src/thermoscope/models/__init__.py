@@ -17,6 +17,8 @@ network. torch and transformers are imported only when it is called.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,25 @@ def embedded_model_path() -> Path:
     # thermoscope is installed as files on disk (transformers needs a real
     # directory anyway), so the resource is a concrete path, never a zip member.
     return Path(str(files(__name__).joinpath(EMBEDDED_MODEL)))
+
+
+@contextmanager
+def _quiet_loading(quiet: bool) -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar (restored afterwards) when ``quiet``.
+
+    The embedded model loads in milliseconds, so its bar is only noise; a
+    user's large model keeps it.
+    """
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if quiet and was_enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _bad(path: Path, why: str) -> ValueError:
@@ -145,7 +166,8 @@ def load_model(path: str | Path | None = None) -> tuple[Any, Any]:
     except (OSError, ValueError, TypeError) as exc:
         raise _bad(folder, f"its tokenizer cannot be loaded: {exc}") from None
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+        with _quiet_loading(path is None):
+            model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
     except OSError as exc:
         first = str(exc).strip().splitlines()[0]
         raise _bad(folder, f"its weights cannot be loaded: {first}") from None
