@@ -97,6 +97,19 @@ def test_no_model_with_a_model_is_exit_2(
     assert "--no-model" in line
 
 
+def test_model_mode_without_transformers_is_exit_2_suggesting_no_model(
+    capsys: pytest.CaptureFixture[str], no_serving: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None in sys.modules makes `import transformers` raise ModuleNotFoundError,
+    # as on an install without the hf extra.
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    assert main(["explore", "--port", str(free_port())]) == 2
+    line = one_error_line(capsys)
+    assert "`model`" in line
+    assert "transformers" in line
+    assert "--no-model" in line
+
+
 def test_port_in_use_is_exit_2_naming_port(
     capsys: pytest.CaptureFixture[str], no_serving: None
 ) -> None:

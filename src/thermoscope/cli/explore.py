@@ -80,7 +80,13 @@ def run(args: argparse.Namespace) -> str:
     backend = None
     if not args.no_model:
         backend = ModelBackend(args.model)
-        backend.load()  # a bad --model is a one-line error now, not a 503 later
+        try:
+            backend.load()  # a bad --model is a one-line error now, not a 503 later
+        except ModuleNotFoundError as exc:
+            raise ValueError(
+                f"`model` needs {exc.name} for the model mode: pip install 'thermoscope[hf]', "
+                "or start the explorer with --no-model."
+            ) from None
     if args.host not in _LOOPBACK:
         print(
             f"thermoscope explore: warning: serving on {args.host}, reachable from other machines",
