@@ -435,3 +435,20 @@ def test_max_new_tokens_defaults_to_the_servers_cap_when_lower() -> None:
         assert "`max_new_tokens`" in detail_of(
             c.post("/api/sample", json={"prompt": PROMPT, "max_new_tokens": 6})
         )
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"logits": [True, 1.0]}, "logits.0"),
+        ({"logits": [1.0, 2.0], "top_k": True}, "top_k"),
+        ({"logits": [1.0, 2.0], "top_k": 2.5}, "top_k"),
+        ({"logits": [1.0, 2.0], "top_p": "0.5"}, "top_p"),
+        ({"logits": [1.0, 2.0], "labels": [1, 2]}, "labels.0"),
+    ],
+)
+def test_values_of_the_wrong_json_type_are_422_not_coerced(
+    bare: TestClient, body: dict, field: str
+) -> None:
+    # JSON true is not the number 1 and "0.5" is not 0.5: no lax coercion.
+    assert f"`{field}`" in detail_of(bare.post("/api/distribution", json=body))

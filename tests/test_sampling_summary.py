@@ -362,3 +362,29 @@ def test_negative_top_k_message_says_zero_is_allowed() -> None:
     # 0 switches top-k off here, so the floor the message states must be 0, not 1.
     with pytest.raises(ValueError, match=r"`top_k` must be an integer >= 0, got -1"):
         summarize_sampling([1.0, 2.0], top_k=-1)
+
+
+@pytest.mark.parametrize(
+    "z",
+    [
+        [1.7976931348623157e308, -9.9792015476736e291],
+        [1e308, -1e308, 0.0],
+        [-1e308, 1e308, 5.0, 1e308],
+    ],
+)
+@pytest.mark.parametrize("options", [{}, {"top_k": 2}, {"top_p": 0.5}, {"min_p": 0.2}])
+def test_logits_spanning_more_than_the_float_range_work_without_warnings(
+    z: list[float], options: dict[str, float]
+) -> None:
+    # z - max overflows to -inf for the small entries: weight exactly 0, the true limit.
+    # filterwarnings=error makes any numpy overflow warning fail this test.
+    top = np.max(z)
+    expected = np.array([1.0 if v == top else 0.0 for v in z])
+    expected /= expected.sum()
+    s = summarize_sampling(z, **options)
+    np.testing.assert_array_equal(s.probabilities, expected)
+    sampler = Sampler.from_options(
+        top_k=options.get("top_k"), top_p=options.get("top_p"), min_p=options.get("min_p")
+    )
+    draws = sampler.sample(np.array(z), n=50, seed=0)
+    assert set(draws.tolist()) <= set(np.flatnonzero(expected).tolist())

@@ -57,7 +57,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 class Setting(BaseModel):
     """Temperature and truncation: ``top_k = 0``, ``top_p = 1``, ``min_p = 0`` switch off."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     temperature: FiniteFloat = Field(1.0, ge=0.0, le=1e6, description="0 is greedy")
     top_k: int = Field(0, ge=0, le=2**31 - 1, description="0 keeps every token")
@@ -88,7 +88,7 @@ class DistributionResponse(BaseModel):
 class NextTokenRequest(BaseModel):
     """A prompt, and how many of the most likely tokens to decode."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str
     top: int = Field(100, ge=1, le=1000)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from thermoscope.sampling.warpers import (
 )
 
 Array = np.ndarray[Any, np.dtype[Any]]
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["LLAMA_CPP_ORDER", "TRANSFORMERS_ORDER", "Sampler"]
 
@@ -55,6 +57,23 @@ LLAMA_CPP_ORDER: tuple[str, ...] = (
     "temperature",
     "entropy_temperature",
 )
+
+
+def _limit_overflow(method: F) -> F:
+    """Run ``method`` with numpy's overflow warnings off.
+
+    Differences ``z - max`` below the float range come out as -inf: weight 0,
+    the exact limit (logits spanning more than ~1.8e308), not a problem to warn
+    about. A fresh ``errstate`` per call keeps this safe across threads.
+    """
+
+    @functools.wraps(method)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(over="ignore"):
+            return method(*args, **kwargs)
+
+    return cast(F, quiet)
+
 
 _PLAN_CACHE = 64  # batch shapes whose fused plan a Sampler remembers
 
@@ -234,6 +253,7 @@ class Sampler:
             z = w.apply(z, rows.batch_shape)
         return z if z is not rows.z else z.copy()
 
+    @_limit_overflow
     def logits(self, x: Any) -> Any:
         """Warped logits, ``-inf`` for removed tokens, same shape and kind as ``x``.
 
@@ -249,6 +269,7 @@ class Sampler:
             return rows.restore(_fused.run(plan, rows).dense_logits())
         return rows.restore(self._chain(rows))
 
+    @_limit_overflow
     def probs(self, x: Any) -> Any:
         """Sampling distribution: softmax of the warped logits (removed tokens exactly 0).
 
@@ -263,6 +284,7 @@ class Sampler:
             return rows.restore(_fused.run(plan, rows).dense_probs())
         return rows.restore(K.softmax_rows(self._chain(rows)))
 
+    @_limit_overflow
     def sample(
         self,
         x: Any,

@@ -96,7 +96,9 @@ class Warper(abc.ABC):
     def __call__(self, logits: Any) -> Any:
         """Warp ``logits`` of shape (..., V); numpy, list or torch in, same kind out."""
         rows = prepare(logits)
-        return rows.restore(self.apply(rows.z, rows.batch_shape))
+        # z - max below the float range is -inf (weight 0, the exact limit): no warning.
+        with np.errstate(over="ignore"):
+            return rows.restore(self.apply(rows.z, rows.batch_shape))
 
     @abc.abstractmethod
     def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
