@@ -318,3 +318,12 @@ def test_a_new_prompt_fetches_new_logits(page: Any, server: str, backend: ModelB
     z = np.array(backend.next_token(prompt).logits)
     _assert_matches(_displayed(page), z, _setting(page))
     assert _query(page)["prompt"] == [prompt]
+
+
+def test_a_server_without_a_model_offers_the_logits_mode_only(page: Any) -> None:
+    with running(create_app(None)) as bare:
+        _open(page, bare, "?mode=model&t=0.5")
+        assert page.is_disabled("#mode-model")
+        assert page.is_hidden("#model-panel")
+        assert "no model" in page.inner_text("#status")
+        _assert_matches(_displayed(page), PRESETS[0].logits, {"temperature": 0.5})

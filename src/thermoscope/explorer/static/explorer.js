@@ -417,6 +417,15 @@
     state.prompt = "import os\nimport";
     const ignored = readUrl();
     $("model-name").textContent = info.model ? `(${info.model})` : "(no model on this server)";
+    if (!info.model) {
+      // A server started with --no-model: logits mode only.
+      $("mode-model").disabled = true;
+      $("mode-model").title = "This server has no model (started with --no-model).";
+      if (state.mode === "model") {
+        state.mode = "logits";
+        ignored.push("This server has no model: showing the logits mode.");
+      }
+    }
     $("max-new-tokens").max = String(info.limits.max_new_tokens);
     $("logits-input").value = state.logitsText;
     $("labels-input").value = state.labelsText;
