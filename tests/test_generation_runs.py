@@ -291,3 +291,17 @@ def test_generation_demo_writes_its_report(lm_dir, tmp_path):
     assert written.strip() in text
     assert (tmp_path / "out" / "generation_diversity.png").stat().st_size > 1000
     assert math.isfinite(float(text.split("mean log p ")[1].split()[0]))
+
+
+def test_next_token_logits_are_the_last_positions_logits(lm):
+    model, tokenizer = lm
+    prompt = "the cat sat on"
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        # The whole sequence's logits, then the last row: an independent path.
+        expected = model(ids).logits[0].double().numpy()[-1]
+    got = runs.next_token_logits(model, tokenizer, prompt)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(TypeError, match="`prompt`"):
+        runs.next_token_logits(model, tokenizer, 3)

@@ -90,21 +90,17 @@ class ModelBackend:
         ValueError or TypeError
             Naming ``prompt`` when it is empty or does not fit the context.
         """
-        import torch
-
-        from thermoscope.generation.runs import _encode
+        from thermoscope.generation import next_token_logits
 
         model, tokenizer = self.load()
         with self._lock:
-            ids = _encode(model, tokenizer, prompt, 1)
-            with torch.no_grad():
-                z = model(input_ids=ids).logits[0, -1].float().cpu().numpy()
+            z = next_token_logits(model, tokenizer, prompt)
         order = np.argsort(-z, kind="stable")[: min(top, z.size)]
         return NextToken(
-            logits=z.astype(np.float64).tolist(),
+            logits=z.tolist(),
             top_ids=order.tolist(),
             top_tokens=[tokenizer.decode([int(i)]) for i in order],
-            prompt_tokens=int(ids.shape[-1]),
+            prompt_tokens=len(tokenizer(prompt)["input_ids"]),
         )
 
     def sample(

@@ -77,6 +77,7 @@ _HOME = {
     "dynamic_strategies": "runs",
     "generate_at_temperatures": "runs",
     "load_model": "runs",
+    "next_token_logits": "runs",
     "next_token_table": "runs",
 }
 

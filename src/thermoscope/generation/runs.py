@@ -46,6 +46,7 @@ __all__ = [
     "format_strategies",
     "generate_at_temperatures",
     "load_model",
+    "next_token_logits",
     "next_token_table",
 ]
 
@@ -614,6 +615,29 @@ class NextTokenTable:
         }
 
 
+def next_token_logits(model: Any, tokenizer: Any, prompt: str) -> np.ndarray:
+    """The model's logits for the token that follows ``prompt``: float64, shape (V,).
+
+    Raises
+    ------
+    ValueError or TypeError
+        Naming ``prompt`` when it is not a non-empty string shorter than the
+        model's context.
+
+    Examples
+    --------
+    >>> next_token_logits(None, None, "")
+    Traceback (most recent call last):
+    ...
+    ValueError: `prompt` must not be empty, got ''.
+    """
+    import torch
+
+    ids = _encode(model, tokenizer, prompt, 1)
+    with torch.no_grad():
+        return model(input_ids=ids).logits[0, -1].double().cpu().numpy()
+
+
 def next_token_table(
     model: Any,
     tokenizer: Any,
@@ -645,8 +669,6 @@ def next_token_table(
     ...
     ValueError: `top` must be an integer >= 1, got 0.
     """
-    import torch
-
     from thermoscope.core import entropy
     from thermoscope.sampling import Sampler
 
@@ -656,9 +678,7 @@ def next_token_table(
         raise TypeError(f"`top` must be a single integer, got shape {k_arr.shape}.")
     options = dict(sampler_options or {})
     samplers = [Sampler.from_options(temperature=t, **options) for t in temps]
-    ids = _encode(model, tokenizer, prompt, 1)
-    with torch.no_grad():
-        z = model(input_ids=ids).logits[0, -1].double().cpu().numpy()
+    z = next_token_logits(model, tokenizer, prompt)
     probs = np.stack([s.probs(z) for s in samplers])
     k = min(int(k_arr), z.size)
     order = np.argsort(-z, kind="stable")[:k]

@@ -94,12 +94,13 @@ def _unscale_overflow(z: Array, t: Array, divisor: Array, rows: Array, out: Arra
     """
     idx = np.flatnonzero(rows)
     m = z[idx].max(axis=-1)
-    bad = idx[overflows(m, divisor[idx])]
-    if bad.size == 0:
+    over = overflows(m, divisor[idx])
+    if not over.any():
         return
+    bad = idx[over]
     with np.errstate(over="ignore"):
         # (z - max) / T <= 0 in float64: overflow only towards -inf, the exact limit.
-        shifted = (z[bad].astype(np.float64) - z[bad].max(axis=-1, keepdims=True)) / t[bad, None]
+        shifted = (z[bad].astype(np.float64) - m[over, None]) / t[bad, None]
         out[bad] = shifted.astype(z.dtype)
 
 
