@@ -22,6 +22,7 @@ __all__ = [
     "check_probabilities",
     "check_seed",
     "check_temperature",
+    "logit_row",
     "per_row",
 ]
 
@@ -70,6 +71,15 @@ def check_logits(arr: np.ndarray, name: str = "logits", axis: int = -1) -> None:
             f"`{name}` must keep at least one finite entry per row, "
             f"got a row of all -inf at row index {row}."
         )
+
+
+def logit_row(logits: Any, name: str = "logits") -> np.ndarray:
+    """One row of logits, shape (V,), as float64; NaN, +inf, all -inf, empty and 2-D rejected."""
+    z, _ = as_float_array(logits, name)
+    if z.ndim != 1:
+        raise ValueError(f"`{name}` must be one row of shape (V,), got shape {z.shape}.")
+    check_logits(z, name)
+    return np.asarray(z, dtype=np.float64)
 
 
 def check_probabilities(

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from thermoscope._validation import as_float_array, check_logits, check_temperature
+from thermoscope._validation import check_temperature, logit_row
 from thermoscope.core import entropy, free_energy, softmax
 
 __all__ = [
@@ -154,15 +154,6 @@ def plot_reliability(
     return fig
 
 
-def _logit_vector(logits: Any) -> np.ndarray:
-    """One row of logits as float64, checked (NaN, +inf, all -inf rejected)."""
-    z, _ = as_float_array(logits, "logits")
-    if z.ndim != 1:
-        raise ValueError(f"`logits` must be one row of shape (K,), got shape {z.shape}.")
-    check_logits(z, "logits")
-    return np.asarray(z, dtype=np.float64)
-
-
 def _tick_labels(labels: Sequence[Any] | None, k: int) -> list[str]:
     if labels is None:
         return [str(i) for i in range(k)]
@@ -232,7 +223,7 @@ def plot_distributions(
     """
     from matplotlib.figure import Figure
 
-    z = _logit_vector(logits)
+    z = logit_row(logits)
     names = _tick_labels(labels, z.size)
     temps = check_temperature(temperatures, "temperatures")
     if temps.ndim != 1:
@@ -294,7 +285,7 @@ def plot_entropy_vs_temperature(
     """
     from matplotlib.figure import Figure
 
-    z = _logit_vector(logits)
+    z = logit_row(logits)
     t = _temperature_grid(temperatures, (0.01, 100.0))
     p = np.asarray(softmax(np.broadcast_to(z, (t.size, z.size)), t))
     h = np.asarray(entropy(p))
@@ -376,7 +367,7 @@ def plot_sampling_vs_theory(
     from matplotlib.figure import Figure
     from scipy.stats import chisquare
 
-    z = _logit_vector(logits)
+    z = logit_row(logits)
     names = _tick_labels(labels, z.size)
     probs = np.asarray(sampler.probs(z), dtype=np.float64)
     draws = np.asarray(sampler.sample(z, n=n, seed=seed)).ravel()
@@ -441,7 +432,7 @@ def plot_free_energy(
     """
     from matplotlib.figure import Figure
 
-    z = _logit_vector(logits)
+    z = logit_row(logits)
     t = _temperature_grid(temperatures, (0.05, 20.0))
     zz = np.broadcast_to(z, (t.size, z.size))
     p = np.asarray(softmax(zz, t))

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from thermoscope._validation import as_float_array, check_logits
+from thermoscope._validation import logit_row
 
 __all__ = ["MAX_BARS", "TemperatureExplorer", "explore"]
 
@@ -37,15 +37,6 @@ MIN_P_RANGE = (0.0, 1.0)
 
 _KEPT = "#1f77b4"
 _REMOVED = "#b0b0b0"
-
-
-def _logits(logits: Any) -> np.ndarray:
-    """One row of logits as float64; NaN, +inf, all -inf, empty and 2-D input rejected."""
-    z, _ = as_float_array(logits, "logits")
-    if z.ndim != 1:
-        raise ValueError(f"`logits` must be one row of shape (V,), got shape {z.shape}.")
-    check_logits(z, "logits")
-    return np.asarray(z, dtype=np.float64)
 
 
 def _labels(labels: Any, size: int) -> list[str]:
@@ -145,7 +136,7 @@ class TemperatureExplorer:
         top_p: float = 1.0,
         min_p: float = 0.0,
     ) -> None:
-        self._z = _logits(logits)
+        self._z = logit_row(logits)
         size = self._z.size
         self.labels = _labels(labels, size)
         t0 = _knob(temperature, "temperature", *TEMPERATURE_RANGE)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from thermoscope._validation import as_float_array, check_integer, check_logits
+from thermoscope._validation import check_integer, logit_row
 from thermoscope.core import entropy, softmax
 from thermoscope.sampling.sampler import Sampler
 
@@ -108,11 +108,7 @@ def summarize_sampling(
     >>> round(s.nucleus_mass, 4), round(float(s.probabilities[0]), 4)
     (0.8598, 0.7311)
     """
-    z, _ = as_float_array(logits, "logits")
-    z = z.astype(np.float64, copy=False)
-    if z.ndim != 1:
-        raise ValueError(f"`logits` must be one vector of shape (V,), got shape {z.shape}.")
-    check_logits(z)
+    z = logit_row(logits)
     sampler = sampler_for(temperature, top_k, top_p, min_p)
     probs = np.asarray(sampler.probs(z), dtype=np.float64)
     tempered = np.asarray(softmax(z, temperature), dtype=np.float64)
