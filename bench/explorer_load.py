@@ -296,28 +296,6 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(app: Any, timeout: float = 30.0) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free port of 127.0.0.1 in a thread; yield its URL."""
-    import uvicorn
-
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the explorer on port {port} did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
-
-
-@contextmanager
 def serving_process(timeout: float = 120.0) -> Iterator[str]:
     """Run ``thermoscope explore`` (the real command) on a free loopback port; yield its URL."""
     import subprocess
@@ -381,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     import httpx
     import uvicorn
 
-    from thermoscope.explorer import create_app
+    from thermoscope.explorer import BackgroundServer, create_app
     from thermoscope.explorer.backend import ModelBackend
 
     routes = list(ROUTES) if args.route == "all" else [args.route]
@@ -398,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| route | requests | clients | errors | p50 | p90 | p99 | max | req/s | wall s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     failed = False
-    server = serving_process() if args.server == "process" else serving(create_app(ModelBackend()))
+    server = (
+        serving_process()
+        if args.server == "process"
+        else BackgroundServer(create_app(ModelBackend()))
+    )
     with server as base_url:
         for route in routes:
             _warm_up(base_url, route)

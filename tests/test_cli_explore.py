@@ -36,7 +36,7 @@ def no_serving(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the explorer would have started serving")
 
-    monkeypatch.setattr("thermoscope.explorer.app.serve", refuse)
+    monkeypatch.setattr("thermoscope.explorer.server.serve", refuse)
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:

@@ -19,12 +19,11 @@ import httpx
 import numpy as np
 import pytest
 
-from thermoscope.explorer import PRESETS, ExplorerLimits, create_app
+from thermoscope.explorer import PRESETS, BackgroundServer, ExplorerLimits, create_app
 from thermoscope.explorer.backend import ModelBackend
 from thermoscope.sampling import summarize_sampling
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-from live_server import running  # noqa: E402  (after the importorskip on purpose)
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -66,7 +65,7 @@ def backend() -> ModelBackend:
 
 @pytest.fixture(scope="module")
 def server(backend: ModelBackend) -> Iterator[str]:
-    with running(create_app(backend, ExplorerLimits(max_new_tokens=60))) as url:
+    with BackgroundServer(create_app(backend, ExplorerLimits(max_new_tokens=60))) as url:
         yield url
 
 
@@ -321,7 +320,7 @@ def test_a_new_prompt_fetches_new_logits(page: Any, server: str, backend: ModelB
 
 
 def test_a_server_without_a_model_offers_the_logits_mode_only(page: Any) -> None:
-    with running(create_app(None)) as bare:
+    with BackgroundServer(create_app(None)) as bare:
         _open(page, bare, "?mode=model&t=0.5")
         assert page.is_disabled("#mode-model")
         assert page.is_hidden("#model-panel")

@@ -1,7 +1,7 @@
 """A bounded loopback load test of the explorer: 2,000 requests from 16 clients.
 
 The load generator is ``bench/explorer_load.py`` (``run_load``), driven here
-against a real uvicorn server on 127.0.0.1 (``live_server.running``). It
+against a real uvicorn server on 127.0.0.1 (``thermoscope.explorer.BackgroundServer``). It
 asserts no errors and correct answers, never a time: p50 / p99 are printed
 (``pytest -s``) and recorded as junit properties, for the README.
 """
@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from live_server import running
-from thermoscope.explorer import create_app
+from thermoscope.explorer import BackgroundServer, create_app
 from thermoscope.sampling import summarize_sampling
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "explorer_load.py"
@@ -66,7 +65,7 @@ def _expected(payload: dict[str, Any]) -> dict[str, Any]:
 def test_distribution_under_load_has_no_errors(
     bench: ModuleType, record_property: Callable[[str, object], None]
 ) -> None:
-    with running(create_app()) as base_url:
+    with BackgroundServer(create_app()) as base_url:
         result = bench.run_load(
             base_url, REQUESTS, CLIENTS, "distribution", timeout=60.0, deadline_s=600.0, keep=40
         )

@@ -1,7 +1,8 @@
 """The local web explorer: ``thermoscope explore`` serves a page with live sliders.
 
 - :func:`create_app` builds the FastAPI application (page, static files and
-  a small JSON API); :func:`serve` runs it with uvicorn on 127.0.0.1.
+  a small JSON API); :func:`serve` runs it with uvicorn on 127.0.0.1 in the
+  foreground, :class:`BackgroundServer` from a thread (notebooks, tests).
 - :class:`ExplorerLimits`: the caps on request size, logits, prompt length
   and new tokens that keep the server responsive on bad input.
 - :data:`PRESETS`: the seeds' worked examples, offered on the page.
@@ -25,17 +26,18 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from thermoscope.explorer.limits import ExplorerLimits
 from thermoscope.explorer.presets import PRESETS, Preset
 
-__all__ = ["PRESETS", "ExplorerLimits", "Preset", "create_app", "serve"]
+__all__ = ["PRESETS", "BackgroundServer", "ExplorerLimits", "Preset", "create_app", "serve"]
+
+_HOME = {"create_app": "app", "serve": "server", "BackgroundServer": "server"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("create_app", "serve"):
-        from thermoscope.explorer import app
-
-        return getattr(app, name)
-    raise AttributeError(f"module 'thermoscope.explorer' has no attribute {name!r}")
+    if name not in _HOME:
+        raise AttributeError(f"module 'thermoscope.explorer' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"thermoscope.explorer.{_HOME[name]}"), name)

@@ -40,7 +40,7 @@ from thermoscope.explorer.limits import ExplorerLimits
 from thermoscope.explorer.presets import PRESETS
 from thermoscope.sampling.summary import summarize_sampling
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app"]
 
 STATIC = Path(__file__).with_name("static")
 
@@ -441,18 +441,3 @@ def create_app(
         )
 
     return app
-
-
-def serve(
-    app: FastAPI, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning"
-) -> None:
-    """Run ``app`` with uvicorn until interrupted (Ctrl-C).
-
-    Examples
-    --------
-    >>> serve  # doctest: +ELLIPSIS
-    <function serve at ...>
-    """
-    import uvicorn
-
-    uvicorn.run(app, host=host, port=port, log_level=log_level)

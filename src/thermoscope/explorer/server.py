@@ -1,0 +1,93 @@
+"""Running the explorer: in the foreground (the CLI) or from a background thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+__all__ = ["BackgroundServer", "serve"]
+
+
+def serve(app: Any, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning") -> None:
+    """Run ``app`` with uvicorn in the foreground until interrupted (Ctrl-C).
+
+    Examples
+    --------
+    >>> from thermoscope.explorer import create_app
+    >>> callable(serve) and callable(create_app)  # serve(create_app()) blocks until Ctrl-C
+    True
+    """
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+class BackgroundServer:
+    """uvicorn serving an app from a daemon thread, e.g. beside a notebook or in tests.
+
+    Parameters
+    ----------
+    app
+        An ASGI application, such as :func:`~thermoscope.explorer.create_app`'s.
+    host : str, default "127.0.0.1"
+    port : int, default 0
+        0 lets the system pick a free port (see :attr:`url`).
+    timeout : float, default 30
+        Seconds to wait for the server to start, and for it to stop.
+
+    Examples
+    --------
+    >>> import httpx
+    >>> from thermoscope.explorer import create_app
+    >>> with BackgroundServer(create_app()) as url:
+    ...     r = httpx.post(f"{url}/api/distribution", json={"logits": [1.0, 1.0]})
+    >>> r.json()["probabilities"]
+    [0.5, 0.5]
+    """
+
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0
+    ) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+        self._timeout = timeout
+        self.url = ""
+
+    def start(self) -> str:
+        """Start serving; return the base URL, e.g. ``http://127.0.0.1:40123``."""
+        if self._thread is not None:
+            raise RuntimeError("this BackgroundServer was already started")
+        self._thread = threading.Thread(target=self._server.run, name="thermoscope-explorer")
+        self._thread.daemon = True
+        self._thread.start()
+        deadline = time.monotonic() + self._timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the explorer server did not start")
+            time.sleep(0.02)
+        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        return self.url
+
+    def stop(self) -> None:
+        """Ask the server to finish its requests and stop; wait for its thread."""
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(self._timeout)
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
