@@ -22,7 +22,7 @@
     maxNewTokens: 40,
     seed: 0,
   };
-  // The vector on screen: logits, a label per shown token, and its source.
+  // The vector on screen: its logits and a label for each token (labelOf(i)).
   let vector = null;
   let modelVector = null;
 
@@ -131,7 +131,7 @@
     if (labels.length !== z.length) {
       throw new Error(`\`labels\` must have one entry per logit (${z.length}), got ${labels.length}.`);
     }
-    return { logits: z, labels, source: "logits" };
+    return { logits: z, labelOf: (i) => labels[i] };
   }
 
   function showToken(text) {
@@ -195,12 +195,12 @@
     for (const i of shown) {
       const row = document.createElement("div");
       row.className = s.kept[i] ? "bar-row" : "bar-row removed";
-      row.dataset.index = String(vector.ids ? vector.ids[i] : i);
+      row.dataset.index = String(i);
       row.dataset.p = String(s.probabilities[i]);
       row.dataset.kept = String(s.kept[i]);
       const label = document.createElement("span");
       label.className = "label";
-      label.textContent = vector.labelOf ? showToken(vector.labelOf(i)) : vector.labels[i];
+      label.textContent = state.mode === "model" ? showToken(vector.labelOf(i)) : vector.labelOf(i);
       label.title = `logit ${z[i]}`;
       const track = document.createElement("span");
       track.className = "track";
@@ -267,9 +267,7 @@
       const names = new Map(data.top_ids.map((id, j) => [id, data.top_tokens[j]]));
       modelVector = {
         logits: data.logits,
-        ids: null,
         labelOf: (i) => (names.has(i) ? names.get(i) : `#${i}`),
-        source: "model",
       };
       setStatus(`${data.model}: ${data.prompt_tokens} prompt tokens, ${data.logits.length} in the vocabulary.`);
       syncControls();
