@@ -40,9 +40,11 @@ def _temperature_along(t: np.ndarray, shape: tuple[int, ...], axis: int) -> np.n
     return np.expand_dims(per_row(t, batch, "temperature"), axis)
 
 
-def _log_softmax_kernel(z: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
-    """log softmax(z / t) for finite-or--inf ``z`` and broadcastable ``t`` in [0, inf]."""
-    finite = np.isfinite(z)
+def _shifted_logits(z: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
+    """``(z - max) / t`` with the T = 0 and T = inf limits; every slice's maximum is exactly 0.
+
+    ``z`` is finite-or--inf, ``t`` broadcastable and in [0, inf].
+    """
     top = np.max(z, axis=axis, keepdims=True)
     greedy = t == 0
     uniform = np.isinf(t)
@@ -57,9 +59,27 @@ def _log_softmax_kernel(z: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
         shifted = np.where(greedy, np.where(z == top, 0.0, -np.inf), shifted)
     if np.any(uniform):
         # The T -> inf limit: uniform over the finite (unmasked) entries.
-        shifted = np.where(uniform, np.where(finite, 0.0, -np.inf), shifted)
-    shifted = shifted.astype(z.dtype, copy=False)
-    return shifted - special.logsumexp(shifted, axis=axis, keepdims=True)
+        shifted = np.where(uniform, np.where(np.isfinite(z), 0.0, -np.inf), shifted)
+    return shifted.astype(z.dtype, copy=False)
+
+
+def _log_softmax_kernel(z: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
+    """log softmax(z / t) for finite-or--inf ``z`` and broadcastable ``t`` in [0, inf]."""
+    shifted = _shifted_logits(z, t, axis)
+    # The slice maximum of `shifted` is exactly 0, so the sum of exps lies in
+    # [1, K]: its log needs no further shift (scipy's logsumexp would find the
+    # same 0 at several times the cost).
+    with np.errstate(under="ignore"):
+        total = np.sum(np.exp(shifted), axis=axis, keepdims=True)
+    return shifted - np.log(total)
+
+
+def _softmax_kernel(z: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
+    """softmax(z / t): the exps of the shifted logits over their sum (one exp pass)."""
+    with np.errstate(under="ignore"):
+        w = np.exp(_shifted_logits(z, t, axis))
+    w /= np.sum(w, axis=axis, keepdims=True)
+    return w
 
 
 def _prepare_logits(
@@ -158,7 +178,7 @@ def softmax(logits: Any, temperature: Any = 1.0, axis: int = -1) -> Any:
     array([0.5, 0. , 0.5])
     """
     z, t, axis, back = _prepare_logits(logits, temperature, axis)
-    return back(np.exp(_log_softmax_kernel(z, t, axis)))
+    return back(_softmax_kernel(z, t, axis))
 
 
 def _prepare_probs(probs: Any, axis: int, name: str = "probs") -> tuple[np.ndarray, int, Any]:
@@ -202,7 +222,7 @@ def reweight(probs: Any, temperature: Any, axis: int = -1) -> Any:
     t = _temperature_along(check_temperature(temperature), p.shape, axis)
     with np.errstate(divide="ignore"):  # log 0 = -inf is the intended mask
         logp = np.log(p)
-    return back(np.exp(_log_softmax_kernel(logp, t, axis)))
+    return back(_softmax_kernel(logp, t, axis))
 
 
 def _check_base(base: float) -> float:

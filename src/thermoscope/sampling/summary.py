@@ -109,11 +109,13 @@ def summarize_sampling(
     (0.8598, 0.7311)
     """
     z = logit_row(logits)
-    sampler = sampler_for(temperature, top_k, top_p, min_p)
-    probs = np.asarray(sampler.probs(z), dtype=np.float64)
+    warped = sampler_for(temperature, top_k, top_p, min_p).logits(z)
+    # The sampling distribution is the softmax of the warped logits (Sampler.probs),
+    # computed here from the one warped copy.
+    probs = np.asarray(softmax(warped), dtype=np.float64)
     tempered = np.asarray(softmax(z, temperature), dtype=np.float64)
     # Kept means "survived every cut", even if its probability underflows to 0 at tiny T.
-    kept = np.isfinite(np.asarray(sampler.logits(z)))
+    kept = np.isfinite(warped)
     return SamplingSummary(
         tempered=tempered,
         probabilities=probs,
