@@ -267,7 +267,8 @@
       const names = new Map(data.top_ids.map((id, j) => [id, data.top_tokens[j]]));
       modelVector = {
         logits: data.logits,
-        labelOf: (i) => (names.has(i) ? names.get(i) : `#${i}`),
+        // Ids without text (padding beyond the tokenizer's vocabulary) show as #id.
+        labelOf: (i) => names.get(i) || `#${i}`,
       };
       setStatus(`${data.model}: ${data.prompt_tokens} prompt tokens, ${data.logits.length} in the vocabulary.`);
       syncControls();
