@@ -90,18 +90,17 @@ def overflows(row_max: Array, divisor: Array) -> Array:
 def _unscale_overflow(z: Array, t: Array, divisor: Array, rows: Array, out: Array) -> None:
     """Redo rows where ``z / T`` overflowed as ``(z - max) / T``: same softmax, no inf - inf.
 
-    Only rows with T < 1 can overflow; their maximum costs one pass over them.
+    Only ``rows`` (those with T < 1) can overflow; checking them costs one max
+    pass (over all rows: a fancy-indexed subset would copy them first).
     """
-    idx = np.flatnonzero(rows)
-    m = z[idx].max(axis=-1)
-    over = overflows(m, divisor[idx])
+    m = z.max(axis=-1)
+    over = rows & overflows(m, divisor)
     if not over.any():
         return
-    bad = idx[over]
     with np.errstate(over="ignore"):
         # (z - max) / T <= 0 in float64: overflow only towards -inf, the exact limit.
-        shifted = (z[bad].astype(np.float64) - m[over, None]) / t[bad, None]
-        out[bad] = shifted.astype(z.dtype)
+        shifted = (z[over].astype(np.float64) - m[over, None]) / t[over, None]
+        out[over] = shifted.astype(z.dtype)
 
 
 def kth_largest(z: Array, k: Array | int) -> Array:
