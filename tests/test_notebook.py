@@ -167,7 +167,7 @@ def test_widget_cells_display_widgets_and_follow_the_sliders(executed: Any) -> N
         for out in cell.outputs
         if WIDGET_VIEW in out.get("data", {})
     ]
-    assert len(widget_outputs) == 2
+    assert len(widget_outputs) == 3  # explore twice, explore_prompt once
     # The notebook sets T = 1.5 and top-k 4 on a widget started at top-p 0.9.
     cell = next(c for c in executed.cells if "w.temperature.value = 1.5" in c.source)
     kept = ast.literal_eval(printed(cell, "kept:"))
@@ -177,3 +177,24 @@ def test_widget_cells_display_widgets_and_follow_the_sliders(executed: Any) -> N
     assert stats["entropy"] == pytest.approx(sp_entropy(probs), abs=5e-5)
     assert stats["max_probability"] == pytest.approx(probs.max(), abs=5e-5)
     assert stats["nucleus_mass"] == pytest.approx(sp_softmax(Z / 1.5)[probs > 0].sum(), abs=5e-5)
+
+
+def test_prompt_explorer_cell_samples_what_generate_at_temperatures_samples(
+    executed: Any,
+) -> None:
+    from thermoscope.generation import generate_at_temperatures, load_model
+
+    cell = next(c for c in executed.cells if "explore_prompt(" in c.source and "pw =" in c.source)
+    model, tokenizer = load_model()
+    expected = generate_at_temperatures(
+        model,
+        tokenizer,
+        "import os\nimport",
+        [0.8],
+        n=1,
+        max_new_tokens=30,
+        seed=1,
+        sampler_options={"top_p": 0.9},
+        progress=False,
+    ).samples[0]
+    assert ast.literal_eval(stdout(cell).splitlines()[0]) == expected.text

@@ -392,3 +392,105 @@ def test_bad_labels(labels: Any, kind: type[Exception], message: str) -> None:
 def test_bad_start_values(options: dict[str, Any], kind: type[Exception], message: str) -> None:
     with pytest.raises(kind, match=message):
         explore(PETS, **options)
+
+
+# -- the model mode: explore_prompt ----------------------------------------------------
+
+PROMPT = "import os\nimport"
+
+
+@pytest.fixture(scope="module")
+def lm() -> tuple[Any, Any]:
+    pytest.importorskip("transformers")
+    from thermoscope.generation import load_model
+
+    return load_model()
+
+
+def _model_logits(lm: tuple[Any, Any], prompt: str) -> np.ndarray:
+    # Independent of next_token_logits: the full forward pass, last position.
+    import torch
+
+    model, tokenizer = lm
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        return model(ids).logits[0, -1].double().numpy()
+
+
+def test_prompt_explorer_shows_the_models_next_token_distribution(lm: tuple[Any, Any]) -> None:
+    from thermoscope.widgets import explore_prompt
+
+    w = explore_prompt(PROMPT, temperature=0.7, top_p=0.9)
+    z = _model_logits(lm, PROMPT)
+    expected = Sampler.from_options(temperature=0.7, top_p=0.9).probs(z)
+    np.testing.assert_allclose(w.explorer.probabilities, expected, rtol=1e-12, atol=1e-15)
+    _, tokenizer = lm
+    top = int(np.argmax(z))
+    assert w.explorer.labels[top] == tokenizer.decode([top])
+    heights = [bar.get_height() for bar in w.explorer.figure.axes[0].containers[0]]
+    np.testing.assert_allclose(heights, expected[w.explorer.shown], rtol=1e-12)
+
+
+def test_prompt_explorer_refresh_follows_the_prompt_box_and_keeps_the_sliders(
+    lm: tuple[Any, Any],
+) -> None:
+    from thermoscope.widgets import explore_prompt
+
+    w = explore_prompt(PROMPT)
+    w.explorer.top_k.value = 3
+    w.explorer.temperature.value = 0.5
+    old = w.explorer
+    w.prompt.value = "def parse(self"
+    w.next_button.click()  # as a user's click does
+    assert w.explorer is not old
+    assert w.explorer.widget in w.widget.children
+    assert old.widget not in w.widget.children
+    assert (w.explorer.top_k.value, w.explorer.temperature.value) == (3, 0.5)
+    z = _model_logits(lm, "def parse(self")
+    expected = Sampler.from_options(temperature=0.5, top_k=3).probs(z)
+    np.testing.assert_allclose(w.explorer.probabilities, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_prompt_explorer_samples_what_generate_at_temperatures_samples(
+    lm: tuple[Any, Any],
+) -> None:
+    from thermoscope.generation import generate_at_temperatures
+    from thermoscope.widgets import explore_prompt
+
+    w = explore_prompt(PROMPT, temperature=0.9, top_k=20, max_new_tokens=12, seed=4)
+    w.sample_button.click()
+    model, tokenizer = lm
+    expected = generate_at_temperatures(
+        model,
+        tokenizer,
+        PROMPT,
+        [0.9],
+        n=1,
+        max_new_tokens=12,
+        seed=4,
+        sampler_options={"top_k": 20},
+        progress=False,
+    ).samples[0]
+    assert w.output.value == PROMPT + expected.text
+    w.seed.value = 5
+    assert w.sample() != expected.text  # another seed, another continuation at T = 0.9
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "name"),
+    [
+        ({"prompt": ""}, ValueError, "`prompt`"),
+        ({"prompt": PROMPT, "model": "/no/such/model"}, ValueError, "`model`"),
+        ({"prompt": PROMPT, "max_new_tokens": 0}, ValueError, "`max_new_tokens`"),
+        ({"prompt": PROMPT, "top_p": 0.0}, ValueError, "`top_p`"),
+    ],
+)
+def test_prompt_explorer_bad_input_names_the_argument(
+    lm: tuple[Any, Any], kwargs: dict[str, Any], exc: type[Exception], name: str
+) -> None:
+    from thermoscope.widgets import explore_prompt
+
+    with pytest.raises(exc) as info:
+        explore_prompt(**kwargs)
+    assert type(info.value) is exc
+    assert name in str(info.value)
