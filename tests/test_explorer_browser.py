@@ -311,12 +311,14 @@ def test_a_new_prompt_fetches_new_logits(page: Any, server: str, backend: ModelB
     page.wait_for_selector("body[data-model-ready=true]")
     prompt = "def parse(self"
     page.fill("#prompt", prompt)
+    assert "previous prompt" in page.inner_text("#status")  # the bars are stale until fetched
     fetches = int(page.get_attribute("body", "data-model-fetches") or 0)
     page.click("#fetch-logits")
     page.wait_for_selector(f"body[data-model-fetches='{fetches + 1}']")
     z = np.array(backend.next_token(prompt).logits)
     _assert_matches(_displayed(page), z, _setting(page))
     assert _query(page)["prompt"] == [prompt]
+    assert "previous prompt" not in page.inner_text("#status")
 
 
 def test_a_server_without_a_model_offers_the_logits_mode_only(page: Any) -> None:

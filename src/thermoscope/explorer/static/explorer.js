@@ -263,9 +263,11 @@
     setStatus("Computing the next-token logits…");
     $("fetch-logits").disabled = true;
     try {
-      const data = await postJson("/api/next-token", { prompt: state.prompt, top: 100 });
+      const sent = state.prompt;
+      const data = await postJson("/api/next-token", { prompt: sent, top: 100 });
       const names = new Map(data.top_ids.map((id, j) => [id, data.top_tokens[j]]));
       modelVector = {
+        prompt: sent,
         logits: data.logits,
         // Ids without text (padding beyond the tokenizer's vocabulary) show as #id.
         labelOf: (i) => names.get(i) || `#${i}`,
@@ -449,6 +451,10 @@
     $("prompt").addEventListener("input", (e) => {
       state.prompt = e.target.value;
       writeUrl();
+      const stale = modelVector !== null && modelVector.prompt !== state.prompt;
+      setStatus(
+        stale ? "The bars show the previous prompt: press “Next-token distribution” (or Ctrl+Enter)." : "",
+      );
     });
     $("prompt").addEventListener("keydown", (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) fetchLogits();
