@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy import special
+from scipy import special, stats
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -27,7 +27,7 @@ from thermoscope.explorer import PRESETS, ExplorerLimits, create_app  # noqa: E4
 from thermoscope.explorer.backend import ModelBackend  # noqa: E402
 from thermoscope.generation import generate_at_temperatures  # noqa: E402
 from thermoscope.models import load_model  # noqa: E402
-from thermoscope.sampling import summarize_sampling  # noqa: E402
+from thermoscope.sampling import Sampler, summarize_sampling  # noqa: E402
 
 PROMPT = "import os\nimport sys\n\n\ndef main("
 LIMITS = ExplorerLimits(max_new_tokens=32, max_prompt_chars=1500)
@@ -452,3 +452,65 @@ def test_values_of_the_wrong_json_type_are_422_not_coerced(
 ) -> None:
     # JSON true is not the number 1 and "0.5" is not 0.5: no lax coercion.
     assert f"`{field}`" in detail_of(bare.post("/api/distribution", json=body))
+
+
+# -- /api/draw ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {},
+        {"temperature": 0.7, "top_k": 3},
+        {"temperature": 1.3, "top_p": 0.8, "min_p": 0.05},
+        {"temperature": 0.0},
+    ],
+)
+def test_draw_counts_are_the_samplers_seeded_draws(bare: TestClient, setting: dict) -> None:
+    logits = [2.0, None, 1.0, 0.5, 1.0]
+    body = {"logits": logits, "n": 5000, "seed": 11, **setting}
+    r = bare.post("/api/draw", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    z = np.array([-np.inf if v is None else v for v in logits])
+    sampler = Sampler.from_options(
+        temperature=setting.get("temperature", 1.0),
+        top_k=setting.get("top_k"),
+        top_p=setting.get("top_p"),
+        min_p=setting.get("min_p"),
+    )
+    expected = np.bincount(sampler.sample(z, n=5000, seed=11), minlength=5)
+    assert out["counts"] == expected.tolist()
+    assert out["counts"][1] == 0  # masked
+    probs = sampler.probs(z)
+    np.testing.assert_allclose(out["probabilities"], probs, rtol=1e-12)
+    assert all(c == 0 for c, p in zip(out["counts"], probs, strict=True) if p == 0)
+    possible = probs > 0
+    if possible.sum() >= 2:
+        want = stats.chisquare(expected[possible], 5000 * probs[possible] / probs[possible].sum())
+        assert out["chi_square_p"] == pytest.approx(want.pvalue, rel=1e-9)
+    else:
+        assert out["chi_square_p"] is None
+
+
+def test_draw_is_reproducible_and_seed_dependent(bare: TestClient) -> None:
+    body = {"logits": [1.0, 1.0, 1.0], "n": 300}
+    a = bare.post("/api/draw", json={**body, "seed": 1}).json()["counts"]
+    assert bare.post("/api/draw", json={**body, "seed": 1}).json()["counts"] == a
+    assert bare.post("/api/draw", json={**body, "seed": 2}).json()["counts"] != a
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"logits": [1.0, 2.0], "n": 0}, "n"),
+        ({"logits": [1.0, 2.0], "n": 2_000_000}, "n"),
+        ({"logits": [1.0, 2.0], "seed": -1}, "seed"),
+        ({"logits": [None, None]}, "logits"),
+        ({"logits": [1.0, 2.0], "top_p": 0}, "top_p"),
+    ],
+)
+def test_bad_draw_requests_are_422_naming_the_field(
+    bare: TestClient, body: dict, field: str
+) -> None:
+    assert f"`{field}`" in detail_of(bare.post("/api/draw", json=body))

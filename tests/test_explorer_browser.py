@@ -21,7 +21,7 @@ import pytest
 
 from thermoscope.explorer import PRESETS, BackgroundServer, ExplorerLimits, create_app
 from thermoscope.explorer.backend import ModelBackend
-from thermoscope.sampling import summarize_sampling
+from thermoscope.sampling import Sampler, summarize_sampling
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -328,3 +328,26 @@ def test_a_server_without_a_model_offers_the_logits_mode_only(page: Any) -> None
         assert page.is_hidden("#model-panel")
         assert "no model" in page.inner_text("#status")
         _assert_matches(_displayed(page), PRESETS[0].logits, {"temperature": 0.5})
+
+
+def test_draw_samples_marks_the_samplers_frequencies(page: Any, server: str) -> None:
+    preset = PRESETS[1]
+    _open(page, server)
+    page.select_option("#preset", preset.name)
+    _set(page, "temperature", 0.7, slider=True)
+    _set(page, "top_k", 4, slider=False)
+    page.fill("#draw-n", "20000")
+    page.fill("#draw-seed", "3")
+    page.click("#draw-button")
+    page.wait_for_selector("body[data-draws='1']")
+    rows = page.locator("#bars .bar-row")
+    counts = [int(v) for v in _attributes(rows, "data-count")]
+    sampler = Sampler.from_options(temperature=0.7, top_k=4)
+    z = np.array(preset.logits)
+    assert counts == np.bincount(sampler.sample(z, n=20000, seed=3), minlength=z.size).tolist()
+    assert page.locator("#bars .freq").count() == z.size
+    status = page.inner_text("#status")
+    assert "20000 draws (seed 3)" in status
+    assert "chi-square p = " in status
+    _set(page, "top_k", 3, slider=False)  # another setting: the old draws no longer apply
+    assert page.locator("#bars .freq").count() == 0

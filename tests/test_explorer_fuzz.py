@@ -33,7 +33,7 @@ LIMITS = ExplorerLimits(max_new_tokens=8, max_prompt_chars=200)
 BACKEND = ModelBackend()
 APP = create_app(BACKEND, LIMITS)
 SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", APP)
-POST_ROUTES = ("/api/distribution", "/api/next-token", "/api/sample")
+POST_ROUTES = ("/api/distribution", "/api/draw", "/api/next-token", "/api/sample")
 FIELDS = (
     "logits",
     "labels",

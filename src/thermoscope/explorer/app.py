@@ -9,6 +9,8 @@ Routes
 ``POST /api/distribution``
     :func:`~thermoscope.sampling.summarize_sampling` of logits and a setting:
     the same numbers the page computes in the browser.
+``POST /api/draw``
+    ``n`` seeded draws from the sampler, their counts and a chi-square test.
 ``POST /api/next-token``
     A prompt's next-token logits under the model.
 ``POST /api/sample``
@@ -27,6 +29,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -38,7 +41,7 @@ from thermoscope import __version__
 from thermoscope.explorer.backend import ModelBackend
 from thermoscope.explorer.limits import ExplorerLimits
 from thermoscope.explorer.presets import PRESETS
-from thermoscope.sampling.summary import summarize_sampling
+from thermoscope.sampling.summary import sampler_for, summarize_sampling
 
 __all__ = ["create_app"]
 
@@ -70,6 +73,23 @@ class DistributionRequest(Setting):
 
     logits: list[FiniteFloat | None] = Field(description="null marks a masked token (-inf)")
     labels: list[str] | None = None
+
+
+class DrawRequest(DistributionRequest):
+    """Logits and a setting, and how many seeded draws to take from the sampler."""
+
+    n: int = Field(1000, ge=1, le=10**9, description="number of draws (capped by the server)")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+
+
+class DrawResponse(BaseModel):
+    """Counts of ``n`` seeded draws per token, and a chi-square test against the probabilities."""
+
+    n: int
+    seed: int
+    counts: list[int]
+    probabilities: list[float]
+    chi_square_p: float | None = Field(description="None when fewer than two tokens are kept")
 
 
 class DistributionResponse(BaseModel):
@@ -272,6 +292,30 @@ def _labels(request: DistributionRequest, limits: ExplorerLimits) -> list[str]:
     return list(request.labels)
 
 
+def chi_square_p(counts: Any, probs: Any) -> float | None:
+    """Goodness-of-fit p-value of ``counts`` against ``probs`` over the possible tokens.
+
+    Tokens of probability 0 are left out (a draw of one would be a bug, not
+    chance); ``None`` when fewer than two tokens are possible.
+
+    Examples
+    --------
+    >>> round(chi_square_p([48, 52], [0.5, 0.5]), 4)
+    0.6892
+    >>> chi_square_p([10, 0], [1.0, 0.0]) is None
+    True
+    """
+    from scipy.stats import chisquare
+
+    c = np.asarray(counts, dtype=np.float64)
+    p = np.asarray(probs, dtype=np.float64)
+    possible = p > 0
+    if possible.sum() < 2:
+        return None
+    expected = p[possible] / p[possible].sum() * c[possible].sum()
+    return float(chisquare(c[possible], expected).pvalue)
+
+
 def create_app(
     backend: ModelBackend | None = None, limits: ExplorerLimits | None = None
 ) -> FastAPI:
@@ -364,22 +408,28 @@ def create_app(
                 "max_prompt_chars": caps.max_prompt_chars,
                 "max_new_tokens": caps.max_new_tokens,
                 "max_body_bytes": caps.max_body_bytes,
+                "max_draws": caps.max_draws,
             },
             "presets": [p.as_dict() for p in PRESETS],
         }
 
-    @app.post("/api/distribution", responses=_REFUSALS)
-    def distribution(request: DistributionRequest) -> DistributionResponse:
-        """Temper, truncate and renormalise logits; the page's numbers, computed by Python."""
+    def logits_of(request: DistributionRequest) -> list[float]:
+        """The request's logits (null -> -inf), checked against the caps."""
         n = len(request.logits)
         if n == 0:
             raise _Unprocessable("`logits` must not be empty, got [].")
         if n > caps.max_logits:
             raise _Unprocessable(f"`logits` must have at most {caps.max_logits} values, got {n}.")
-        labels = _labels(request, caps)
         z = [-math.inf if v is None else v for v in request.logits]
         if all(v == -math.inf for v in z):
             raise _Unprocessable("`logits` must have at least one unmasked (non-null) value.")
+        return z
+
+    @app.post("/api/distribution", responses=_REFUSALS)
+    def distribution(request: DistributionRequest) -> DistributionResponse:
+        """Temper, truncate and renormalise logits; the page's numbers, computed by Python."""
+        z = logits_of(request)
+        labels = _labels(request, caps)
         try:
             s = summarize_sampling(
                 z, request.temperature, request.top_k, request.top_p, request.min_p
@@ -395,6 +445,28 @@ def create_app(
             nucleus_mass=s.nucleus_mass,
             kept_count=s.kept_count,
             max_probability=s.max_probability,
+        )
+
+    @app.post("/api/draw", responses=_REFUSALS)
+    def draw(request: DrawRequest) -> DrawResponse:
+        """Draw ``n`` tokens with the sampler (seeded) and test the counts against theory."""
+        z = logits_of(request)
+        _labels(request, caps)
+        if request.n > caps.max_draws:
+            raise _Unprocessable(f"`n` must be at most {caps.max_draws}, got {request.n}.")
+        try:
+            sampler = sampler_for(request.temperature, request.top_k, request.top_p, request.min_p)
+            probs = np.asarray(sampler.probs(z), dtype=np.float64)
+            drawn = sampler.sample(z, n=request.n, seed=request.seed)
+        except (ValueError, TypeError) as exc:
+            raise _Unprocessable(str(exc)) from None
+        counts = np.bincount(drawn, minlength=len(z))
+        return DrawResponse(
+            n=request.n,
+            seed=request.seed,
+            counts=counts.tolist(),
+            probabilities=probs.tolist(),
+            chi_square_p=chi_square_p(counts, probs),
         )
 
     @app.post("/api/next-token", responses=_MODEL_REFUSALS)

@@ -23,6 +23,8 @@ class ExplorerLimits:
         Tokens one "sample a continuation" request may generate.
     max_body_bytes : int, default 262144
         Size of a request body; larger bodies get 413 before they are parsed.
+    max_draws : int, default 1000000
+        Draws one "draw samples" request may ask for.
 
     Examples
     --------
@@ -39,6 +41,7 @@ class ExplorerLimits:
     max_prompt_chars: int = 2000
     max_new_tokens: int = 200
     max_body_bytes: int = 256 * 1024
+    max_draws: int = 1_000_000
 
     def __post_init__(self) -> None:
         for name in (
@@ -47,6 +50,7 @@ class ExplorerLimits:
             "max_prompt_chars",
             "max_new_tokens",
             "max_body_bytes",
+            "max_draws",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -25,6 +25,8 @@
   // The vector on screen: its logits and a label for each token (labelOf(i)).
   let vector = null;
   let modelVector = null;
+  // The last draws from the server, shown while the vector and setting they were drawn for are.
+  let draws = null;
 
   const controls = {
     temperature: {
@@ -168,6 +170,12 @@
     return x.toFixed(6);
   }
 
+  // What a set of draws depends on: the logits and the setting.
+  function drawKey() {
+    if (!vector) return "";
+    return JSON.stringify([vector.logits, state.temperature, state.topK, state.topP, state.minP]);
+  }
+
   function render() {
     const bars = $("bars");
     bars.replaceChildren();
@@ -190,8 +198,11 @@
     const shown = shownIndices(z, MAX_BARS[state.mode]);
     $("bars-note").textContent =
       shown.length < z.length ? `Showing the ${shown.length} most likely of ${z.length} tokens.` : "";
+    const drawn = draws !== null && draws.key === drawKey() ? draws : null;
     let top = 0;
-    for (const i of shown) top = Math.max(top, s.probabilities[i], s.tempered[i]);
+    for (const i of shown) {
+      top = Math.max(top, s.probabilities[i], s.tempered[i], drawn ? drawn.counts[i] / drawn.n : 0);
+    }
     for (const i of shown) {
       const row = document.createElement("div");
       row.className = s.kept[i] ? "bar-row" : "bar-row removed";
@@ -211,6 +222,14 @@
       fill.className = "fill";
       fill.style.width = `${top > 0 ? (100 * s.probabilities[i]) / top : 0}%`;
       track.append(ghost, fill);
+      if (drawn) {
+        const freq = document.createElement("span");
+        freq.className = "freq";
+        freq.style.left = `${top > 0 ? (100 * drawn.counts[i]) / drawn.n / top : 0}%`;
+        track.append(freq);
+        row.dataset.count = String(drawn.counts[i]);
+        track.title = `${drawn.counts[i]} of ${drawn.n} draws`;
+      }
       const value = document.createElement("span");
       value.className = "value";
       value.textContent = fmt(s.probabilities[i]);
@@ -281,6 +300,39 @@
       setStatus(err.message, true);
     } finally {
       $("fetch-logits").disabled = false;
+    }
+  }
+
+  async function drawSamples() {
+    if (!vector || state.mode !== "logits") return;
+    const n = Number($("draw-n").value);
+    const seed = Number($("draw-seed").value);
+    if (!Number.isInteger(n) || n < 1 || !Number.isInteger(seed) || seed < 0) {
+      setStatus("`draws` must be an integer >= 1 and `seed` an integer >= 0.", true);
+      return;
+    }
+    const key = drawKey();
+    setStatus("Drawing…");
+    $("draw-button").disabled = true;
+    try {
+      const data = await postJson("/api/draw", {
+        logits: vector.logits.map((v) => (v === -Infinity ? null : v)),
+        temperature: state.temperature,
+        top_k: state.topK,
+        top_p: state.topP,
+        min_p: state.minP,
+        n,
+        seed,
+      });
+      draws = { key, counts: data.counts, n: data.n };
+      const p = data.chi_square_p === null ? "one possible token" : `chi-square p = ${data.chi_square_p.toFixed(4)}`;
+      render();
+      setStatus(`${data.n} draws (seed ${data.seed}) from the sampler: ${p}.`);
+      document.body.dataset.draws = String(Number(document.body.dataset.draws || 0) + 1);
+    } catch (err) {
+      setStatus(err.message, true);
+    } finally {
+      $("draw-button").disabled = false;
     }
   }
 
@@ -471,6 +523,7 @@
     });
     $("fetch-logits").addEventListener("click", fetchLogits);
     $("sample-button").addEventListener("click", sampleContinuation);
+    $("draw-button").addEventListener("click", drawSamples);
     for (const b of document.querySelectorAll(".tabs button")) {
       b.addEventListener("click", () => setMode(b.dataset.mode));
     }
