@@ -155,38 +155,18 @@ class TemperatureExplorer:
         # ipywidgets ships no type information: importing it by name keeps mypy
         # independent of whether it is installed or configured.
         ipw = importlib.import_module("ipywidgets")
-        style = {"description_width": "4em"}
-        layout = ipw.Layout(width="24em")
-        self.temperature = ipw.FloatSlider(
-            value=t0,
-            min=TEMPERATURE_RANGE[0],
-            max=TEMPERATURE_RANGE[1],
-            step=0.01,
-            description="T",
-            style=style,
-            layout=layout,
-        )
-        self.top_k = ipw.IntSlider(
-            value=k0, min=0, max=size, step=1, description="top-k", style=style, layout=layout
-        )
-        self.top_p = ipw.FloatSlider(
-            value=p0,
-            min=TOP_P_RANGE[0],
-            max=TOP_P_RANGE[1],
-            step=0.01,
-            description="top-p",
-            style=style,
-            layout=layout,
-        )
-        self.min_p = ipw.FloatSlider(
-            value=m0,
-            min=MIN_P_RANGE[0],
-            max=MIN_P_RANGE[1],
-            step=0.01,
-            description="min-p",
-            style=style,
-            layout=layout,
-        )
+        look = {"style": {"description_width": "4em"}, "layout": ipw.Layout(width="24em")}
+
+        def float_slider(value: float, limits: tuple[float, float], name: str) -> Any:
+            low, high = limits
+            return ipw.FloatSlider(
+                value=value, min=low, max=high, step=0.01, description=name, **look
+            )
+
+        self.temperature = float_slider(t0, TEMPERATURE_RANGE, "T")
+        self.top_k = ipw.IntSlider(value=k0, min=0, max=size, step=1, description="top-k", **look)
+        self.top_p = float_slider(p0, TOP_P_RANGE, "top-p")
+        self.min_p = float_slider(m0, MIN_P_RANGE, "min-p")
         self.readout = ipw.HTML()
         self.image = ipw.Image(format="png")
         self.figure = self._build_figure()
