@@ -56,9 +56,15 @@ def save_tiny_lm(folder: Path, seed: int = 0) -> Path:
     )
     eos = fast.eos_token_id
     config = GPT2Config(
-        vocab_size=len(fast), n_positions=CONTEXT, n_embd=64, n_layer=2, n_head=2,
-        bos_token_id=eos, eos_token_id=eos, initializer_range=0.2,
-    )  # fmt: skip
+        vocab_size=len(fast),
+        n_positions=CONTEXT,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        initializer_range=0.2,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(config)
@@ -106,9 +112,12 @@ def test_temperature_zero_is_greedy(lm, result):
     ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"]
     with torch.no_grad():
         out = model.generate(
-            ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=6,
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            max_new_tokens=6,
             pad_token_id=tokenizer.eos_token_id,
-        )  # fmt: skip
+        )
     assert tuple(out[0, ids.shape[1] :].tolist())[: len(greedy[0])] == greedy[0]
     assert result.diversity[0.0].self_bleu == 1.0
 
@@ -120,9 +129,12 @@ def test_mean_logprob_matches_the_generation_time_logits(lm, result):
     seed = runs._torch_seeds(0, 3)[1]
     kw = generate_kwargs(
         SamplerLogitsProcessor(Sampler.from_options(temperature=0.8)),
-        attention_mask=torch.ones_like(ids), max_new_tokens=6, output_logits=True,
-        return_dict_in_generate=True, pad_token_id=tokenizer.eos_token_id,
-    )  # fmt: skip
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=6,
+        output_logits=True,
+        return_dict_in_generate=True,
+        pad_token_id=tokenizer.eos_token_id,
+    )
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
         out = model.generate(ids, **kw)
@@ -305,3 +317,30 @@ def test_next_token_logits_are_the_last_positions_logits(lm):
     np.testing.assert_array_equal(got, expected)
     with pytest.raises(TypeError, match="`prompt`"):
         runs.next_token_logits(model, tokenizer, 3)
+
+
+def test_continue_prompt_is_one_seeded_sample_with_off_values_left_out(lm):
+    model, tokenizer = lm
+    got = runs.continue_prompt(
+        model,
+        tokenizer,
+        "the cat",
+        temperature=0.9,
+        top_k=0,
+        top_p=0.8,
+        min_p=0.0,
+        max_new_tokens=6,
+        seed=3,
+    )
+    expected = runs.generate_at_temperatures(
+        model,
+        tokenizer,
+        "the cat",
+        [0.9],
+        n=1,
+        max_new_tokens=6,
+        seed=3,
+        sampler_options={"top_p": 0.8},
+        progress=False,
+    ).samples[0]
+    assert got == expected

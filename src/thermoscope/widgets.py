@@ -522,26 +522,16 @@ class PromptExplorer:
 
     def sample(self) -> str:
         """Sample one continuation of the prompt with the sliders' setting; show and return it."""
-        from thermoscope.generation import generate_at_temperatures
+        from thermoscope.generation import continue_prompt
 
-        setting = self._setting()
-        options = {
-            key: setting[key]
-            for key, off in (("top_k", 0), ("top_p", 1.0), ("min_p", 0.0))
-            if setting[key] != off
-        }
-        result = generate_at_temperatures(
+        text = continue_prompt(
             self._model,
             self._tokenizer,
             self.prompt.value,
-            [setting["temperature"]],
-            n=1,
+            **self._setting(),
             max_new_tokens=int(self.max_new_tokens.value),
             seed=int(self.seed.value),
-            sampler_options=options,
-            progress=False,
-        )
-        text = result.samples[0].text
+        ).text
         self.output.value = self.prompt.value + text
         return text
 

@@ -115,26 +115,18 @@ class ModelBackend:
         seed: int,
     ) -> Sample:
         """One continuation of ``prompt`` sampled with these settings (0 / 1 / 0 switch off)."""
-        from thermoscope.generation import generate_at_temperatures
+        from thermoscope.generation import continue_prompt
 
-        options: dict[str, Any] = {}
-        if top_k != 0:
-            options["top_k"] = top_k
-        if top_p != 1.0:
-            options["top_p"] = top_p
-        if min_p != 0.0:
-            options["min_p"] = min_p
         model, tokenizer = self.load()
         with self._lock:
-            result = generate_at_temperatures(
+            return continue_prompt(
                 model,
                 tokenizer,
                 prompt,
-                [temperature],
-                n=1,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                min_p=min_p,
                 max_new_tokens=max_new_tokens,
                 seed=seed,
-                sampler_options=options,
-                progress=False,
             )
-        return result.samples[0]

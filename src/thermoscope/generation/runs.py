@@ -42,6 +42,7 @@ __all__ = [
     "StrategyResult",
     "check_max_new_tokens",
     "compare_dynamic",
+    "continue_prompt",
     "dynamic_strategies",
     "format_strategies",
     "generate_at_temperatures",
@@ -543,6 +544,50 @@ def generate_at_temperatures(
     finally:
         bar.close()
     return GenerationResult(prompt, temps, tuple(samples), metrics, options)
+
+
+def continue_prompt(
+    model: Any,
+    tokenizer: Any,
+    prompt: str,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    min_p: float = 0.0,
+    max_new_tokens: int = 40,
+    seed: int = 0,
+) -> Sample:
+    """One seeded continuation of ``prompt`` with an interactive setting.
+
+    As on the explorer's sliders, ``top_k = 0``, ``top_p = 1`` and
+    ``min_p = 0`` switch a step off; the sampling is
+    :func:`generate_at_temperatures` with one temperature and ``n = 1``.
+
+    Examples
+    --------
+    >>> continue_prompt(None, None, "x", max_new_tokens=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: `max_new_tokens` must be an integer >= 1, got 0.
+    """
+    options = {
+        name: value
+        for name, value, off in (("top_k", top_k, 0), ("top_p", top_p, 1.0), ("min_p", min_p, 0.0))
+        if value != off
+    }
+    result = generate_at_temperatures(
+        model,
+        tokenizer,
+        prompt,
+        [temperature],
+        n=1,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        sampler_options=options,
+        progress=False,
+    )
+    return result.samples[0]
 
 
 # -- next-token table ----------------------------------------------------------------
