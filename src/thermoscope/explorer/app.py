@@ -26,6 +26,8 @@ OpenAPI schema. Nothing a client sends makes the server answer 500.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -254,6 +256,15 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return f"`{_field(first.get('loc', ()))}`: {first.get('msg', 'invalid')}, got {shown}{more}"
 
 
+@contextmanager
+def _refused_as_422() -> Iterator[None]:
+    """The library's ValueError / TypeError (messages name the argument) become 422s."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise _Unprocessable(str(exc)) from None
+
+
 def _check_text(text: str, name: str) -> None:
     """Refuse strings that are not Unicode text (JSON's "\\ud800" decodes to a lone surrogate)."""
     try:
@@ -430,12 +441,10 @@ def create_app(
         """Temper, truncate and renormalise logits; the page's numbers, computed by Python."""
         z = logits_of(request)
         labels = _labels(request, caps)
-        try:
+        with _refused_as_422():
             s = summarize_sampling(
                 z, request.temperature, request.top_k, request.top_p, request.min_p
             )
-        except (ValueError, TypeError) as exc:
-            raise _Unprocessable(str(exc)) from None
         return DistributionResponse(
             labels=labels,
             tempered=s.tempered.tolist(),
@@ -454,12 +463,10 @@ def create_app(
         _labels(request, caps)
         if request.n > caps.max_draws:
             raise _Unprocessable(f"`n` must be at most {caps.max_draws}, got {request.n}.")
-        try:
+        with _refused_as_422():
             sampler = sampler_for(request.temperature, request.top_k, request.top_p, request.min_p)
             probs = np.asarray(sampler.probs(z), dtype=np.float64)
             drawn = sampler.sample(z, n=request.n, seed=request.seed)
-        except (ValueError, TypeError) as exc:
-            raise _Unprocessable(str(exc)) from None
         counts = np.bincount(drawn, minlength=len(z))
         return DrawResponse(
             n=request.n,
@@ -474,10 +481,8 @@ def create_app(
         """The prompt's next-token logits under the model."""
         _check_prompt(request.prompt, caps)
         lm = model()
-        try:
+        with _refused_as_422():
             step = lm.next_token(request.prompt, top=request.top)
-        except (ValueError, TypeError) as exc:
-            raise _Unprocessable(str(exc)) from None
         return NextTokenResponse(
             model=lm.name,
             logits=step.logits,
@@ -496,7 +501,7 @@ def create_app(
                 f"`max_new_tokens` must be at most {caps.max_new_tokens}, got {new_tokens}."
             )
         lm = model()
-        try:
+        with _refused_as_422():
             out = lm.sample(
                 request.prompt,
                 temperature=request.temperature,
@@ -506,8 +511,6 @@ def create_app(
                 max_new_tokens=new_tokens,
                 seed=request.seed,
             )
-        except (ValueError, TypeError) as exc:
-            raise _Unprocessable(str(exc)) from None
         return SampleResponse(
             model=lm.name, text=out.text, tokens=list(out.tokens), mean_logprob=out.mean_logprob
         )
