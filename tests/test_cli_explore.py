@@ -158,6 +158,15 @@ def test_a_real_server_answers_and_stops() -> None:
         )
         with urllib.request.urlopen(request, timeout=5) as r:
             assert json.loads(r.read())["kept"] == [True, True, False]
+        # A page that rebinds its own domain to 127.0.0.1 sends its own name as Host.
+        rebound = urllib.request.Request(f"{url}/api/info", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(rebound, timeout=5)
+        assert refused.value.code == 400
+        refused.value.close()  # the error holds the response's socket
+        localhost = urllib.request.Request(f"{url}/api/info", headers={"Host": f"localhost:{port}"})
+        with urllib.request.urlopen(localhost, timeout=5) as r:
+            assert r.status == 200
     finally:
         proc.terminate()
         try:

@@ -514,3 +514,16 @@ def test_bad_draw_requests_are_422_naming_the_field(
     bare: TestClient, body: dict, field: str
 ) -> None:
     assert f"`{field}`" in detail_of(bare.post("/api/draw", json=body))
+
+
+def test_allowed_hosts_refuse_other_host_names() -> None:
+    from thermoscope.explorer.app import LOOPBACK_HOSTS
+
+    app = create_app(None, allowed_hosts=LOOPBACK_HOSTS)
+    with TestClient(app, base_url="http://127.0.0.1:8765") as ok:
+        assert ok.get("/api/info").status_code == 200
+    with TestClient(app, base_url="http://localhost") as ok:
+        assert ok.get("/").status_code == 200
+    with TestClient(app, base_url="http://attacker.example:8765") as rebound:
+        assert rebound.get("/api/info").status_code == 400
+        assert rebound.post("/api/distribution", json={"logits": [1.0]}).status_code == 400

@@ -72,6 +72,7 @@ def _check_free(host: str, port: int) -> None:
 def run(args: argparse.Namespace) -> str:
     """Load the model, check the address and serve until interrupted."""
     from thermoscope.explorer import create_app, serve
+    from thermoscope.explorer.app import LOOPBACK_HOSTS
     from thermoscope.explorer.backend import ModelBackend
 
     if args.no_model and args.model is not None:
@@ -93,5 +94,6 @@ def run(args: argparse.Namespace) -> str:
             file=sys.stderr,
         )
     print(f"thermoscope explorer on http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
-    serve(create_app(backend), host=args.host, port=args.port)
+    hosts = [*LOOPBACK_HOSTS, args.host] if args.host not in _LOOPBACK else list(LOOPBACK_HOSTS)
+    serve(create_app(backend, allowed_hosts=hosts), host=args.host, port=args.port)
     return "thermoscope explorer stopped"

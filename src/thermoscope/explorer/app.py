@@ -26,7 +26,7 @@ OpenAPI schema. Nothing a client sends makes the server answer 500.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,6 +37,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from thermoscope import __version__
@@ -45,9 +46,12 @@ from thermoscope.explorer.limits import ExplorerLimits
 from thermoscope.explorer.presets import PRESETS
 from thermoscope.sampling.summary import sampler_for, summarize_sampling
 
-__all__ = ["create_app"]
+__all__ = ["LOOPBACK_HOSTS", "create_app"]
 
 STATIC = Path(__file__).with_name("static")
+
+#: The names of this machine's loopback interface, as a browser sends them in ``Host``.
+LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 #: Largest seed accepted (numpy's SeedSequence takes any int; JSON clients and
 #: JavaScript handle integers exactly up to 2**53).
@@ -328,7 +332,9 @@ def chi_square_p(counts: Any, probs: Any) -> float | None:
 
 
 def create_app(
-    backend: ModelBackend | None = None, limits: ExplorerLimits | None = None
+    backend: ModelBackend | None = None,
+    limits: ExplorerLimits | None = None,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """The explorer application.
 
@@ -338,6 +344,11 @@ def create_app(
         The model behind the model mode (loaded on its first use). ``None``:
         a server without a model; the model routes answer 503.
     limits : ExplorerLimits, optional
+    allowed_hosts : sequence of str, optional
+        Host names the server answers to (others get 400), e.g.
+        :data:`LOOPBACK_HOSTS`, which ``thermoscope explore`` uses: a web
+        page that rebinds its own domain to 127.0.0.1 (DNS rebinding) then
+        cannot talk to the explorer. ``None``: no check.
 
     Returns
     -------
@@ -372,6 +383,8 @@ def create_app(
     # receive of a BaseHTTPMiddleware (_headers) reaches the route wrapped in
     # an ExceptionGroup, which FastAPI would answer with 400 instead of 413.
     app.add_middleware(_BodyLimit, limit=caps.max_body_bytes)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Any) -> Any:
