@@ -213,3 +213,19 @@ def test_bad_order():
 def test_warpers_must_be_warpers():
     with pytest.raises(TypeError, match="`warpers`"):
         Sampler([lambda z: z])
+
+
+def test_rng_may_be_an_integer_seed_as_everywhere_in_the_library():
+    a = sampler().sample(GOOD, n=20, rng=7)
+    assert np.array_equal(a, sampler().sample(GOOD, n=20, seed=7))
+    assert np.array_equal(a, sampler().sample(GOOD, n=20, rng=np.random.default_rng(7)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "name"),
+    [({"seed": -1}, ValueError, "`seed`"), ({"rng": -1}, TypeError, "`rng`")],
+)
+def test_negative_seeds_name_the_argument(kwargs, exc, name):
+    with pytest.raises(exc, match=name) as info:
+        sampler().sample(GOOD, **kwargs)
+    assert type(info.value) is exc

@@ -8,7 +8,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from thermoscope._validation import check_integer
+from thermoscope._validation import as_generator, check_integer, check_seed
 from thermoscope.sampling import _fused
 from thermoscope.sampling import _kernels as K
 from thermoscope.sampling._draw import draw, fixed_point_bits
@@ -301,9 +301,10 @@ class Sampler:
             Draws per row, >= 1.
         seed : int, optional
             Seed for a fresh ``numpy.random.default_rng(seed)``.
-        rng : numpy.random.Generator, optional
-            Generator to draw from (advanced by the call). Give at most one of
-            ``seed`` and ``rng``; with neither, fresh OS entropy is used.
+        rng : numpy.random.Generator or int, optional
+            Generator to draw from (advanced by the call), or an integer seed,
+            as everywhere in thermoscope (``rl``, ``recommend``). Give at most
+            one of ``seed`` and ``rng``; with neither, fresh OS entropy is used.
 
         Returns
         -------
@@ -341,10 +342,7 @@ class Sampler:
 def _generator(seed: Any, rng: Any) -> np.random.Generator:
     if seed is not None and rng is not None:
         raise ValueError("`seed` and `rng` must not both be given; pass one of them.")
-    if rng is not None:
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"`rng` must be a numpy.random.Generator, got {type(rng).__name__}.")
-        return rng
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"`seed` must be an integer, got {seed!r}.")
-    return np.random.default_rng(seed)
+    if seed is not None:
+        return np.random.default_rng(check_seed(seed))
+    # The library's one rule for `rng`: a Generator (advanced), an int seed, or None.
+    return as_generator(rng)
