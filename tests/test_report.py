@@ -62,7 +62,7 @@ class Page(HTMLParser):
         tag = self._where[-1]
         if tag == "title":
             self.title += data
-        elif self.sections and tag in ("h2", "code", "pre"):
+        elif self.sections and "section" in self._where and tag in ("h2", "code", "pre"):
             self.sections[-1][tag].append(data)
 
 
@@ -177,3 +177,12 @@ def test_theory_figures_draws_the_four_plots(tmp_path: Path) -> None:
     assert [p.name for p in paths] == list(THEORY_FIGURES)
     for p in paths:
         assert p.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_report_ends_by_pointing_to_the_interactive_explorers(tmp_path: Path) -> None:
+    sections, _ = two_sections(tmp_path)
+    raw = build_report(sections, tmp_path).read_text(encoding="utf-8")
+    footer = raw[raw.index("<footer>") : raw.index("</footer>")]
+    assert raw.index("</section>") < raw.index("<footer>")
+    for name in ("thermoscope explore", "thermoscope.widgets.explore", "explore_prompt"):
+        assert name in footer

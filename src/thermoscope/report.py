@@ -113,6 +113,12 @@ def render_report(sections: Sequence[ReportSection], title: str = "thermoscope r
             parts.append(f'<p>Reproduce: <code class="cmd">{html.escape(s.command)}</code></p>\n')
         parts.extend(_figure_html(Path(f)) + "\n" for f in s.figures)
         parts.append(f"<pre>{html.escape(s.text)}</pre>\n</section>\n")
+    parts.append(
+        '<footer><p>Move the knobs yourself: <code class="cmd">thermoscope explore</code> '
+        "serves live temperature, top-k, top-p and min-p sliders on 127.0.0.1, port 8765; "
+        "in Jupyter, <code>thermoscope.widgets.explore(logits)</code> and "
+        "<code>explore_prompt(prompt)</code> do the same.</p></footer>\n"
+    )
     parts.append("</body>\n</html>\n")
     return "".join(parts)
 
