@@ -511,6 +511,13 @@ class PromptExplorer:
         ------
         ValueError or TypeError
             Naming ``prompt`` when it is empty or does not fit the context.
+
+        Examples
+        --------
+        >>> w = explore_prompt("import os\\nimport", top_k=3)
+        >>> w.prompt.value = "def parse(self"
+        >>> w.refresh().top_k.value  # new logits, the same slider values
+        3
         """
         fresh = self._explorer_for(self.prompt.value, self._setting())
         children = list(self.widget.children)
@@ -521,7 +528,15 @@ class PromptExplorer:
         return fresh
 
     def sample(self) -> str:
-        """Sample one continuation of the prompt with the sliders' setting; show and return it."""
+        """Sample one continuation of the prompt with the sliders' setting; show and return it.
+
+        Examples
+        --------
+        >>> w = explore_prompt("import os\\nimport", temperature=0.0, max_new_tokens=3)
+        >>> text = w.sample()
+        >>> w.output.value == w.prompt.value + text
+        True
+        """
         from thermoscope.generation import continue_prompt
 
         text = continue_prompt(

@@ -114,7 +114,17 @@ class ModelBackend:
         max_new_tokens: int,
         seed: int,
     ) -> Sample:
-        """One continuation of ``prompt`` sampled with these settings (0 / 1 / 0 switch off)."""
+        """One continuation of ``prompt`` sampled with these settings (0 / 1 / 0 switch off).
+
+        Examples
+        --------
+        >>> out = ModelBackend().sample(
+        ...     "import os\\nimport", temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
+        ...     max_new_tokens=2, seed=0,
+        ... )
+        >>> len(out.tokens) <= 2
+        True
+        """
         from thermoscope.generation import continue_prompt
 
         model, tokenizer = self.load()

@@ -59,7 +59,16 @@ class BackgroundServer:
         self.url = ""
 
     def start(self) -> str:
-        """Start serving; return the base URL, e.g. ``http://127.0.0.1:40123``."""
+        """Start serving; return the base URL, e.g. ``http://127.0.0.1:40123``.
+
+        Examples
+        --------
+        >>> from thermoscope.explorer import create_app
+        >>> server = BackgroundServer(create_app())
+        >>> server.start().startswith("http://127.0.0.1:")
+        True
+        >>> server.stop()
+        """
         if self._thread is not None:
             raise RuntimeError("this BackgroundServer was already started")
         self._thread = threading.Thread(target=self._server.run, name="thermoscope-explorer")
