@@ -1,52 +1,24 @@
-"""Array kinds: accept numpy arrays, sequences and torch tensors; give back the same kind.
+"""The explicit host boundary: a torch tensor's values as a numpy array, and back.
 
-numpy is the compute backend. A torch tensor is viewed as a numpy array (zero
-copy on the CPU), computed on, and converted back to a tensor with the input's
-dtype and device. torch is never imported unless the caller passed a tensor.
+Numeric functions compute in the caller's own library (:mod:`thermoscope._backend`).
+This module is for the places that need host values by their nature: root
+finders and optimisers run on the CPU (``temperature_for_entropy``, the
+temperature-scaling solver), plots, files, the CLI and JSON. A tensor is
+detached and copied to the host here, and nowhere else.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["compute_dtype", "input_eps", "is_torch_tensor", "to_numpy"]
+from thermoscope._backend import compute_dtype, is_torch
+
+__all__ = ["to_numpy"]
 
 _LOW_PRECISION = {"float16", "bfloat16"}
-
-
-def is_torch_tensor(x: object) -> bool:
-    """True when ``x`` is a torch tensor, without importing torch."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
-def input_eps(x: Any) -> float:
-    """Machine epsilon of ``x``'s floating dtype (float64's for integers and lists of ints).
-
-    This is the precision the values were stored in, before any widening for
-    computation: bfloat16 gives 2**-7 even though it is computed in float32.
-    """
-    if is_torch_tensor(x):
-        import torch
-
-        return float(torch.finfo(x.dtype).eps) if x.dtype.is_floating_point else 2.0**-52
-    dtype = np.asarray(x).dtype
-    return float(np.finfo(dtype).eps) if dtype.kind == "f" else 2.0**-52
-
-
-def compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    """The floating dtype a computation on ``dtype`` input runs in.
-
-    float32 and float64 stay; float16 (and anything smaller) computes in
-    float32; integers and booleans compute in float64.
-    """
-    if dtype.kind == "f":
-        return np.dtype(np.float32) if dtype.itemsize <= 4 else np.dtype(dtype)
-    return np.dtype(np.float64)
 
 
 def to_numpy(x: Any, name: str) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
@@ -62,7 +34,7 @@ def to_numpy(x: Any, name: str) -> tuple[np.ndarray, Callable[[np.ndarray], Any]
     TypeError
         If ``x`` is not numeric (strings, objects, complex numbers).
     """
-    if is_torch_tensor(x):
+    if is_torch(x):
         return _torch_to_numpy(x, name)
     try:
         arr = np.asarray(x)

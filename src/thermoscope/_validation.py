@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from thermoscope._arrays import compute_dtype, to_numpy
+from thermoscope._arrays import to_numpy
+from thermoscope._backend import as_compute, compute_dtype, is_torch
 
 __all__ = [
+    "as_float",
     "as_float_array",
     "as_generator",
     "check_fraction",
@@ -28,7 +30,8 @@ __all__ = [
 
 
 def _show(value: Any) -> str:
-    arr = np.asarray(value)
+    # Error messages are a boundary: a tensor's offending values come to the host here.
+    arr = np.asarray(value.tolist()) if is_torch(value) else np.asarray(value)
     if arr.ndim == 0:
         return repr(arr.item())
     return np.array2string(arr, threshold=6, precision=6)
@@ -48,11 +51,43 @@ def as_float_array(
     return arr.astype(compute_dtype(arr.dtype), copy=False), back
 
 
-def check_logits(arr: np.ndarray, name: str = "logits", axis: int = -1) -> None:
+def as_float(x: Any, name: str, *, min_ndim: int = 1) -> tuple[Any, Callable[[Any], Any]]:
+    """``x`` as a non-empty floating array of its own library and device, in its compute dtype.
+
+    numpy arrays, lists and numbers give numpy; a torch tensor stays a tensor
+    on its device with its gradient (see :mod:`thermoscope._backend`).
+    """
+    arr, back = as_compute(x, name)
+    if arr.ndim < min_ndim:
+        raise ValueError(
+            f"`{name}` must have at least {min_ndim} dimension(s), got a scalar {_show(arr)}."
+        )
+    if _size(arr) == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {tuple(arr.shape)}.")
+    return arr, back
+
+
+def _size(arr: Any) -> int:
+    return int(arr.numel()) if is_torch(arr) else int(arr.size)
+
+
+def _first_index(mask: Any) -> tuple[int, ...]:
+    """The index of the first true entry of a boolean array (error messages only)."""
+    if is_torch(mask):
+        return tuple(int(i) for i in mask.nonzero()[0].tolist())
+    return tuple(int(i) for i in np.argwhere(mask)[0])
+
+
+def check_logits(arr: Any, name: str = "logits", axis: int = -1) -> None:
     """Reject NaN, +inf and slices along ``axis`` whose entries are all -inf.
 
     ``-inf`` entries are allowed: they mean "masked, probability exactly 0".
+    A torch tensor is checked with torch reductions on its device (one
+    boolean comes back to the host), never copied.
     """
+    if is_torch(arr):
+        _check_logits_torch(arr, name, axis)
+        return
     # Fast path: NaN, +inf and an all -inf slice each make that slice's maximum
     # non-finite, so one reduction clears valid input; only bad input pays for
     # the passes below that locate the offending entry.
@@ -73,6 +108,28 @@ def check_logits(arr: np.ndarray, name: str = "logits", axis: int = -1) -> None:
         )
 
 
+def _check_logits_torch(arr: Any, name: str, axis: int) -> None:
+    import torch
+
+    if arr.ndim == 0 or bool(torch.isfinite(arr.amax(dim=axis)).all()):
+        if arr.ndim == 0 and not bool(torch.isfinite(arr)):
+            raise ValueError(f"`{name}` must be finite, got {_show(arr)}.")
+        return
+    if bool(torch.isnan(arr).any()):
+        raise ValueError(
+            f"`{name}` must not contain NaN, got NaN at index {_first_index(torch.isnan(arr))}."
+        )
+    if bool(torch.isposinf(arr).any()):
+        where = _first_index(torch.isposinf(arr))
+        raise ValueError(f"`{name}` must be finite or -inf (masked), got +inf at index {where}.")
+    dead = torch.isneginf(arr).all(dim=axis)
+    row = _first_index(dead.reshape(1) if dead.ndim == 0 else dead)
+    raise ValueError(
+        f"`{name}` must keep at least one finite entry per row, "
+        f"got a row of all -inf at row index {row}."
+    )
+
+
 def logit_row(logits: Any, name: str = "logits") -> np.ndarray:
     """One row of logits, shape (V,), as float64; NaN, +inf, all -inf, empty and 2-D rejected."""
     z, _ = as_float_array(logits, name)
@@ -83,38 +140,60 @@ def logit_row(logits: Any, name: str = "logits") -> np.ndarray:
 
 
 def check_probabilities(
-    arr: np.ndarray, name: str = "probs", axis: int = -1, eps: float | None = None
+    arr: Any, name: str = "probs", axis: int = -1, eps: float | None = None
 ) -> None:
     """Reject entries outside [0, 1], NaN, and slices that do not sum to 1.
 
     ``eps`` is the machine epsilon of the precision the probabilities were
     stored in (float16 and bfloat16 arrive here already widened to float32).
     """
-    if not np.all(np.isfinite(arr)):
+    if is_torch(arr):
+        import torch
+
+        finite, negative, above = torch.isfinite(arr).all(), arr < 0, arr > 1
+        totals = arr.sum(dim=axis)
+        stored = float(torch.finfo(arr.dtype).eps) if eps is None else eps
+    else:
+        finite, negative, above = np.all(np.isfinite(arr)), arr < 0, arr > 1
+        totals = arr.sum(axis=axis)
+        stored = float(np.finfo(arr.dtype).eps) if eps is None else eps
+    if not bool(finite):
         raise ValueError(f"`{name}` must be finite probabilities, got NaN or inf.")
-    if np.any(arr < 0) or np.any(arr > 1):
-        bad = arr[(arr < 0) | (arr > 1)][0]
-        raise ValueError(f"`{name}` must lie in [0, 1], got {bad!r}.")
-    totals = arr.sum(axis=axis)
+    outside = negative | above
+    if bool(outside.any()):
+        raise ValueError(f"`{name}` must lie in [0, 1], got {_show(arr[outside][0])}.")
     # Storing each p_i rounds it by at most p_i * eps / 2, so the stored sum is
     # off by at most eps / 2; on top, float32 arithmetic upstream (a float32
     # softmax later widened to float64 is common) adds about 1e-7 * sqrt(K).
     # Unnormalised input (counts, scores, a dropped entry) is off by far more.
-    stored = float(np.finfo(arr.dtype).eps) if eps is None else eps
     tol = stored + 1e-6 * max(1.0, float(np.sqrt(arr.shape[axis])))
-    off = np.abs(totals - 1.0) > tol
-    if np.any(off):
+    off = abs(totals - 1.0) > tol
+    if bool(off.any()):
         raise ValueError(
             f"`{name}` must sum to 1 along axis {axis}, got a sum of "
-            f"{float(np.asarray(totals)[off].flat[0])!r}."
+            f"{float(_show(totals[off].reshape(-1)[0]))!r}."
         )
 
 
-def check_temperature(t: Any, name: str = "temperature") -> np.ndarray:
-    """Return ``t`` as a float64 array; reject NaN and negative values.
+def check_temperature(t: Any, name: str = "temperature") -> Any:
+    """Return ``t`` as a float64 array (a tensor stays a tensor); reject NaN and negative values.
 
-    0 (the greedy limit) and +inf (the uniform limit) are valid.
+    0 (the greedy limit) and +inf (the uniform limit) are valid. A torch
+    tensor temperature (a learnable one, say) is checked on its device and
+    returned as is, so gradients reach it.
     """
+    if is_torch(t):
+        import torch
+
+        if t.is_complex() or not t.dtype.is_floating_point:
+            t = t.to(torch.float64)
+        if t.numel() == 0:
+            raise ValueError(f"`{name}` must not be empty, got shape {tuple(t.shape)}.")
+        if bool(torch.isnan(t).any()):
+            raise ValueError(f"`{name}` must be a number >= 0, got nan.")
+        if bool((t < 0).any()):
+            raise ValueError(f"`{name}` must be >= 0, got {_show(t[t < 0].reshape(-1)[0])}.")
+        return t
     try:
         arr = np.asarray(t, dtype=np.float64)
     except (TypeError, ValueError):
@@ -164,18 +243,18 @@ def check_fraction(
     return arr
 
 
-def per_row(param: np.ndarray, batch_shape: tuple[int, ...], name: str) -> np.ndarray:
+def per_row(param: Any, batch_shape: tuple[int, ...], name: str) -> Any:
     """Broadcast a scalar or per-row parameter to ``batch_shape``.
 
     A per-row parameter must have exactly the batch shape (one value per row);
     anything else is a shape mismatch, never a silent broadcast.
     """
     if param.ndim == 0:
-        return np.broadcast_to(param, batch_shape)
-    if param.shape != batch_shape:
+        return param.expand(batch_shape) if is_torch(param) else np.broadcast_to(param, batch_shape)
+    if tuple(param.shape) != tuple(batch_shape):
         raise ValueError(
-            f"`{name}` must be a scalar or have one value per row, shape {batch_shape}, "
-            f"got shape {param.shape}."
+            f"`{name}` must be a scalar or have one value per row, shape {tuple(batch_shape)}, "
+            f"got shape {tuple(param.shape)}."
         )
     return param
 

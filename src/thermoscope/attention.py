@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from thermoscope._arrays import is_torch_tensor
+from thermoscope._backend import is_torch as is_torch_tensor
 from thermoscope._validation import as_float_array, check_temperature
 from thermoscope.core import _check_base, entropy, softmax
 

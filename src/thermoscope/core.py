@@ -1,8 +1,10 @@
 """The math of temperature: softmax_T, entropy, free energy and their limits.
 
-Every public function here converts and validates its input, then hands clean
-numpy arrays to a private kernel. Kernels assume finite-or-``-inf`` logits with
-at least one finite entry per slice, and temperatures already checked >= 0.
+Every public function here validates its input in the caller's own array
+library and hands it to the one temperature kernel
+(:mod:`thermoscope._temperature`): numpy in, numpy out; a torch tensor in, torch
+operations on its device and a tensor out, with its gradient kept (also with
+respect to a tensor temperature).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special
+from scipy import optimize
 
-from thermoscope._arrays import input_eps
+from thermoscope import _temperature as kernel
+from thermoscope._backend import input_eps, is_torch
 from thermoscope._validation import (
+    as_float,
     as_float_array,
     check_logits,
     check_probabilities,
@@ -34,61 +38,17 @@ __all__ = [
 ]
 
 
-def _temperature_along(t: np.ndarray, shape: tuple[int, ...], axis: int) -> np.ndarray:
-    """Broadcast a scalar or per-slice temperature so it divides logits along ``axis``."""
+def _temperature_along(t: Any, shape: tuple[int, ...], axis: int) -> Any:
+    """Check a scalar or per-slice temperature against the batch shape (the shape without ``axis``)."""
     batch = shape[:axis] + shape[axis + 1 :]
-    return np.expand_dims(per_row(t, batch, "temperature"), axis)
+    return per_row(t, batch, "temperature")
 
 
-def _shifted_logits(z: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
-    """``(z - max) / t`` with the T = 0 and T = inf limits; every slice's maximum is exactly 0.
-
-    ``z`` is finite-or--inf, ``t`` broadcastable and in [0, inf].
-    """
-    top = np.max(z, axis=axis, keepdims=True)
-    greedy = t == 0
-    uniform = np.isinf(t)
-    # Divide the *shifted* logits: (z - max) / T <= 0, so the only overflow left
-    # is towards -inf (z - max beyond the float range, or a tiny T), which is the
-    # exact limit: probability 0. T = 0 and T = inf give 0 / 0 and inf / inf here;
-    # those slices are replaced by their limits below.
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        shifted = ((z - top) / t).astype(z.dtype, copy=False)
-    if np.any(greedy):
-        # The T -> 0 limit: uniform over the entries equal to the maximum.
-        shifted = np.where(greedy, np.where(z == top, 0.0, -np.inf), shifted)
-    if np.any(uniform):
-        # The T -> inf limit: uniform over the finite (unmasked) entries.
-        shifted = np.where(uniform, np.where(np.isfinite(z), 0.0, -np.inf), shifted)
-    return shifted.astype(z.dtype, copy=False)
-
-
-def _log_softmax_kernel(z: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
-    """log softmax(z / t) for finite-or--inf ``z`` and broadcastable ``t`` in [0, inf]."""
-    shifted = _shifted_logits(z, t, axis)
-    # The slice maximum of `shifted` is exactly 0, so the sum of exps lies in
-    # [1, K]: its log needs no further shift (scipy's logsumexp would find the
-    # same 0 at several times the cost).
-    with np.errstate(under="ignore"):
-        total = np.sum(np.exp(shifted), axis=axis, keepdims=True)
-    return shifted - np.log(total)
-
-
-def _softmax_kernel(z: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
-    """softmax(z / t): the exps of the shifted logits over their sum (one exp pass)."""
-    with np.errstate(under="ignore"):
-        w = np.exp(_shifted_logits(z, t, axis))
-    w /= np.sum(w, axis=axis, keepdims=True)
-    return w
-
-
-def _prepare_logits(
-    logits: Any, temperature: Any, axis: int
-) -> tuple[np.ndarray, np.ndarray, int, Any]:
-    z, back = as_float_array(logits, "logits")
+def _prepare_logits(logits: Any, temperature: Any, axis: int) -> tuple[Any, Any, int, Any]:
+    z, back = as_float(logits, "logits")
     axis = _normalise_axis(axis, z.ndim)
     check_logits(z, "logits", axis)
-    t = _temperature_along(check_temperature(temperature), z.shape, axis)
+    t = _temperature_along(check_temperature(temperature), tuple(z.shape), axis)
     return z, t, axis, back
 
 
@@ -134,7 +94,7 @@ def log_softmax(logits: Any, temperature: Any = 1.0, axis: int = -1) -> Any:
     array([      0., -999000.])
     """
     z, t, axis, back = _prepare_logits(logits, temperature, axis)
-    return back(_log_softmax_kernel(z, t, axis))
+    return back(kernel.log_softmax(z, t, axis))
 
 
 def softmax(logits: Any, temperature: Any = 1.0, axis: int = -1) -> Any:
@@ -178,11 +138,11 @@ def softmax(logits: Any, temperature: Any = 1.0, axis: int = -1) -> Any:
     array([0.5, 0. , 0.5])
     """
     z, t, axis, back = _prepare_logits(logits, temperature, axis)
-    return back(_softmax_kernel(z, t, axis))
+    return back(kernel.softmax(z, t, axis))
 
 
-def _prepare_probs(probs: Any, axis: int, name: str = "probs") -> tuple[np.ndarray, int, Any]:
-    p, back = as_float_array(probs, name)
+def _prepare_probs(probs: Any, axis: int, name: str = "probs") -> tuple[Any, int, Any]:
+    p, back = as_float(probs, name)
     axis = _normalise_axis(axis, p.ndim)
     check_probabilities(p, name, axis, eps=input_eps(probs))
     return p, axis, back
@@ -219,20 +179,21 @@ def reweight(probs: Any, temperature: Any, axis: int = -1) -> Any:
     array([0.5, 0.5, 0. ])
     """
     p, axis, back = _prepare_probs(probs, axis)
-    t = _temperature_along(check_temperature(temperature), p.shape, axis)
-    with np.errstate(divide="ignore"):  # log 0 = -inf is the intended mask
-        logp = np.log(p)
-    return back(_softmax_kernel(logp, t, axis))
+    t = _temperature_along(check_temperature(temperature), tuple(p.shape), axis)
+    if is_torch(p):
+        import torch
+
+        logp = torch.log(p)
+    else:
+        with np.errstate(divide="ignore"):  # log 0 = -inf is the intended mask
+            logp = np.log(p)
+    return back(kernel.softmax(logp, t, axis))
 
 
 def _check_base(base: float) -> float:
     if not np.isfinite(base) or base <= 0 or base == 1:
         raise ValueError(f"`base` must be a positive number other than 1, got {base!r}.")
     return base
-
-
-def _entropy_kernel(p: np.ndarray, axis: int) -> np.ndarray:
-    return np.sum(special.entr(p), axis=axis)
 
 
 def entropy(probs: Any, axis: int = -1, base: float | None = None) -> Any:
@@ -260,10 +221,10 @@ def entropy(probs: Any, axis: int = -1, base: float | None = None) -> Any:
     True
     """
     p, axis, back = _prepare_probs(probs, axis)
-    h = _entropy_kernel(p, axis)
+    h = kernel.entropy(p, axis)
     if base is not None:
-        h = h / np.log(_check_base(base))
-    return back(np.asarray(h))
+        h = h / float(np.log(_check_base(base)))
+    return back(_array(h))
 
 
 def perplexity(probs: Any, axis: int = -1) -> Any:
@@ -278,7 +239,8 @@ def perplexity(probs: Any, axis: int = -1) -> Any:
     1.0
     """
     p, axis, back = _prepare_probs(probs, axis)
-    return back(np.asarray(np.exp(_entropy_kernel(p, axis))))
+    h = kernel.entropy(p, axis)
+    return back(h.exp() if is_torch(h) else np.asarray(np.exp(h)))
 
 
 def max_probability(probs: Any, axis: int = -1) -> Any:
@@ -291,12 +253,16 @@ def max_probability(probs: Any, axis: int = -1) -> Any:
     0.7
     """
     p, axis, back = _prepare_probs(probs, axis)
-    return back(np.asarray(np.max(p, axis=axis)))
+    return back(p.amax(dim=axis) if is_torch(p) else np.asarray(np.max(p, axis=axis)))
+
+
+def _array(x: Any) -> Any:
+    """A numpy reduction's 0-d result as an array (a tensor as is)."""
+    return x if is_torch(x) else np.asarray(x)
 
 
 def _entropy_at(z: np.ndarray, log_t: float) -> float:
-    logp = _log_softmax_kernel(z, np.asarray(np.exp(log_t)), -1)
-    return float(np.sum(special.entr(np.exp(logp))))
+    return float(kernel.entropy_of_logits(z, np.exp(log_t), -1))
 
 
 def _solve_temperature(z: np.ndarray, target: float, base: float | None) -> float:
@@ -425,18 +391,33 @@ def free_energy(q: Any, logits: Any, temperature: Any, axis: int = -1) -> Any:
     True
     """
     p, axis, back = _prepare_probs(q, axis, "q")
-    z, _ = as_float_array(logits, "logits")
-    if z.shape != p.shape:
-        raise ValueError(f"`logits` must have the shape of `q`, {p.shape}, got {z.shape}.")
+    z, _ = as_float(logits, "logits")
+    if tuple(z.shape) != tuple(p.shape):
+        raise ValueError(
+            f"`logits` must have the shape of `q`, {tuple(p.shape)}, got {tuple(z.shape)}."
+        )
+    if is_torch(z) != is_torch(p):
+        raise TypeError("`q` and `logits` must both be torch tensors or both be arrays.")
     check_logits(z, "logits", axis)
-    t = _temperature_along(check_temperature(temperature), p.shape, axis)
+    t = _temperature_along(check_temperature(temperature), tuple(p.shape), axis)
+    s = kernel.entropy(p, axis)
+    if is_torch(p):
+        import torch
+
+        z = z.to(torch.promote_types(z.dtype, p.dtype))
+        zero = torch.zeros((), dtype=z.dtype, device=z.device)
+        # 0 * inf energy is 0: a masked state that is never occupied costs nothing.
+        energy = -(p * torch.where(p > 0, z, zero)).sum(dim=axis)
+        tt = t.to(device=p.device, dtype=s.dtype) if is_torch(t) else torch.as_tensor(
+            np.array(t, dtype=np.float64), dtype=s.dtype, device=p.device
+        )
+        # T * S with T = inf and S = 0 (a pure state) is 0 in the limit, not NaN.
+        heat = torch.where(s == 0, torch.zeros((), dtype=s.dtype, device=s.device), tt * s)
+        return back(energy - heat)
     z = z.astype(np.result_type(z, p), copy=False)
-    # 0 * inf energy is 0: a masked state that is never occupied costs nothing.
     energy = -np.sum(p * np.where(p > 0, z, 0.0), axis=axis)
-    s = _entropy_kernel(p, axis)
-    # T * S with T = inf and S = 0 (a pure state) is 0 in the limit, not NaN.
     with np.errstate(invalid="ignore"):
-        heat = np.where(s == 0, 0.0, np.squeeze(t, axis) * s)
+        heat = np.where(s == 0, 0.0, t * s)
     return back(np.asarray(energy - heat))
 
 

@@ -41,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import special
 
-from thermoscope._arrays import is_torch_tensor
+from thermoscope._backend import is_torch as is_torch_tensor
 from thermoscope._validation import check_fraction
 
 __all__ = ["kd_loss"]

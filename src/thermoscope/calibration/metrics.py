@@ -79,7 +79,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from thermoscope._arrays import input_eps, to_numpy
+from thermoscope._arrays import to_numpy
+from thermoscope._backend import input_eps
 from thermoscope._validation import as_float_array, check_logits, check_probabilities
 
 __all__ = [
