@@ -73,8 +73,11 @@ def test_public_api_reexports_core():
         assert name in thermoscope.__all__
 
 
-def test_import_core_does_not_import_torch():
-    code = "import sys, thermoscope, thermoscope.core; assert 'torch' not in sys.modules"
+@pytest.mark.parametrize("heavy", ["torch", "scipy.optimize", "scipy.special", "scipy.stats"])
+def test_import_thermoscope_does_not_import_heavy_modules(heavy):
+    # scipy.special and scipy.optimize each cost about 0.2 s to import: they load
+    # on first use, so `import thermoscope` stays a small addition to numpy's.
+    code = f"import sys, thermoscope, thermoscope.core; assert {heavy!r} not in sys.modules"
     env_path = str(Path(__file__).resolve().parents[1] / "src")
     res = subprocess.run(
         [sys.executable, "-c", f"import sys; sys.path.insert(0, {env_path!r}); {code}"],

@@ -1,4 +1,7 @@
-"""Mirostat 2.0 against a direct transcription of llama.cpp's llama_sampler_mirostat_v2."""
+"""Mirostat 2.0 against a direct transcription of llama.cpp's llama_sampler_mirostat_v2.
+
+Also: its state and work stay on the scores' device (no host copy or read).
+"""
 
 from __future__ import annotations
 
@@ -128,7 +131,7 @@ def test_inside_generate_draws_from_the_truncated_distribution_and_updates_mu(mo
     new = out.sequences[:, 3:]
     assert len(proc.trace) == 10
     for s in range(10):
-        mu = proc.trace[s]
+        mu = proc.trace[s].numpy()
         logp = torch.log_softmax(out.logits[s].double(), -1).numpy()
         keep = -logp / math.log(2) <= mu[:, None]
         q = np.where(keep, np.exp(logp), 0.0)
@@ -153,3 +156,105 @@ def test_observe_checks_the_batch():
     proc(torch.tensor([[0], [0]]), torch.zeros(2, 5))
     with pytest.raises(ValueError, match="`tokens` must have one token per batch row"):
         proc.observe([1, 2, 3])
+
+
+def test_observe_checks_the_tokens():
+    proc = Mirostat()
+    proc(torch.tensor([[0]]), torch.zeros(1, 5))
+    with pytest.raises(ValueError, match=r"`tokens` must be ids in \[0, 5\)"):
+        proc.observe([5])
+    with pytest.raises(TypeError, match="`tokens` must be integer token ids"):
+        proc.observe([1.0])
+    proc.observe(torch.tensor([4]))
+    proc.observe([4])  # nothing pending any more: no effect
+    np.testing.assert_allclose(proc.mu, [10.0 - 0.1 * (math.log2(5.0) - 5.0)])
+
+
+# -- device: the state and the work stay where the scores are ------------------
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
+
+
+def _logits(rows, steps, vocab=80, seed=5):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((steps, rows, vocab)) * np.array([1.0, 3.0, 6.0])[:rows, None]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_on_the_scores_device_and_dtype_and_same_as_float64_cpu(device, dtype):
+    logits = _logits(3, 12)
+    ref, proc = Mirostat(tau=2.0, eta=0.3), Mirostat(tau=2.0, eta=0.3)
+    ids = torch.zeros((3, 1), dtype=torch.long)
+    for s in range(12):
+        scores = torch.tensor(logits[s], dtype=dtype)  # the values the device gets
+        expected = ref(ids, scores.double())
+        out = proc(ids.to(device), scores.to(device))
+        assert (out.device.type, out.dtype) == (device, dtype)
+        assert proc.mu.device.type == device
+        assert proc.mu.dtype == torch.float64
+        assert torch.equal(torch.isfinite(out).cpu(), torch.isfinite(expected))
+        ids = torch.cat([ids, torch.isfinite(expected).to(torch.long).argmax(-1)[:, None]], 1)
+    np.testing.assert_allclose(torch.stack(proc.trace).cpu(), torch.stack(ref.trace), rtol=1e-12)
+
+
+class _NoHostReads(torch.Tensor):
+    """A CPU tensor that fails every host read of its values, as a CUDA one would sync."""
+
+    _READS = frozenset(
+        {
+            torch.Tensor.numpy, torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.cpu,
+            torch.Tensor.__bool__, torch.Tensor.__int__, torch.Tensor.__float__,
+            torch.Tensor.__index__, torch.Tensor.__array__, torch.equal, torch.allclose,
+        }
+    )  # fmt: skip
+
+    allowed = False  # set while the test itself reads results
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in cls._READS and not cls.allowed:
+            raise AssertionError(f"host read of a device value: {func.__name__}")
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_steps_read_nothing_from_the_device_even_for_a_new_run_of_continuation_shape():
+    logits = _logits(2, 8, seed=9)
+    guarded, plain = Mirostat(tau=1.5, eta=0.5), Mirostat(tau=1.5, eta=0.5)
+    ids = torch.tensor([[4], [5]])
+    for s in range(8):
+        if s == 5:  # a new prompt, one token longer than the last ids: a new run
+            ids = torch.full((2, ids.shape[1]), 7)
+        scores = torch.tensor(logits[s], dtype=torch.float32)
+        out = guarded(ids.as_subclass(_NoHostReads), scores.as_subclass(_NoHostReads))
+        expected = plain(ids, scores)
+        assert torch.equal(torch.isfinite(out).as_subclass(torch.Tensor), torch.isfinite(expected))
+        token = torch.isfinite(expected).to(torch.long).argmax(-1)
+        ids = torch.cat([ids, token[:, None]], 1)
+    assert torch.equal(guarded.mu.as_subclass(torch.Tensor), plain.mu)
+    # The trace reads where the run started only when asked: the last 3 steps.
+    _NoHostReads.allowed = True
+    try:
+        trace = [mu.as_subclass(torch.Tensor) for mu in guarded.trace]
+    finally:
+        _NoHostReads.allowed = False
+    assert len(trace) == len(plain.trace) == 3
+    assert torch.equal(trace[0], torch.full((2,), 3.0, dtype=torch.float64))
+    assert all(torch.equal(a, b) for a, b in zip(trace, plain.trace, strict=True))
+
+
+@CUDA
+def test_cuda_steps_never_synchronize():
+    logits = torch.tensor(_logits(3, 6), dtype=torch.float32, device="cuda")
+    proc = Mirostat(tau=2.0, eta=0.3)
+    ids = torch.zeros((3, 2), dtype=torch.long, device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for s in range(6):
+            out = proc(ids, logits[s])
+            ids = torch.cat([ids, torch.isfinite(out).to(torch.long).argmax(-1)[:, None]], 1)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert len(proc.trace) == 6

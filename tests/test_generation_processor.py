@@ -1,6 +1,17 @@
-"""SamplerLogitsProcessor inside transformers' generate, on a random-weight GPT-2."""
+"""SamplerLogitsProcessor inside transformers' generate, on a random-weight GPT-2.
+
+Also: the processor keeps the scores on their device (no host copy, no host
+read), and seeded draws are batch-invariant (a row's token depends only on
+its own logits, seed and sequence length).
+"""
 
 from __future__ import annotations
+
+import os
+import traceback
+import warnings
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -11,6 +22,7 @@ transformers = pytest.importorskip("transformers")
 from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel  # noqa: E402
 from transformers.generation.logits_process import TopPLogitsWarper  # noqa: E402
 
+import thermoscope.sampling  # noqa: E402
 from thermoscope.generation.processor import (  # noqa: E402
     SamplerLogitsProcessor,
     check_generation_config,
@@ -255,8 +267,8 @@ def test_bad_construction():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_processor_equals_sampler_logits_on_tensors(dtype, batch):
-    # The processor's own numpy round trip (CPU float32/float64) and the
-    # Sampler's generic torch path give the same tensor, step after step.
+    # The processor hands the tensor itself to the Sampler, step after step
+    # (non-contiguous views included).
     gen = torch.Generator().manual_seed(batch)
     sampler = Sampler.from_options(temperature=0.7, top_k=50, top_p=0.9)
     proc = SamplerLogitsProcessor(sampler)
@@ -271,3 +283,296 @@ def test_processor_equals_sampler_logits_on_tensors(dtype, batch):
         assert torch.equal(out, sampler.logits(scores))
         kept = torch.isfinite(out)
         assert torch.equal(kept.sum(dim=1) >= 1, torch.ones(batch, dtype=torch.bool))
+
+
+# -- device: the scores stay where they are ------------------------------------
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
+CHAIN = Sampler.from_options(temperature=0.7, top_k=20, top_p=0.9)
+
+
+def _scores(rows, vocab=300, seed=0, **to):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(rows, vocab, generator=gen, dtype=torch.float64) * 3).to(**to)
+
+
+def _drawn(out):
+    """The token a seeded call returned: its only finite score, which is 0."""
+    finite = torch.isfinite(out)
+    assert finite.sum(dim=-1).tolist() == [1] * out.shape[0]
+    assert bool((out[finite] == 0).all())
+    return finite.to(torch.int64).argmax(dim=-1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("seed", [None, 5, [5, 6, 7]], ids=["unseeded", "one seed", "per row"])
+def test_output_on_the_scores_device_and_dtype(device, dtype, seed):
+    scores = _scores(3, device=device, dtype=dtype)
+    ids = torch.zeros((3, 4), dtype=torch.long, device=device)
+    out = SamplerLogitsProcessor(CHAIN, seed=seed)(ids, scores)
+    assert (out.device, out.dtype, out.shape) == (scores.device, dtype, scores.shape)
+    if seed is None:
+        assert torch.equal(out, CHAIN.logits(scores))
+        return
+    token = _drawn(out)
+    assert token.device == scores.device
+    assert bool((CHAIN.probs(scores).gather(-1, token[:, None]) > 0).all())
+    # Exactly the Sampler's own counter-based draw, with the sequence length as the step.
+    seeds = seed if isinstance(seed, int) else torch.tensor(seed, device=device)
+    assert torch.equal(token, CHAIN.sample(scores, seed=seeds, step=4)[:, 0])
+
+
+# The processor hands the scores to the Sampler, whose own host reads (input
+# validation, say) are the Sampler's business and tested with it. These tests
+# check that the processor adds none: a read or sync whose Python stack passes
+# through the sampling package is put down to the Sampler (and listed), any
+# other one fails.
+_SAMPLING = str(Path(thermoscope.sampling.__file__).parent) + os.sep
+
+
+def _outside_sampler(stack):
+    """None for a read made by the Sampler's code, else the innermost thermoscope frame."""
+    if any(frame.filename.startswith(_SAMPLING) for frame in stack):
+        return None
+    ours = [f for f in stack if "thermoscope" in f.filename and "tests" not in f.filename]
+    return f"{ours[-1].filename}:{ours[-1].lineno}" if ours else "the test itself"
+
+
+class _NoHostReads(torch.Tensor):
+    """A CPU tensor that fails every host read of its values, as a CUDA one would sync.
+
+    torch ops on it return the same subclass, so a ``.item()``, ``bool(...)``,
+    ``.numpy()``, ``.tolist()``, ``.cpu()`` or ``torch.equal`` anywhere
+    downstream of the scores or the ids is seen: no mock, the real code runs.
+    """
+
+    _READS = frozenset(
+        {
+            torch.Tensor.numpy, torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.cpu,
+            torch.Tensor.__bool__, torch.Tensor.__int__, torch.Tensor.__float__,
+            torch.Tensor.__index__, torch.Tensor.__array__, torch.equal, torch.allclose,
+        }
+    )  # fmt: skip
+    by_sampler: ClassVar[list[str]] = []
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in cls._READS:
+            stack = traceback.extract_stack()[:-1]
+            where = _outside_sampler(stack)
+            if where is not None:
+                raise AssertionError(f"host read of a device value ({func.__name__}) at {where}")
+            cls.by_sampler.append(f"{func.__name__} at {stack[-1].filename}:{stack[-1].lineno}")
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_no_host_read_of_scores_or_ids():
+    scores = _scores(3).float().as_subclass(_NoHostReads)
+    with pytest.raises(AssertionError, match="host read"):
+        bool(scores.amax() > 0)  # the guard works
+    ids = torch.zeros((3, 4), dtype=torch.long)
+    procs = [
+        SamplerLogitsProcessor(CHAIN),
+        SamplerLogitsProcessor(CHAIN, seed=[1, 2, 3], pad_token_id=0),
+        SamplerLogitsProcessor(CHAIN, seed=9),
+    ]
+    plain = []
+    for step in range(3):
+        now = torch.cat([ids, torch.ones((3, step), dtype=torch.long)], 1)
+        outs = [proc(now.as_subclass(_NoHostReads), scores) for proc in procs]
+        assert all(out.shape == scores.shape for out in outs)
+        plain.append([out.as_subclass(torch.Tensor) for out in outs])
+    assert torch.equal(plain[0][0], CHAIN.logits(scores.as_subclass(torch.Tensor)))
+
+
+@CUDA
+def test_cuda_calls_add_no_synchronization():
+    # transformers' generate on CUDA reads one flag per step; the processor adds none.
+    scores = _scores(4, vocab=5000, device="cuda", dtype=torch.float32)
+    ids = torch.zeros((4, 3), dtype=torch.long, device="cuda")
+    procs = [
+        SamplerLogitsProcessor(CHAIN),
+        SamplerLogitsProcessor(CHAIN, seed=[1, 2, 3, 4], pad_token_id=0),
+        SamplerLogitsProcessor(CHAIN, seed=9),
+    ]
+    for proc in procs:
+        proc(ids, scores)  # the first call moves the per-row seeds to the device
+    torch.cuda.synchronize()
+    ours, theirs = [], []
+
+    def seen(message, category, filename, lineno, file=None, line=None):
+        if "synchroniz" not in str(message):
+            return
+        where = _outside_sampler(traceback.extract_stack()[:-1])
+        (theirs if where is None else ours).append(where or f"{filename}:{lineno}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = seen
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for proc in procs:
+                for step in range(1, 3):
+                    proc(torch.cat([ids, ids[:, :step]], 1), scores)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert ours == [], f"synchronizations outside the Sampler: {ours}"
+
+
+# -- seeded draws: batch-invariant ----------------------------------------------
+
+PAD = 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_seeded_row_draws_the_same_token_alone_and_in_any_batch(dtype):
+    # Five requests with their own logits and seeds, decoded for 6 steps alone
+    # and inside batches of every size and order: identical tokens.
+    vocab, steps = 500, 6
+    logits = _scores(5 * steps, vocab, seed=3, dtype=dtype).reshape(5, steps, vocab)
+    seeds = [11, 12, 13, 2**40, 0]
+    sampler = Sampler.from_options(temperature=1.2, min_p=0.01)
+
+    def decode(rows):
+        proc = SamplerLogitsProcessor(sampler, seed=[seeds[r] for r in rows])
+        ids = torch.full((len(rows), 4), 7)
+        for s in range(steps):
+            token = _drawn(proc(ids, logits[rows, s]))
+            ids = torch.cat([ids, token[:, None]], dim=1)
+        return ids[:, 4:]
+
+    alone = [decode([r])[0] for r in range(5)]
+    for rows in ([0, 1, 2, 3, 4], [4, 2, 0], [3, 1], [2, 2, 2]):
+        together = decode(rows)
+        for i, r in enumerate(rows):
+            assert torch.equal(together[i], alone[r]), (rows, r)
+    assert len({tuple(a.tolist()) for a in alone}) == 5  # the seeds do differ
+
+
+def test_one_seed_for_all_rows_same_logits_same_token():
+    scores = _scores(1).repeat(4, 1)
+    token = _drawn(
+        SamplerLogitsProcessor(Sampler(), seed=3)(torch.zeros((4, 2), dtype=torch.long), scores)
+    )
+    assert token.tolist() == [token[0].item()] * 4
+    alone = _drawn(
+        SamplerLogitsProcessor(Sampler(), seed=3)(torch.zeros((1, 2), dtype=torch.long), scores[:1])
+    )
+    assert torch.equal(alone, token[:1])
+
+
+def test_the_step_is_the_sequence_length():
+    # Calls are stateless: the same length draws the same token, another length
+    # (almost surely) another one, whatever came before.
+    scores = _scores(1, vocab=10_000)
+    proc = SamplerLogitsProcessor(Sampler(), seed=5)
+    a = [
+        _drawn(proc(torch.zeros((1, n), dtype=torch.long), scores)).item()
+        for n in (3, 4, 5, 6, 7, 8)
+    ]
+    b = [
+        _drawn(proc(torch.zeros((1, n), dtype=torch.long), scores)).item()
+        for n in (8, 7, 6, 5, 4, 3)
+    ]
+    assert a == b[::-1]
+    assert len(set(a)) > 1
+
+
+def test_leading_pad_tokens_do_not_count_with_pad_token_id():
+    scores = _scores(3, vocab=10_000)
+    prompt = [PAD, 5, 9]  # a prompt that itself starts with the pad token
+    alone = SamplerLogitsProcessor(Sampler(), seed=[4], pad_token_id=PAD)
+    expected = _drawn(alone(torch.tensor([prompt]), scores[1:2]))
+    batch = torch.tensor([[3, 3, 3, 3, 3], [PAD, PAD, *prompt], [PAD, 8, 8, 8, 8]])
+    proc = SamplerLogitsProcessor(Sampler(), seed=[1, 4, 2], pad_token_id=PAD)
+    assert torch.equal(_drawn(proc(batch, scores))[1:2], expected)
+    # Without pad_token_id the padded length is the step: another draw.
+    unpadded = SamplerLogitsProcessor(Sampler(), seed=[1, 4, 2])
+    assert not torch.equal(_drawn(unpadded(batch, scores))[1:2], expected)
+
+
+def test_inside_generate_a_row_token_depends_only_on_its_logits_seed_and_length(model):
+    # Generating a prompt alone and inside a left-padded batch does not give
+    # bitwise-equal logits on this model (batched and single forwards differ by
+    # ~5e-6: other matmul shapes), so the tokens cannot be compared across runs
+    # exactly. Instead: one batched, left-padded generate, and every drawn token
+    # is replayed from that row's own logits, seed and unpadded ids alone.
+    prompts = [[5, 17, 42], [8, 1], [60, 2, 33, 9, 4]]
+    seeds = [21, 22, 23]
+    width, steps = max(map(len, prompts)), 8
+    ids = torch.tensor([[PAD] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    sampler = Sampler.from_options(temperature=1.1, top_p=0.95)
+    proc = SamplerLogitsProcessor(sampler, seed=seeds, pad_token_id=PAD)
+    kw = generate_kwargs(
+        proc, attention_mask=mask, max_new_tokens=steps, pad_token_id=PAD,
+        output_logits=True, return_dict_in_generate=True,
+    )  # fmt: skip
+    with torch.no_grad():
+        out = model.generate(ids, **kw)
+    new = out.sequences[:, width:]
+    for r, prompt in enumerate(prompts):
+        alone = SamplerLogitsProcessor(sampler, seed=seeds[r])
+        for s in range(steps):
+            prefix = torch.tensor([prompt + new[r, :s].tolist()])
+            token = _drawn(alone(prefix, out.logits[s][r : r + 1]))
+            assert token.item() == new[r, s].item(), (r, s)
+    # And it is the seeds that decide, not generate's torch.manual_seed.
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(1234)
+        again = model.generate(ids, **kw)
+    assert torch.equal(again.sequences, out.sequences)
+
+
+def test_seeded_generate_samples_from_sampler_probs(model):
+    # Over many seeds, the first token's frequencies follow sampler.probs.
+    sampler = Sampler.from_options(temperature=1.5, top_k=5)
+    ids = torch.tensor([PROMPT[0]] * 400)
+    proc = SamplerLogitsProcessor(sampler, seed=torch.arange(400))
+    kw = generate_kwargs(
+        proc, attention_mask=torch.ones_like(ids), max_new_tokens=1,
+        output_logits=True, return_dict_in_generate=True,
+    )  # fmt: skip
+    with torch.no_grad():
+        out = model.generate(ids, **kw)
+    probs = sampler.probs(out.logits[0][0].double())
+    counts = torch.bincount(out.sequences[:, -1], minlength=VOCAB).double() / 400
+    assert bool((counts[probs == 0] == 0).all())
+    assert float((counts - probs).abs().max()) < 0.1
+
+
+def test_schedule_with_seed_and_a_new_run_of_continuation_shape():
+    # A new prompt exactly one token longer than the previous call's ids, same
+    # batch: the tokens tell it is a new generation (step 0 of the schedule).
+    schedule = Linear(1.0, 0.1, steps=3)
+    proc = SamplerLogitsProcessor(Sampler.from_options(top_k=3), schedule=schedule, seed=[1, 2])
+    scores = _scores(2)
+    proc(torch.tensor([[1, 2], [3, 4]]), scores)
+    proc(torch.tensor([[1, 2, 5], [3, 4, 6]]), scores)
+    assert proc.temperatures == [1.0, schedule(1)]
+    out = proc(torch.tensor([[9, 9, 9, 9], [9, 9, 9, 9]]), scores)
+    assert proc.temperatures == [1.0]
+    fresh = SamplerLogitsProcessor(Sampler.from_options(top_k=3), schedule=schedule, seed=[1, 2])
+    assert torch.equal(out, fresh(torch.tensor([[9, 9, 9, 9], [9, 9, 9, 9]]), scores))
+
+
+def test_bad_seeds():
+    scores = torch.zeros((2, 5))
+    with pytest.raises(ValueError, match="`seed` must have one seed per batch row"):
+        SamplerLogitsProcessor(Sampler(), seed=[1, 2, 3])(
+            torch.zeros((2, 1), dtype=torch.long), scores
+        )
+    with pytest.raises(ValueError, match="`seed` must be an integer >= 0"):
+        SamplerLogitsProcessor(Sampler(), seed=[1, -2])
+    with pytest.raises(ValueError, match="`seed` must be an integer >= 0"):
+        SamplerLogitsProcessor(Sampler(), seed=-1)
+    with pytest.raises(ValueError, match="`seed` must be one integer or one integer per"):
+        SamplerLogitsProcessor(Sampler(), seed=[[1, 2]])
+    with pytest.raises(TypeError, match="`seed` must be an integer"):
+        SamplerLogitsProcessor(Sampler(), seed=1.5)
+    with pytest.raises(ValueError, match="`pad_token_id` must come with `seed`"):
+        SamplerLogitsProcessor(Sampler(), pad_token_id=0)
+    assert SamplerLogitsProcessor(Sampler(), seed=torch.tensor([3, 4])).seed.tolist() == [3, 4]
+    assert SamplerLogitsProcessor(Sampler(), seed=np.int64(3)).seed == 3

@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from thermoscope._backend import is_torch
 
@@ -38,19 +37,24 @@ __all__ = [
     "scaled",
     "softmax",
     "softmax_rows",
+    "tempered_weights",
 ]
 
 _CHUNK = 1 << 17  # elements per slice of rows in row_weights (about 512 kB of float32)
 
 
 def _along_torch(t: Any, z: Any, axis: int) -> Any:
-    """A scalar or per-slice temperature as a tensor that divides ``z`` along ``axis``."""
+    """A temperature that divides ``z`` along ``axis``: a Python float when it is one number
+    known on the host (no device copy), else a tensor on ``z``'s device."""
     import torch
 
     if is_torch(t):
         tt = t.to(device=z.device, dtype=z.dtype)
     else:
-        tt = torch.as_tensor(np.array(t, dtype=np.float64), dtype=z.dtype, device=z.device)
+        arr = np.asarray(t, dtype=np.float64)
+        if arr.size == 1 or bool(np.all(arr == arr.flat[0])):
+            return float(arr.flat[0])
+        tt = torch.as_tensor(np.array(arr), dtype=z.dtype, device=z.device)
     return tt.unsqueeze(axis) if tt.ndim == z.ndim - 1 else tt
 
 
@@ -77,6 +81,9 @@ def scaled(z: Any, t: Any, axis: int) -> Any:
 
 def _scaled_numpy(z: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
     top = np.max(z, axis=axis, keepdims=True)
+    if t.size == 1 and t.flat[0] == 1:
+        with np.errstate(over="ignore"):  # beyond the float range is -inf: probability 0
+            return z - top  # T = 1, the common case: no division pass
     greedy = t == 0
     uniform = np.isinf(t)
     # T = 0 and T = inf give 0 / 0 and inf / inf here; those slices are replaced
@@ -94,6 +101,12 @@ def _scaled_torch(z: Any, t: Any, axis: int) -> Any:
     import torch
 
     top = z.amax(dim=axis, keepdim=True)
+    if isinstance(t, float):
+        if 0 < t < np.inf:
+            # One positive temperature known on the host: -inf entries stay -inf, the
+            # maximum becomes exactly 0, and no gradient flows to a number.
+            return (z - top) if t == 1 else (z - top) / t
+        t = torch.full((), t, dtype=z.dtype, device=z.device)
     finite = torch.isfinite(z)
     # Masked entries are divided as 0 and put back to -inf afterwards: dividing
     # -inf itself would give the temperature an infinite (0 * inf = NaN) gradient.
@@ -167,7 +180,10 @@ def entropy(p: Any, axis: int = -1) -> Any:
         return -(torch.where(pos, p * logp, torch.zeros((), dtype=p.dtype, device=p.device))).sum(
             dim=axis
         )
-    return np.sum(special.entr(p), axis=axis)
+    # scipy.special.entr, without importing scipy (a fifth of a second) for it.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, -p * np.log(p), 0.0)
+    return np.sum(terms, axis=axis)
 
 
 def entropy_of_logits(z: Any, t: Any = 1.0, axis: int = -1) -> Any:
@@ -272,8 +288,11 @@ def _divide_torch(z: Any, t: Any) -> Any:
             # One host-known temperature: plain division when it cannot overflow.
             if 1.0 <= value < np.inf:
                 return z / value
-        t = torch.as_tensor(np.array(arr), device=z.device)
-    tt = t.to(device=z.device, dtype=z.dtype)
+            tt = torch.full((z.shape[0],), value, dtype=z.dtype, device=z.device)
+        else:
+            tt = torch.as_tensor(np.array(arr), dtype=z.dtype, device=z.device)
+    else:
+        tt = t.to(device=z.device, dtype=z.dtype)
     if tt.ndim == 0:
         tt = tt.expand(z.shape[0])
     m = z.amax(dim=-1, keepdim=True)
@@ -327,3 +346,23 @@ def softmax_rows(z: Any) -> Any:
     """
     w, _ = row_weights(z)
     return w / w.sum(axis=-1, keepdims=True) if not is_torch(z) else w / w.sum(-1, keepdim=True)
+
+
+def tempered_weights(shifted: np.ndarray, beta: float) -> np.ndarray:
+    """``exp(beta * shifted)``: unnormalised ``softmax(z / T)`` weights, ``beta = 1 / T``.
+
+    For numpy rows already shifted to a maximum of 0 (so every weight is in
+    [0, 1] and the largest is exactly 1): no max pass, no normalisation, one
+    new buffer written in place. The temperature-scaling solver evaluates this
+    at many temperatures on the same shifted logits, where the full
+    :func:`softmax` would redo the max and the division every time.
+
+    Examples
+    --------
+    >>> tempered_weights(np.array([[0.0, -1.0]]), 2.0).round(4)
+    array([[1.    , 0.1353]])
+    """
+    buf = np.multiply(shifted, beta)
+    with np.errstate(under="ignore"):
+        np.exp(buf, out=buf)
+    return buf

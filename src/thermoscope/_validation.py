@@ -31,9 +31,17 @@ __all__ = [
 
 def _show(value: Any) -> str:
     # Error messages are a boundary: a tensor's offending values come to the host here.
-    arr = np.asarray(value.tolist()) if is_torch(value) else np.asarray(value)
+    if is_torch(value):
+        import torch
+
+        single = value.dtype in (torch.float16, torch.bfloat16, torch.float32)
+        arr = np.asarray(value.tolist(), dtype=np.float32 if single else None)
+    else:
+        arr = np.asarray(value)
     if arr.ndim == 0:
-        return repr(arr.item())
+        # str of the numpy scalar: the shortest digits of its own precision (3e+38, not
+        # float32's 3.0000000054977558e+38).
+        return str(arr[()]) if arr.dtype.kind == "f" else repr(arr.tolist())
     return np.array2string(arr, threshold=6, precision=6)
 
 
@@ -151,17 +159,22 @@ def check_probabilities(
         import torch
 
         finite, negative, above = torch.isfinite(arr).all(), arr < 0, arr > 1
-        totals = arr.sum(dim=axis)
-        stored = float(torch.finfo(arr.dtype).eps) if eps is None else eps
     else:
         finite, negative, above = np.all(np.isfinite(arr)), arr < 0, arr > 1
-        totals = arr.sum(axis=axis)
-        stored = float(np.finfo(arr.dtype).eps) if eps is None else eps
     if not bool(finite):
         raise ValueError(f"`{name}` must be finite probabilities, got NaN or inf.")
     outside = negative | above
     if bool(outside.any()):
         raise ValueError(f"`{name}` must lie in [0, 1], got {_show(arr[outside][0])}.")
+    # Summed only once every entry is known to be in [0, 1]: no overflow warning.
+    if is_torch(arr):
+        import torch
+
+        totals = arr.sum(dim=axis)
+        stored = float(torch.finfo(arr.dtype).eps) if eps is None else eps
+    else:
+        totals = arr.sum(axis=axis)
+        stored = float(np.finfo(arr.dtype).eps) if eps is None else eps
     # Storing each p_i rounds it by at most p_i * eps / 2, so the stored sum is
     # off by at most eps / 2; on top, float32 arithmetic upstream (a float32
     # softmax later widened to float64 is common) adds about 1e-7 * sqrt(K).

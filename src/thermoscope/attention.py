@@ -13,13 +13,15 @@ attention entropy at the default temperature does not drift with ``d``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from thermoscope._backend import is_torch as is_torch_tensor
-from thermoscope._validation import as_float_array, check_temperature
-from thermoscope.core import _check_base, entropy, softmax
+from thermoscope import _temperature as kernel
+from thermoscope._backend import is_torch
+from thermoscope._validation import _show, as_float, check_temperature
+from thermoscope.core import _check_base
 
 __all__ = ["attention_entropy", "attention_weights"]
 
@@ -47,49 +49,142 @@ def _check_qk_shapes(q_shape: tuple[int, ...], k_shape: tuple[int, ...]) -> tupl
     return (*batch, q_shape[-2], k_shape[-2])
 
 
-def _check_finite(arr: np.ndarray, name: str) -> None:
-    if not np.isfinite(arr).all():
-        where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise ValueError(f"`{name}` must be finite, got {float(arr[where])!r} at index {where}.")
+def _first(mask: Any) -> tuple[int, ...]:
+    """The index of the first true entry (error messages only: the one place it is read)."""
+    if is_torch(mask):
+        return tuple(int(i) for i in mask.nonzero()[0].tolist())
+    return tuple(int(i) for i in np.argwhere(mask)[0])
 
 
-def _check_temperature(temperature: Any, d: int, rows: tuple[int, ...]) -> np.ndarray:
-    """The temperature broadcast to one value per query row, shape ``(..., Lq)``."""
-    t = np.asarray(math.sqrt(d)) if temperature is None else check_temperature(temperature)
+def _check_finite(arr: Any, name: str) -> None:
+    """Reject NaN and infinities; a tensor is checked on its device (one boolean to the host)."""
+    if is_torch(arr):
+        import torch
+
+        finite = torch.isfinite(arr)
+    else:
+        finite = np.isfinite(arr)
+    if bool(finite.all()):
+        return
+    where = _first(~finite)
+    raise ValueError(f"`{name}` must be finite, got {_show(arr[where])} at index {where}.")
+
+
+def _fits(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` broadcasts to exactly ``target``."""
     try:
-        return np.broadcast_to(t, rows)
+        return tuple(np.broadcast_shapes(shape, target)) == tuple(target)
     except ValueError:
+        return False
+
+
+def _check_temperature(temperature: Any, d: int, rows: tuple[int, ...]) -> Any:
+    """The temperature broadcast to one value per query row, shape ``(..., Lq)``.
+
+    A number or array gives a float64 numpy array; a torch tensor stays a
+    tensor on its device (checked there), so gradients reach it.
+    """
+    t: Any = np.asarray(math.sqrt(d)) if temperature is None else check_temperature(temperature)
+    if not _fits(tuple(t.shape), rows):
         raise ValueError(
             f"`temperature` must be a scalar or broadcast to one value per query, "
-            f"shape {rows}, got shape {t.shape}."
-        ) from None
+            f"shape {rows}, got shape {tuple(t.shape)}."
+        )
+    return t.expand(rows) if is_torch(t) else np.broadcast_to(t, rows)
 
 
-def _check_mask(mask: Any, scores_shape: tuple[int, ...]) -> np.ndarray | None:
+def _check_mask(mask: Any, scores_shape: tuple[int, ...]) -> Any:
+    """A boolean mask of its own library (a tensor stays on its device) that leaves every
+    query at least one key."""
     if mask is None:
         return None
-    m = np.asarray(mask.detach().cpu().numpy() if is_torch_tensor(mask) else mask)
-    if m.dtype != np.bool_:
+    if is_torch(mask):
+        import torch
+
+        m, boolean = mask, mask.dtype == torch.bool
+    else:
+        m = np.asarray(mask)
+        boolean = m.dtype == np.bool_
+    if not boolean:
         raise TypeError(
             f"`mask` must be boolean, True where a query may attend to a key, got dtype {m.dtype}."
         )
-    try:
-        full = np.broadcast_shapes(m.shape, scores_shape)
-    except ValueError:
-        full = None
-    if full != scores_shape:
+    if not _fits(tuple(m.shape), scores_shape):
         raise ValueError(
             f"`mask` must broadcast to the scores' shape (..., Lq, Lk) = {scores_shape}, "
-            f"got shape {m.shape}."
+            f"got shape {tuple(m.shape)}."
         )
-    dead = ~np.broadcast_to(m, scores_shape).any(axis=-1)
-    if dead.any():
-        where = tuple(int(i) for i in np.argwhere(dead)[0])
+    full = m.expand(scores_shape) if is_torch(m) else np.broadcast_to(m, scores_shape)
+    dead = ~full.any(-1)
+    if bool(dead.any()):
         raise ValueError(
             f"`mask` must let every query attend to at least one key, got a query with "
-            f"none at index {where}."
+            f"none at index {_first(dead)}."
         )
     return m
+
+
+# --------------------------------------------------------------------- kernel
+def _out_dtype(arr: np.ndarray, back: Callable[[Any], Any]) -> np.dtype[Any]:
+    """The dtype a numpy input's results are returned in (``back`` applied to an empty probe)."""
+    return np.dtype(back(np.empty(0, dtype=arr.dtype)).dtype)
+
+
+def _tempered_scores(
+    q: Any, k: Any, temperature: Any, mask: Any
+) -> tuple[Any, Any, Callable[[Any], Any]]:
+    """Checked scores ``q k^T`` (masked keys ``-inf``), the per-query temperature, and the
+    function that casts a result to the output dtype.
+
+    numpy computes in ``result_type`` of the two compute dtypes and returns
+    in ``result_type`` of the inputs' own floating dtypes (float16 computed in
+    float32 and returned in float16, integers in float64). torch (any
+    argument a tensor) computes on the first tensor's device, in the compute
+    dtype of the first tensor among ``q`` and ``k`` (the other operand is
+    cast to it), and returns in that tensor's own dtype.
+    """
+    qa, back_q = as_float(q, "q")
+    ka, back_k = as_float(k, "k")
+    scores_shape = _check_qk_shapes(tuple(qa.shape), tuple(ka.shape))
+    _check_finite(qa, "q")
+    _check_finite(ka, "k")
+    t = _check_temperature(temperature, int(qa.shape[-1]), scores_shape[:-1])
+    m = _check_mask(mask, scores_shape)
+    if not any(is_torch(x) for x in (q, k, temperature, mask)):
+        dtype = np.result_type(qa, ka)
+        out = np.result_type(_out_dtype(qa, back_q), _out_dtype(ka, back_k))
+        scores = np.matmul(qa.astype(dtype), np.swapaxes(ka.astype(dtype), -1, -2))
+        if m is not None:
+            scores = np.where(m, scores, -np.inf)
+        return scores, t, lambda r: r.astype(out, copy=False)
+    import torch
+
+    device = next(x for x in (q, k, temperature, mask) if is_torch(x)).device
+    work: Any
+    if is_torch(q) or is_torch(k):
+        work, back = (qa.dtype, back_q) if is_torch(q) else (ka.dtype, back_k)
+    else:  # numpy data with a tensor temperature or mask: numpy's dtypes, on that device
+        work = torch.from_numpy(np.empty(0, dtype=np.result_type(qa, ka))).dtype
+        out_dtype = np.result_type(_out_dtype(qa, back_q), _out_dtype(ka, back_k))
+        target = torch.from_numpy(np.empty(0, dtype=out_dtype)).dtype
+
+        def back(r: Any) -> Any:
+            return r.to(target)
+
+    qt, kt = (_tensor(x, work, device) for x in (qa, ka))
+    scores = qt @ kt.transpose(-1, -2)
+    if m is not None:
+        scores = scores.masked_fill(~_tensor(m, None, device), -math.inf)
+    return scores, _tensor(t, work, device), back
+
+
+def _tensor(x: Any, dtype: Any, device: Any) -> Any:
+    """A tensor as is (moved or cast only if it must be, on the graph); numpy copied over once."""
+    import torch
+
+    if is_torch(x):
+        return x.to(device=device, dtype=dtype)
+    return torch.as_tensor(np.array(x), dtype=dtype, device=device)
 
 
 # --------------------------------------------------------------------- public
@@ -123,9 +218,13 @@ def attention_weights(q: Any, k: Any, temperature: Any = None, mask: Any = None)
     Returns
     -------
     Weights of shape ``(..., Lq, Lk)``, each row a distribution over keys. For
-    numpy input a numpy array (computed by ``thermoscope.softmax``); for torch
-    input (``q`` or ``k`` a tensor) a tensor computed with torch ops, so
-    gradients flow to ``q``, ``k`` and a tensor ``temperature``.
+    numpy input a numpy array. For torch input (any of ``q``, ``k``,
+    ``temperature``, ``mask`` a tensor) a tensor computed with torch
+    operations on the device of the first tensor argument, so gradients
+    flow to ``q``, ``k`` and a tensor ``temperature``; the checks run there
+    too (no copy to the host). The dtype is the input's (float16/bfloat16
+    computed in float32 and returned in their own dtype; integers give
+    float64); with torch input, that of the first tensor among ``q`` and ``k``.
 
     Raises
     ------
@@ -139,10 +238,13 @@ def attention_weights(q: Any, k: Any, temperature: Any = None, mask: Any = None)
 
     Notes
     -----
-    ``w_ij = exp(q_i . k_j / T) / sum_l exp(q_i . k_l / T)``. Adding the same
-    vector to every key adds the same number to every score of a query, so it
-    never changes the weights; scaling ``q`` (or ``k``) by ``c > 0`` is the
-    same as dividing ``T`` by ``c`` (``thermoscope.effective_temperature``).
+    ``w_ij = exp(q_i . k_j / T) / sum_l exp(q_i . k_l / T)``, computed by the
+    one temperature kernel (``thermoscope.softmax``'s): the scores are shifted
+    by their row maximum before dividing, so no temperature overflows. Adding
+    the same vector to every key adds the same number to every score of a
+    query, so it never changes the weights; scaling ``q`` (or ``k``) by
+    ``c > 0`` is the same as dividing ``T`` by ``c``
+    (``thermoscope.effective_temperature``).
 
     Examples
     --------
@@ -160,71 +262,8 @@ def attention_weights(q: Any, k: Any, temperature: Any = None, mask: Any = None)
     array([[0.5, 0. , 0.5],
            [0. , 0.5, 0.5]])
     """
-    if is_torch_tensor(q) or is_torch_tensor(k):
-        return _attention_torch(q, k, temperature, mask)
-    qa, _ = as_float_array(q, "q")
-    ka, _ = as_float_array(k, "k")
-    scores_shape = _check_qk_shapes(qa.shape, ka.shape)
-    _check_finite(qa, "q")
-    _check_finite(ka, "k")
-    t = _check_temperature(temperature, qa.shape[-1], scores_shape[:-1])
-    m = _check_mask(mask, scores_shape)
-    dtype = np.result_type(qa, ka)
-    scores = np.matmul(qa.astype(dtype), np.swapaxes(ka.astype(dtype), -1, -2))
-    if m is not None:
-        scores = np.where(m, scores, -np.inf)
-    return softmax(scores, np.ascontiguousarray(t))
-
-
-def _attention_torch(q: Any, k: Any, temperature: Any, mask: Any) -> Any:
-    import torch
-
-    ref = q if is_torch_tensor(q) else k
-    dtype = ref.dtype if ref.dtype in (torch.float32, torch.float64) else torch.float32
-    qt = _as_tensor(q, "q", dtype, ref.device)
-    kt = _as_tensor(k, "k", dtype, ref.device)
-    scores_shape = _check_qk_shapes(tuple(qt.shape), tuple(kt.shape))
-    _check_finite(qt.detach().cpu().numpy(), "q")
-    _check_finite(kt.detach().cpu().numpy(), "k")
-    d = int(qt.shape[-1])
-    if is_torch_tensor(temperature):
-        _check_temperature(temperature.detach().cpu().numpy(), d, scores_shape[:-1])
-        t = temperature.to(dtype=dtype, device=ref.device)
-    else:
-        t_np = _check_temperature(temperature, d, scores_shape[:-1])
-        t = torch.as_tensor(np.array(t_np), dtype=dtype, device=ref.device)
-    t = t.unsqueeze(-1) if t.ndim > 0 else t
-    m = _check_mask(mask, scores_shape)
-    scores = qt @ kt.transpose(-1, -2)
-    greedy, uniform = t == 0, torch.isinf(t)
-    # The two limits replace the logits outright; a safe divisor keeps the
-    # unselected branch (and its gradient) free of 0/0 and inf/inf. Masking
-    # after dividing keeps -inf out of d(score / T)/dT.
-    safe = torch.where(greedy | uniform, torch.ones_like(t), t)
-    z = scores / safe
-    if m is not None:
-        keep = torch.from_numpy(np.array(m)).to(ref.device)
-        z = z.masked_fill(~keep, -math.inf)
-        scores = scores.masked_fill(~keep, -math.inf)
-    if bool(greedy.any()):
-        top = scores.amax(dim=-1, keepdim=True)
-        hard = torch.where(scores == top, 0.0, -math.inf).to(dtype)
-        z = torch.where(greedy, hard, z)
-    if bool(uniform.any()):
-        flat = torch.where(torch.isfinite(scores), 0.0, -math.inf).to(dtype)
-        z = torch.where(uniform, flat, z)
-    return torch.softmax(z, dim=-1)
-
-
-def _as_tensor(x: Any, name: str, dtype: Any, device: Any) -> Any:
-    import torch
-
-    if is_torch_tensor(x):
-        if x.is_complex() or x.dtype == torch.bool:
-            raise TypeError(f"`{name}` must be a real numeric tensor, got dtype {x.dtype}.")
-        return x.to(dtype=dtype, device=device)
-    arr, _ = as_float_array(x, name)
-    return torch.as_tensor(arr, dtype=dtype, device=device)
+    scores, t, back = _tempered_scores(q, k, temperature, mask)
+    return back(kernel.softmax(scores, t, -1))
 
 
 def attention_entropy(
@@ -244,8 +283,9 @@ def attention_entropy(
 
     Returns
     -------
-    numpy array for numpy input (via ``thermoscope.entropy``); a
-    differentiable tensor for torch input.
+    The input's kind, dtype and device, as in :func:`attention_weights`; a
+    differentiable tensor for torch input (masked keys contribute
+    ``0 log 0 = 0`` with a zero gradient).
 
     Examples
     --------
@@ -258,10 +298,8 @@ def attention_entropy(
     >>> float(attention_entropy(q, k, temperature=0)[0])
     0.0
     """
-    w = attention_weights(q, k, temperature, mask)
-    if not is_torch_tensor(w):
-        return entropy(w, base=base)
-    import torch
-
-    h = -torch.special.xlogy(w, w).sum(dim=-1)
-    return h if base is None else h / math.log(_check_base(base))
+    scores, t, back = _tempered_scores(q, k, temperature, mask)
+    h = kernel.entropy(kernel.softmax(scores, t, -1), -1)
+    if base is not None:
+        h = h / float(np.log(_check_base(base)))
+    return back(h if is_torch(h) else np.asarray(h))

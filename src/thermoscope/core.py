@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from thermoscope import _temperature as kernel
 from thermoscope._backend import input_eps, is_torch
@@ -300,6 +299,8 @@ def _solve_temperature(z: np.ndarray, target: float, base: float | None) -> floa
         hi += 8.0
         if hi > np.log(spread) + 800:
             return float(np.exp(hi))
+    from scipy import optimize  # loaded on first use: `import thermoscope` stays light
+
     log_t = optimize.brentq(
         lambda u: _entropy_at(z, u) - target, lo, hi, xtol=1e-13, rtol=4 * np.finfo(float).eps
     )
@@ -327,6 +328,12 @@ def temperature_for_entropy(logits: Any, target: Any, base: float | None = None)
     -------
     float for 1-D logits, an array of ``B`` temperatures for 2-D logits.
     The interval's ends give ``0.0`` and ``inf``.
+
+    Notes
+    -----
+    A root finder runs on the host: a torch tensor is read once through the
+    explicit host conversion (``thermoscope._arrays.to_numpy``) and the answer
+    is a number, not a tensor (the root is not differentiable through brentq).
 
     Examples
     --------

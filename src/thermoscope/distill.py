@@ -39,35 +39,53 @@ import math
 from typing import Any, Literal
 
 import numpy as np
-from scipy import special
 
-from thermoscope._backend import is_torch as is_torch_tensor
-from thermoscope._validation import check_fraction
+from thermoscope import _temperature as kernel
+from thermoscope._backend import is_torch
+from thermoscope._validation import _show, check_fraction
 
 __all__ = ["kd_loss"]
 
 Reduction = Literal["mean", "sum", "none"]
 _REDUCTIONS = ("mean", "sum", "none")
+_ALLOWED_T = "a positive finite number (T = 0 and T = inf have no distillation loss)"
 
 
 # ------------------------------------------------------------------ validation
-def _check_temperature(temperature: Any) -> float:
-    """A strictly positive, finite temperature (the KD loss has no T = 0 or T = inf form)."""
-    allowed = "a positive finite number (T = 0 and T = inf have no distillation loss)"
+def _check_temperature(temperature: Any) -> Any:
+    """A strictly positive, finite temperature (the KD loss has no T = 0 or T = inf form).
+
+    A number comes back as a float; a one-element torch tensor (a learnable
+    temperature) comes back as a 0-d floating tensor on its device, checked
+    there, so gradients reach it.
+    """
+    if is_torch(temperature):
+        return _check_temperature_tensor(temperature)
     if isinstance(temperature, bool):
-        raise TypeError(f"`temperature` must be {allowed}, got {temperature!r}.")
+        raise TypeError(f"`temperature` must be {_ALLOWED_T}, got {temperature!r}.")
     try:
         t = float(temperature)
     except (TypeError, ValueError):
-        raise TypeError(f"`temperature` must be {allowed}, got {temperature!r}.") from None
+        raise TypeError(f"`temperature` must be {_ALLOWED_T}, got {temperature!r}.") from None
     if not 0 < t < math.inf:
-        raise ValueError(f"`temperature` must be {allowed}, got {t!r}.")
+        raise ValueError(f"`temperature` must be {_ALLOWED_T}, got {t!r}.")
     return t
 
 
-def _check_options(
-    temperature: Any, labels: Any, alpha: Any, reduction: Any
-) -> tuple[float, float]:
+def _check_temperature_tensor(temperature: Any) -> Any:
+    import torch
+
+    if temperature.is_complex() or temperature.dtype == torch.bool or temperature.numel() != 1:
+        raise TypeError(f"`temperature` must be {_ALLOWED_T}, got {temperature!r}.")
+    t = temperature.reshape(())
+    if not t.dtype.is_floating_point:
+        t = t.to(torch.float64)
+    if not bool((t > 0) & torch.isfinite(t)):
+        raise ValueError(f"`temperature` must be {_ALLOWED_T}, got {_show(t)}.")
+    return t
+
+
+def _check_options(temperature: Any, labels: Any, alpha: Any, reduction: Any) -> tuple[Any, float]:
     t = _check_temperature(temperature)
     if isinstance(alpha, bool):
         raise TypeError(f"`alpha` must be a number in [0, 1], got {alpha!r}.")
@@ -98,74 +116,121 @@ def _check_shapes(s_shape: tuple[int, ...], t_shape: tuple[int, ...]) -> None:
         raise ValueError(f"`student_logits` must not be empty, got shape {s_shape}.")
 
 
-def _check_values(arr: np.ndarray, name: str) -> None:
-    """NaN and +inf are errors; -inf (a masked class) is allowed, as in ``thermoscope.softmax``."""
-    if np.isnan(arr).any():
-        where = tuple(int(i) for i in np.argwhere(np.isnan(arr))[0])
-        raise ValueError(f"`{name}` must not contain NaN, got NaN at index {where}.")
-    if np.isposinf(arr).any():
-        where = tuple(int(i) for i in np.argwhere(np.isposinf(arr))[0])
+def _first(mask: Any) -> tuple[int, ...]:
+    """The index of the first true entry (error messages only: the one place it is read)."""
+    if is_torch(mask):
+        return tuple(int(i) for i in mask.nonzero()[0].tolist())
+    return tuple(int(i) for i in np.argwhere(mask)[0])
+
+
+def _check_values(arr: Any, name: str) -> None:
+    """NaN and +inf are errors; -inf (a masked class) is allowed, as in ``thermoscope.softmax``.
+
+    One reduction clears valid input (NaN, +inf and an all -inf row each make
+    that row's maximum non-finite); a tensor is checked on its device and only
+    one boolean comes back. The passes that locate a bad entry run on bad input only.
+    """
+    lib: Any
+    if is_torch(arr):
+        import torch as lib
+
+        if bool(lib.isfinite(arr.amax(dim=-1)).all()):
+            return
+    else:
+        lib = np
+        if np.isfinite(np.max(arr, axis=-1)).all():
+            return
+    isnan, isposinf, isneginf = lib.isnan, lib.isposinf, lib.isneginf
+    if bool(isnan(arr).any()):
+        raise ValueError(f"`{name}` must not contain NaN, got NaN at index {_first(isnan(arr))}.")
+    if bool(isposinf(arr).any()):
+        where = _first(isposinf(arr))
         raise ValueError(f"`{name}` must be finite or -inf (masked), got +inf at index {where}.")
-    if np.isneginf(arr).all(axis=-1).any():
-        row = tuple(int(i) for i in np.argwhere(np.isneginf(arr).all(axis=-1))[0])
-        raise ValueError(
-            f"`{name}` must keep at least one finite entry per row, got a row of all -inf "
-            f"at index {row}."
-        )
+    row = _first(isneginf(arr).all(-1))
+    raise ValueError(
+        f"`{name}` must keep at least one finite entry per row, got a row of all -inf "
+        f"at index {row}."
+    )
 
 
-def _check_mask(mask: Any, batch: tuple[int, ...]) -> np.ndarray | None:
-    """The padding mask as a boolean array of the logits' shape without the class axis."""
+def _check_mask(mask: Any, batch: tuple[int, ...]) -> Any:
+    """The padding mask as a boolean array of its own library (a tensor stays on its device)."""
     if mask is None:
         return None
-    m = np.asarray(mask.detach().cpu().numpy() if is_torch_tensor(mask) else mask)
-    if m.dtype != np.bool_:
-        if m.dtype.kind not in "iuf" or not np.isin(m, (0, 1)).all():
-            raise TypeError(
-                f"`mask` must be boolean (or 0/1), True for the positions that count, "
-                f"got dtype {m.dtype}."
-            )
-        m = m.astype(bool)
-    if m.shape != batch:
+    if is_torch(mask):
+        import torch
+
+        m = mask
+        if m.dtype != torch.bool:
+            if m.is_complex() or not bool(((m == 0) | (m == 1)).all()):
+                raise TypeError(
+                    f"`mask` must be boolean (or 0/1), True for the positions that count, "
+                    f"got dtype {m.dtype}."
+                )
+            m = m != 0
+    else:
+        m = np.asarray(mask)
+        if m.dtype != np.bool_:
+            if m.dtype.kind not in "iuf" or not np.isin(m, (0, 1)).all():
+                raise TypeError(
+                    f"`mask` must be boolean (or 0/1), True for the positions that count, "
+                    f"got dtype {m.dtype}."
+                )
+            m = m.astype(bool)
+    if tuple(m.shape) != batch:
         raise ValueError(
-            f"`mask` must have the logits' shape without the class axis, {batch}, got {m.shape}."
+            f"`mask` must have the logits' shape without the class axis, {batch}, "
+            f"got {tuple(m.shape)}."
         )
-    if not m.any():
+    if not bool(m.any()):
         raise ValueError("`mask` must keep at least one position, got all False.")
     return m
 
 
-def _check_labels(
-    labels: Any, batch: tuple[int, ...], classes: int, mask: np.ndarray | None
-) -> np.ndarray:
-    y = np.asarray(labels.detach().cpu().numpy() if is_torch_tensor(labels) else labels)
-    if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
+def _check_labels(labels: Any, batch: tuple[int, ...]) -> Any:
+    """Hard labels as int64 of their own library (a tensor stays on its device); range later."""
+    if is_torch(labels):
+        import torch
+
+        y = labels
+        if y.dtype.is_floating_point and bool((torch.isfinite(y) & (y == y.round())).all()):
+            y = y.to(torch.int64)
+        if y.dtype.is_floating_point or y.is_complex() or y.dtype == torch.bool:
+            raise TypeError(f"`labels` must be integer class indices, got dtype {y.dtype}.")
+        y = y.to(torch.int64)
+    else:
+        y = np.asarray(labels)
+        if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
+            y = y.astype(np.int64)
+        if y.dtype.kind not in "iu" or y.dtype == np.bool_:
+            raise TypeError(f"`labels` must be integer class indices, got dtype {y.dtype}.")
         y = y.astype(np.int64)
-    if y.dtype.kind not in "iu" or y.dtype == np.bool_:
-        raise TypeError(f"`labels` must be integer class indices, got dtype {y.dtype}.")
-    if y.shape != batch:
+    if tuple(y.shape) != batch:
         raise ValueError(
-            f"`labels` must have the logits' shape without the class axis, {batch}, got {y.shape}."
+            f"`labels` must have the logits' shape without the class axis, {batch}, "
+            f"got {tuple(y.shape)}."
         )
-    # Padding positions (mask False) may hold anything, e.g. the -100 of transformers.
-    counted = y if mask is None else y[mask]
-    bad = (counted < 0) | (counted >= classes)
-    if bad.any():
-        raise ValueError(
-            f"`labels` must be class indices in [0, {classes - 1}], got {int(counted[bad][0])}."
-        )
-    return y.astype(np.int64)
+    return y
+
+
+def _check_label_range(y: Any, classes: int, mask: Any) -> None:
+    """Labels in ``[0, C)`` where they count; padding positions (mask False) may hold anything,
+    e.g. the -100 of transformers. ``y`` and ``mask`` are of the same library and device."""
+    bad = (y < 0) | (y >= classes)
+    if mask is not None:
+        bad = bad & mask
+    if bool(bad.any()):
+        first = int(y[bad].reshape(-1)[0])
+        raise ValueError(f"`labels` must be class indices in [0, {classes - 1}], got {first}.")
 
 
 # --------------------------------------------------------------------- kernels
-def _kd_numpy(
-    s: np.ndarray, t: np.ndarray, temp: float, y: np.ndarray | None, alpha: float
-) -> np.ndarray:
+def _kd_numpy(s: np.ndarray, t: np.ndarray, temp: float, y: Any, alpha: float) -> np.ndarray:
     """Per-position loss ``alpha T^2 KL + (1 - alpha) CE`` for float64 logits (..., C)."""
     loss = np.zeros(s.shape[:-1])
     if alpha > 0:
-        log_q = special.log_softmax(s / temp, axis=-1)
-        log_p = special.log_softmax(t / temp, axis=-1)
+        log_q = kernel.log_softmax(s, temp, -1)
+        log_p = kernel.log_softmax(t, temp, -1)
         p = np.exp(log_p)
         # A class the teacher gives probability 0 contributes 0 log 0 = 0; choosing
         # before multiplying keeps -inf - -inf from turning into NaN.
@@ -173,38 +238,47 @@ def _kd_numpy(
             gap = np.where(p > 0, log_p - log_q, 0.0)
         loss = loss + alpha * temp**2 * np.sum(p * gap, axis=-1)
     if alpha < 1:
-        assert y is not None
-        log_q1 = special.log_softmax(s, axis=-1)
+        log_q1 = kernel.log_softmax(s, 1.0, -1)
         # Padding positions may hold any label; clip so the gather stays in range.
         picked = np.take_along_axis(log_q1, np.clip(y, 0, s.shape[-1] - 1)[..., None], axis=-1)
         loss = loss - (1 - alpha) * picked[..., 0]
     return loss
 
 
-def _kd_torch(s: Any, t: Any, temp: float, y: Any, alpha: float) -> Any:
-    """The same per-position loss with torch ops, so autograd flows to ``s`` (and ``t``)."""
+def _kd_torch(s: Any, t: Any, temp: Any, y: Any, alpha: float) -> Any:
+    """The same per-position loss with torch ops on the logits' device; autograd flows to
+    ``s``, ``t`` and a tensor ``temp``."""
     import torch
 
     loss = torch.zeros(s.shape[:-1], dtype=s.dtype, device=s.device)
     if alpha > 0:
-        log_q = torch.log_softmax(s / temp, dim=-1)
-        log_p = torch.log_softmax(t / temp, dim=-1)
+        log_q = kernel.log_softmax(s, temp, -1)
+        log_p = kernel.log_softmax(t, temp, -1)
         p = log_p.exp()
         # Select before multiplying: the unselected branch then gets a zero
         # gradient instead of 0 * inf = NaN.
-        gap = torch.where(p > 0, log_p - log_q, torch.zeros_like(p))
+        gap = torch.where(p > 0, log_p - log_q, torch.zeros((), dtype=p.dtype, device=p.device))
         loss = loss + alpha * temp**2 * (p * gap).sum(dim=-1)
     if alpha < 1:
-        log_q1 = torch.log_softmax(s, dim=-1)
+        log_q1 = kernel.log_softmax(s, 1.0, -1)
         index = y.clamp(0, s.shape[-1] - 1).unsqueeze(-1)
         loss = loss - (1 - alpha) * log_q1.gather(-1, index).squeeze(-1)
     return loss
 
 
 def _reduce(loss: Any, mask: Any, reduction: str) -> Any:
-    """Zero the padding positions, then sum, average over counted positions, or keep all."""
+    """Zero the padding positions, then sum, average over counted positions, or keep all.
+
+    Padding is selected away (not multiplied by 0), so an infinite loss at a
+    padding position cannot turn into NaN.
+    """
     if mask is not None:
-        loss = loss * mask
+        if is_torch(loss):
+            import torch
+
+            loss = torch.where(mask, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
+        else:
+            loss = np.where(mask, loss, 0.0)
     if reduction == "none":
         return loss
     total = loss.sum()
@@ -218,7 +292,7 @@ def _reduce(loss: Any, mask: Any, reduction: str) -> Any:
 def kd_loss(
     student_logits: Any,
     teacher_logits: Any,
-    temperature: float,
+    temperature: Any,
     labels: Any = None,
     alpha: float = 0.5,
     reduction: Reduction = "mean",
@@ -235,11 +309,13 @@ def kd_loss(
     teacher_logits : array_like or torch.Tensor
         The same shape. In training it usually comes from a ``torch.no_grad()``
         forward pass; if it requires grad, gradients flow to it too.
-    temperature : float
+    temperature : float or torch.Tensor
         ``T > 0`` and finite: both distributions are ``softmax(logits / T)``.
         Hinton et al. use 1-20; 2-8 is typical for small students. ``T = 0``
         and ``T = inf`` are rejected (the loss has no finite form there; the
-        ``T -> inf`` limit is logit matching, see Notes).
+        ``T -> inf`` limit is logit matching, see Notes). A one-element
+        tensor (a learnable temperature) stays on the autograd graph: the
+        loss is differentiable with respect to it.
     labels : array_like of int or torch.Tensor, optional
         Hard labels of shape ``(...)`` (the logits' shape without ``C``), in
         ``[0, C)``. Required when ``alpha < 1``: without labels there is no
@@ -261,9 +337,14 @@ def kd_loss(
     Returns
     -------
     float (or a float64 array for ``reduction="none"``) for numpy input,
-    computed in float64. For torch input (either logits a tensor): a tensor on
-    the student's device, differentiable with respect to the logits, in the
-    student's dtype (float16/bfloat16 computed and returned in float32).
+    computed in float64. For torch input (any of the logits, ``temperature``,
+    ``labels`` or ``mask`` a tensor): a tensor computed with torch operations
+    on the device of the first tensor among the logits (else of the first
+    tensor argument), differentiable with respect to the logits and a tensor
+    temperature, in the dtype of the first tensor among the logits
+    (float16/bfloat16 computed and returned in float32; float64 when neither
+    logits is a tensor). The checks run on that device too, and tensor
+    labels and masks stay there: nothing is copied to the host.
 
     Raises
     ------
@@ -305,10 +386,18 @@ def kd_loss(
     0.195663
     >>> kd_loss(s, s, temperature=4.0, alpha=1.0)  # identical logits: no loss
     0.0
+
+    A learnable temperature gets a gradient:
+
+    >>> import torch
+    >>> temp = torch.tensor(2.0, requires_grad=True)
+    >>> kd_loss(torch.tensor(s), torch.tensor(t), temp, alpha=1.0).backward()
+    >>> temp.grad is not None
+    True
     """
-    t_val, a = _check_options(temperature, labels, alpha, reduction)
-    if is_torch_tensor(student_logits) or is_torch_tensor(teacher_logits):
-        return _kd_loss_torch(student_logits, teacher_logits, t_val, labels, a, reduction, mask)
+    temp, a = _check_options(temperature, labels, alpha, reduction)
+    if any(is_torch(x) for x in (student_logits, teacher_logits, temp, labels, mask)):
+        return _kd_loss_torch(student_logits, teacher_logits, temp, labels, a, reduction, mask)
     s = _as_logits(student_logits, "student_logits")
     t = _as_logits(teacher_logits, "teacher_logits")
     _check_shapes(s.shape, t.shape)
@@ -316,8 +405,11 @@ def kd_loss(
     _check_values(t, "teacher_logits")
     batch, classes = s.shape[:-1], s.shape[-1]
     m = _check_mask(mask, batch)
-    y = None if a == 1 else _check_labels(labels, batch, classes, m)
-    out = _reduce(_kd_numpy(s, t, t_val, y, a), m, reduction)
+    y = None
+    if a < 1:
+        y = _check_labels(labels, batch)
+        _check_label_range(y, classes, m)
+    out = _reduce(_kd_numpy(s, t, temp, y, a), m, reduction)
     return np.asarray(out, dtype=np.float64) if reduction == "none" else float(out)
 
 
@@ -336,7 +428,7 @@ def _as_logits(x: Any, name: str) -> np.ndarray:
 def _kd_loss_torch(
     student_logits: Any,
     teacher_logits: Any,
-    temp: float,
+    temp: Any,
     labels: Any,
     alpha: float,
     reduction: str,
@@ -344,28 +436,37 @@ def _kd_loss_torch(
 ) -> Any:
     import torch
 
-    ref = student_logits if is_torch_tensor(student_logits) else teacher_logits
+    logits = [x for x in (student_logits, teacher_logits) if is_torch(x)]
+    ref = next(x for x in (*logits, temp, labels, mask) if is_torch(x))
     device = ref.device
-    dtype = ref.dtype if ref.dtype in (torch.float32, torch.float64) else torch.float32
+    # The student's (else the teacher's) precision; float64, as numpy, when neither is a tensor.
+    dtype = torch.float64
+    if logits:
+        dtype = (
+            logits[0].dtype if logits[0].dtype in (torch.float32, torch.float64) else torch.float32
+        )
     s = _as_tensor(student_logits, "student_logits", dtype, device)
     t = _as_tensor(teacher_logits, "teacher_logits", dtype, device)
     _check_shapes(tuple(s.shape), tuple(t.shape))
-    # Value checks read a detached copy; the loss itself stays on the graph.
-    _check_values(s.detach().cpu().numpy(), "student_logits")
-    _check_values(t.detach().cpu().numpy(), "teacher_logits")
+    _check_values(s, "student_logits")
+    _check_values(t, "teacher_logits")
     batch, classes = tuple(s.shape[:-1]), int(s.shape[-1])
     m = _check_mask(mask, batch)
+    if m is not None:
+        m = torch.as_tensor(m, device=device)
     y = None
     if alpha < 1:
-        y = torch.from_numpy(_check_labels(labels, batch, classes, m)).to(device)
-    m_t = None if m is None else torch.from_numpy(m).to(device=device, dtype=dtype)
-    return _reduce(_kd_torch(s, t, temp, y, alpha), m_t, reduction)
+        y = torch.as_tensor(_check_labels(labels, batch), device=device)
+        _check_label_range(y, classes, m)
+    if is_torch(temp):
+        temp = temp.to(dtype=dtype, device=device)
+    return _reduce(_kd_torch(s, t, temp, y, alpha), m, reduction)
 
 
 def _as_tensor(x: Any, name: str, dtype: Any, device: Any) -> Any:
     import torch
 
-    if is_torch_tensor(x):
+    if is_torch(x):
         if x.is_complex() or x.dtype == torch.bool:
             raise TypeError(f"`{name}` must be a real numeric tensor, got dtype {x.dtype}.")
         return x.to(dtype=dtype, device=device)

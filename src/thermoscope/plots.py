@@ -48,13 +48,14 @@ def _as_curves(curves: Any, labels: Any, n_bins: int, from_logits: bool) -> dict
     out: dict[str, Any] = {}
     for name, item in items:
         if isinstance(item, ReliabilityCurve):
-            out[str(name)] = item
+            out[str(name)] = item.as_numpy()
             continue
         if labels is None:
             raise ValueError(
                 "`labels` must be given when `curves` holds probability arrays, got None."
             )
-        out[str(name)] = reliability_curve(item, labels, n_bins=n_bins, from_logits=from_logits)
+        curve = reliability_curve(item, labels, n_bins=n_bins, from_logits=from_logits)
+        out[str(name)] = curve.as_numpy()  # tensor input gives tensor curves; plots need host
     return out
 
 

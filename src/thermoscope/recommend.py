@@ -6,6 +6,10 @@ catalogue as ``T`` rises. :func:`sample_items` does it in one vectorised pass
 (Gumbel-top-k), and :func:`coverage`, :func:`long_tail_share` and :func:`gini`
 measure how evenly the resulting exposure is spread.
 
+Sampling and counting are host work (the draws use a numpy Generator): torch
+tensors are read once through the explicit conversion
+``thermoscope._arrays.to_numpy`` and the results are numpy.
+
 Examples
 --------
 >>> import numpy as np
@@ -26,6 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from thermoscope import _temperature as kernel
+from thermoscope._arrays import to_numpy
+from thermoscope._backend import is_torch
 from thermoscope._validation import (
     as_float_array,
     as_generator,
@@ -59,10 +66,10 @@ def sample_items(
 
     Parameters
     ----------
-    scores : array_like, shape (items,) or (users, items)
+    scores : array_like or torch.Tensor, shape (items,) or (users, items)
         Item scores (logits). ``-inf`` marks an item that must not be
         recommended; NaN and ``+inf`` are rejected.
-    temperature : float or array_like
+    temperature : float, array_like or torch.Tensor
         ``T >= 0``, scalar or one per row. ``T = 0``: the top-k by score (ties
         in random order); ``T = inf``: a uniformly random ordered k-subset of
         the unmasked items. Useful values sit around the spread of the scores.
@@ -78,6 +85,10 @@ def sample_items(
 
     Notes
     -----
+    The draws use a numpy Generator, so they run on the host: torch tensor
+    ``scores`` (or ``temperature``) are read once through the explicit host
+    conversion ``thermoscope._arrays.to_numpy``, and the indices are numpy.
+
     With ``g_i`` i.i.d. standard Gumbel, the indices of the ``k`` largest
     ``scores_i / T + g_i``, sorted by that key, are an ordered sample without
     replacement from ``softmax(scores / T)`` (Kool, van Hoof & Welling, 2019).
@@ -93,12 +104,15 @@ def sample_items(
     array([[2, 1, 0],
            [0, 1, 2]])
     """
+    # The host boundary: as_float_array reads a tensor through to_numpy.
     z, _ = as_float_array(scores, "scores")
     if z.ndim > 2:
         raise ValueError(
             f"`scores` must be 1-D (items,) or 2-D (users, items), got shape {z.shape}."
         )
     check_logits(z, "scores")
+    if is_torch(temperature):
+        temperature = to_numpy(temperature, "temperature")[0]
     t = per_row(check_temperature(temperature), z.shape[:-1], "temperature")
     kk = check_integer(k, "k")
     if kk.ndim != 0:
@@ -119,12 +133,9 @@ def sample_items(
         )
     g = as_generator(rng).gumbel(size=rows.shape)
     top = rows.max(axis=1, keepdims=True)
-    # (z - max) / T <= 0; T = 0 and T = inf give 0 / 0 or inf / inf here, and
-    # those rows are replaced by their limits (exact path, and key 0) below.
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        key = (rows - top) / t
-    key = np.where(np.isinf(t), 0.0, key)
-    key = np.where(finite, key + g, -np.inf)
+    # (z - max) / T <= 0, from the temperature kernel: T = inf rows are 0 on
+    # every finite item; T = 0 rows (0 on the maxima) take the exact path below.
+    key = np.where(finite, kernel.scaled(rows, t, -1) + g, -np.inf)
     spread = np.where(finite, top - rows, 0.0).max(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         exact = ((t == 0) | (spread / t > _FAST_SPREAD))[:, 0]
@@ -151,8 +162,10 @@ def exposure(recommendations: Any, n_items: int) -> Array:
 
     Parameters
     ----------
-    recommendations : array_like of int
-        Item indices in ``[0, n_items)``, any shape (e.g. (users, k)).
+    recommendations : array_like of int or torch.Tensor
+        Item indices in ``[0, n_items)``, any shape (e.g. (users, k)). A
+        tensor is read on the host through ``thermoscope._arrays.to_numpy``:
+        the counts are host values, returned as numpy.
     n_items : int
         Catalogue size, >= 1.
 
@@ -164,7 +177,12 @@ def exposure(recommendations: Any, n_items: int) -> Array:
     n = check_integer(n_items, "n_items")
     if n.ndim != 0:
         raise TypeError(f"`n_items` must be a single integer >= 1, got shape {n.shape}.")
-    recs = np.asarray(recommendations)
+    # Counting is host work: a tensor is read through the explicit conversion to_numpy.
+    recs = (
+        to_numpy(recommendations, "recommendations")[0]
+        if is_torch(recommendations)
+        else np.asarray(recommendations)
+    )
     if recs.size == 0:
         raise ValueError(f"`recommendations` must not be empty, got shape {recs.shape}.")
     if recs.dtype.kind not in "iu":

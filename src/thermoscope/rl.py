@@ -30,7 +30,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from thermoscope import _temperature as kernel
+from thermoscope._arrays import to_numpy
+from thermoscope._backend import is_torch
 from thermoscope._validation import (
+    _show,
+    as_float,
     as_float_array,
     as_generator,
     check_fraction,
@@ -38,7 +43,6 @@ from thermoscope._validation import (
     check_logits,
     check_temperature,
 )
-from thermoscope.core import softmax
 from thermoscope.sampling.schedules import Constant, as_schedule
 
 Array = np.ndarray[Any, np.dtype[Any]]
@@ -60,17 +64,45 @@ def _single_int(value: Any, name: str, minimum: int) -> int:
     return int(arr)
 
 
-def _q_rows(q_values: Any, *, allow_masked: bool) -> tuple[Array, bool]:
-    """``q_values`` as float64 rows (B, K) and whether the input was 1-D."""
-    q, _ = as_float_array(q_values, "q_values")
+def _host(x: Any, name: str) -> Any:
+    """A torch tensor's values on the host, through the explicit boundary ``to_numpy``.
+
+    For the functions that draw with a numpy Generator (their draws are host
+    values by nature); anything else is returned as is.
+    """
+    return to_numpy(x, name)[0] if is_torch(x) else x
+
+
+def _q_native(q_values: Any, *, allow_masked: bool) -> tuple[Any, bool, Any]:
+    """``q_values`` as rows (B, K) of their own library and device, in the compute dtype;
+    whether the input was 1-D; and the function casting results back to the input's dtype."""
+    q, back = as_float(q_values, "q_values")
     if q.ndim > 2:
         raise ValueError(
-            f"`q_values` must be 1-D (arms,) or 2-D (runs, arms), got shape {q.shape}."
+            f"`q_values` must be 1-D (arms,) or 2-D (runs, arms), got shape {tuple(q.shape)}."
         )
     check_logits(q, "q_values")
-    if not allow_masked and np.isneginf(q).any():
-        raise ValueError("`q_values` must be finite, got -inf.")
-    return np.atleast_2d(q).astype(np.float64, copy=False), q.ndim == 1
+    if not allow_masked:
+        if is_torch(q):
+            import torch
+
+            masked = bool(torch.isneginf(q).any())
+        else:
+            masked = bool(np.isneginf(q).any())
+        if masked:
+            raise ValueError("`q_values` must be finite, got -inf.")
+    return (q if q.ndim == 2 else q[None]), q.ndim == 1, back
+
+
+def _q_rows(q_values: Any, *, allow_masked: bool) -> tuple[Array, bool]:
+    """``q_values`` as float64 numpy rows (B, K) and whether the input was 1-D.
+
+    For the draws, which run on the host: a tensor is read through ``to_numpy``
+    (``as_float_array`` is that conversion plus the emptiness check).
+    """
+    q, _ = as_float_array(q_values, "q_values")
+    rows, single, _ = _q_native(q, allow_masked=allow_masked)
+    return rows.astype(np.float64, copy=False), single
 
 
 def _counts_rows(counts: Any, shape: tuple[int, ...]) -> Array:
@@ -80,6 +112,38 @@ def _counts_rows(counts: Any, shape: tuple[int, ...]) -> Array:
     if n.shape != shape:
         raise ValueError(
             f"`counts` must have the shape of `q_values` {shape}, got shape {n.shape}."
+        )
+    return n
+
+
+def _counts_like(counts: Any, q: Any) -> Any:
+    """Pull counts for the tensor rows ``q`` (B, K): an int64 tensor on ``q``'s device.
+
+    A tensor is checked there (one boolean per check comes to the host);
+    numpy counts are checked as numpy and copied over once.
+    """
+    import torch
+
+    shape = tuple(q.shape)
+    if not is_torch(counts):
+        return torch.as_tensor(_counts_rows(counts, shape), device=q.device)
+    n = counts
+    if n.dtype.is_floating_point and bool((torch.isfinite(n) & (n == n.round())).all()):
+        n = n.to(torch.int64)
+    if n.dtype.is_floating_point or n.is_complex() or n.dtype == torch.bool:
+        raise TypeError(f"`counts` must be an integer >= 0, got {_show(counts)}.")
+    if n.numel() == 0:
+        raise ValueError(f"`counts` must not be empty, got shape {tuple(n.shape)}.")
+    negative = n < 0
+    if bool(negative.any()):
+        raise ValueError(
+            f"`counts` must be an integer >= 0, got {_show(n[negative].reshape(-1)[0])}."
+        )
+    n = n.to(device=q.device, dtype=torch.int64)
+    n = n if n.ndim >= 2 else n.reshape(1, -1)
+    if tuple(n.shape) != shape:
+        raise ValueError(
+            f"`counts` must have the shape of `q_values` {shape}, got shape {tuple(n.shape)}."
         )
     return n
 
@@ -110,7 +174,7 @@ class BanditPolicy(abc.ABC):
 
         Parameters
         ----------
-        q_values : array_like, shape (arms,) or (runs, arms)
+        q_values : array_like or torch.Tensor, shape (arms,) or (runs, arms)
             Action-value estimates.
         counts : array_like of int, same shape, optional
             How often each action was taken so far (needed by :class:`UCB1`;
@@ -123,10 +187,17 @@ class BanditPolicy(abc.ABC):
         Returns
         -------
         int for 1-D ``q_values``, an int64 array of shape (runs,) for 2-D.
+
+        Notes
+        -----
+        The draws use a numpy Generator, so they run on the host: a torch
+        tensor ``q_values`` (or ``counts``) is read once through the explicit
+        host conversion ``thermoscope._arrays.to_numpy``, and the actions are
+        numpy integers.
         """
         q, single = _q_rows(q_values, allow_masked=self.masked_actions)
-        n = _counts_rows(counts, q.shape)
-        s = _single_int(step, "step", 0)
+        n = _counts_rows(_host(counts, "counts"), q.shape)
+        s = _single_int(_host(step, "step"), "step", 0)
         actions = self._select(q, n, s, as_generator(rng))
         return int(actions[0]) if single else actions
 
@@ -207,9 +278,11 @@ class BoltzmannPolicy(BanditPolicy):
         >>> BoltzmannPolicy(Linear(1.0, 0.0, steps=10)).temperature_at(5)
         0.5
         """
+        step = _host(step, "step")
         check_integer(step, "step", minimum=0)
         t = check_temperature(self.schedule(step), "temperature")
-        return float(t) if t.ndim == 0 else t
+        # A schedule returning a tensor (a learnable temperature) keeps it, on its graph.
+        return t if is_torch(t) or t.ndim != 0 else float(t)
 
     def probs(self, q_values: Any, step: Any = 0) -> Any:
         """Action probabilities ``softmax(q_values / T(step))`` along the last axis.
@@ -217,22 +290,32 @@ class BoltzmannPolicy(BanditPolicy):
         Parameters
         ----------
         q_values : array_like or torch.Tensor, shape (arms,) or (runs, arms)
+            ``-inf`` marks an unavailable action (probability 0).
         step : int or array_like of int, default 0
             A single step, or one per row (shape (runs,)).
+
+        Returns
+        -------
+        The input's kind and dtype: a numpy array for numpy input; for a
+        tensor, a tensor computed with torch operations on its device,
+        differentiable with respect to ``q_values``.
 
         Examples
         --------
         >>> BoltzmannPolicy(0.0).probs([1.0, 3.0, 3.0])
         array([0. , 0.5, 0.5])
         """
-        q, _ = as_float_array(q_values, "q_values")
-        s = check_integer(step, "step", minimum=0)
-        if s.ndim != 0 and s.shape != q.shape[:-1]:
+        q, back = as_float(q_values, "q_values")
+        s = check_integer(_host(step, "step"), "step", minimum=0)
+        batch = tuple(q.shape[:-1])
+        if s.ndim != 0 and s.shape != batch:
             raise ValueError(
-                f"`step` must be a single integer or one per row, shape {q.shape[:-1]}, "
+                f"`step` must be a single integer or one per row, shape {batch}, "
                 f"got shape {s.shape}."
             )
-        return softmax(q_values, self.temperature_at(s))
+        t = self.temperature_at(s)
+        check_logits(q, "q_values")
+        return back(kernel.softmax(q, t, -1))
 
     def sample(
         self, q_values: Any, step: Any = 0, rng: np.random.Generator | int | None = None
@@ -241,7 +324,7 @@ class BoltzmannPolicy(BanditPolicy):
 
         Parameters
         ----------
-        q_values : array_like, shape (arms,) or (runs, arms)
+        q_values : array_like or torch.Tensor, shape (arms,) or (runs, arms)
         step : int or array_like of int, default 0
         rng : numpy.random.Generator or int, optional
             Random source or seed; OS entropy when omitted.
@@ -254,6 +337,10 @@ class BoltzmannPolicy(BanditPolicy):
         -----
         One uniform number per row (``rng.random(runs)``) goes through the
         inverse CDF of the row's probabilities in ascending action order.
+        The draws use a numpy Generator, so they run on the host: a torch
+        tensor is read once through the explicit host conversion
+        ``thermoscope._arrays.to_numpy`` (use :meth:`probs` for on-device,
+        differentiable probabilities).
 
         Examples
         --------
@@ -266,16 +353,10 @@ class BoltzmannPolicy(BanditPolicy):
         return int(actions[0]) if single else actions
 
     def _select(self, q: Array, counts: Array, step: int, rng: np.random.Generator) -> Array:
-        t = self.temperature_at(step)
-        if t == 0 or math.isinf(t):
-            return _inverse_cdf(softmax(q, t), rng.random(q.shape[0]))
-        # The simulator's hot loop: the inverse CDF normalises by the row total, so
-        # unnormalised Boltzmann weights exp((Q - max Q) / T) <= 1 suffice; this
-        # skips softmax's re-validation and logsumexp (several times the cost).
-        # (Q - max) / T <= 0 overflows only towards -inf (tiny T), whose weight 0 is the limit.
-        with np.errstate(over="ignore"):
-            weights = np.exp((q - q.max(axis=1, keepdims=True)) / t)
-        return _inverse_cdf(weights, rng.random(q.shape[0]))
+        # The simulator's hot loop: the rows are clean, so the kernel is called
+        # directly (no re-validation); it handles T = 0, T = inf and tiny T.
+        p = kernel.softmax(q, self.temperature_at(step), -1)
+        return _inverse_cdf(p, rng.random(q.shape[0]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -313,8 +394,12 @@ class EpsilonGreedy(BanditPolicy):
         """``epsilon-greedy 0.1``."""
         return f"epsilon-greedy {self.epsilon:g}"
 
-    def probs(self, q_values: Any) -> Array:
+    def probs(self, q_values: Any) -> Any:
         """Action probabilities, shape of ``q_values`` (1-D or 2-D).
+
+        The input's kind and dtype: a numpy array for numpy input, a tensor on
+        the input's device for a tensor (piecewise constant in ``q_values``, so
+        without a gradient).
 
         Examples
         --------
@@ -322,11 +407,19 @@ class EpsilonGreedy(BanditPolicy):
         array([[1., 0.],
                [0., 1.]])
         """
-        q, single = _q_rows(q_values, allow_masked=False)
-        k = q.shape[1]
-        p = np.full(q.shape, self.epsilon / k)
-        p[np.arange(q.shape[0]), np.argmax(q, axis=1)] += 1.0 - self.epsilon
-        return p[0] if single else p
+        q, single, back = _q_native(q_values, allow_masked=False)
+        k = int(q.shape[1])
+        low, high = self.epsilon / k, self.epsilon / k + (1.0 - self.epsilon)
+        p: Any
+        if is_torch(q):
+            import torch
+
+            best = torch.arange(k, device=q.device) == q.argmax(dim=1, keepdim=True)
+            p = torch.where(best, high, low).to(q.dtype)
+        else:
+            best = np.arange(k) == np.argmax(q, axis=1)[:, None]
+            p = np.where(best, high, low)
+        return back(p[0] if single else p)
 
     def _select(self, q: Array, counts: Array, step: int, rng: np.random.Generator) -> Array:
         explore = rng.random(q.shape[0]) < self.epsilon
@@ -375,8 +468,13 @@ class UCB1(BanditPolicy):
         """``UCB1 c=1.41``."""
         return f"UCB1 c={self.c:.3g}"
 
-    def index(self, q_values: Any, counts: Any) -> Array:
+    def index(self, q_values: Any, counts: Any) -> Any:
         """The upper confidence bound of every arm (``inf`` for arms never pulled).
+
+        The input's kind and dtype: a numpy array for numpy ``q_values``; for
+        a tensor, a tensor computed on its device (``counts`` as a tensor
+        stays there; numpy counts are copied over), differentiable with
+        respect to ``q_values``.
 
         Examples
         --------
@@ -384,9 +482,24 @@ class UCB1(BanditPolicy):
         >>> np.round(UCB1(c=1.0).index([0.5, 0.4], [3, 1]), 4)
         array([1.1797, 1.5774])
         """
-        q, single = _q_rows(q_values, allow_masked=False)
-        out = self._index(q, _counts_rows(counts, q.shape))
-        return out[0] if single else out
+        q, single, back = _q_native(q_values, allow_masked=False)
+        if is_torch(q):
+            out = self._index_torch(q, _counts_like(counts, q))
+        else:
+            out = self._index(q, _counts_rows(_host(counts, "counts"), q.shape))
+        return back(out[0] if single else out)
+
+    def _index_torch(self, q: Any, counts: Any) -> Any:
+        import torch
+
+        total = counts.sum(dim=1, keepdim=True).to(q.dtype)
+        pulled = counts > 0
+        zero = torch.zeros((), dtype=q.dtype, device=q.device)
+        # ln n / N only where N > 0 (then n >= 1 too); never-pulled arms are +inf.
+        ratio = torch.where(pulled, torch.log(torch.clamp(total, min=1.0)), zero)
+        ratio = ratio / torch.where(pulled, counts.to(q.dtype), zero + 1)
+        inf = torch.full((), math.inf, dtype=q.dtype, device=q.device)
+        return torch.where(pulled, q + self.c * torch.sqrt(ratio), inf)
 
     def _index(self, q: Array, counts: Array) -> Array:
         total = counts.sum(axis=1, keepdims=True).astype(np.float64)
@@ -452,6 +565,7 @@ class BanditResult:
 def _arm_means(arm_means: Any, n_runs: int, n_arms: int, rng: np.random.Generator) -> Array:
     if arm_means is None:
         return rng.standard_normal((n_runs, n_arms))
+    # The host boundary: as_float_array reads a tensor through to_numpy.
     means, _ = as_float_array(arm_means, "arm_means")
     if means.shape not in ((n_arms,), (n_runs, n_arms)):
         raise ValueError(
@@ -500,9 +614,11 @@ def run_bandit(
     seed : int
         Seed >= 0; the same seed gives the same arms and reward noise for every
         policy (common random numbers), so policies compare with less noise.
-    arm_means : array_like, optional
+    arm_means : array_like or torch.Tensor, optional
         True means, shape (n_arms,) (the same arms in every run) or
-        (n_runs, n_arms).
+        (n_runs, n_arms). The simulation runs on the host with numpy
+        Generators: a tensor is read through the explicit host conversion
+        ``thermoscope._arrays.to_numpy``.
     reward_std : float, default 1.0
         Standard deviation of the reward noise, finite and >= 0.
     progress : bool, default False

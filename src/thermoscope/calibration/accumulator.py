@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from thermoscope._backend import is_torch
 from thermoscope.calibration.metrics import (
     STRATEGIES,
     BinSums,
@@ -41,7 +42,15 @@ __all__ = ["CalibrationAccumulator", "accumulate_npy"]
 def chunk_state(
     probs: Any, labels: Any, edges: np.ndarray, from_logits: bool, temperature: float = 1.0
 ) -> tuple[BinSums, int, int, float, float, bool, int]:
-    """Sums of one chunk: (bin sums, n, n_correct, nll sum, brier sum, binary, n_classes)."""
+    """Sums of one chunk: (bin sums, n, n_correct, nll sum, brier sum, binary, n_classes).
+
+    A torch chunk is reduced to these sums on its device; only the sums come
+    to the host (the accumulator's state), through ``to_numpy``.
+    """
+    if is_torch(probs):
+        from thermoscope.calibration import _torch_metrics as native
+
+        return native.chunk_sums(probs, labels, edges, from_logits, temperature)
     batch = prepare(probs, labels, from_logits, temperature)
     conf, hit = top_label(batch)
     return (
@@ -172,6 +181,9 @@ class CalibrationAccumulator:
         ----------
         probs : array_like or torch.Tensor
             ``(n, n_classes)`` probabilities or logits, or 1-D binary input.
+            A tensor chunk is validated and reduced to per-bin sums on its
+            device; only those ``3 * n_bins + 3`` numbers come to the host,
+            where the accumulator keeps its float64 state.
         labels : array_like of int, shape (n,)
         temperature : float, default 1.0
             Divide the logits by this first (only with ``from_logits=True``):

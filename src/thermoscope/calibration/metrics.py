@@ -21,6 +21,22 @@ torch pick it) equals the label. For 1-D input they follow scikit-learn's
 confidence is ``P(y = 1)`` and the "accuracy" of a bin is its fraction of
 positives.
 
+Array backends
+--------------
+numpy arrays and lists give Python floats (numpy arrays in curves). A torch
+``probs`` is computed with torch operations on its own device (see
+:mod:`thermoscope.calibration._torch_metrics`): the same float64 sums, edges
+and numbers, returned as 0-d tensors of its dtype on that device (curves as
+float64 tensors). The negative log-likelihood and the Brier score keep the
+autograd graph, also through a tensor ``temperature`` of the NLL. Logits
+widen to float64 on the device, as numpy widens them on the host. Two
+functions go to the host on purpose, through the explicit conversion
+``thermoscope._arrays.to_numpy``: :func:`nll_derivatives` (the input of a
+host-side Newton solver) and the streaming
+:class:`~thermoscope.calibration.accumulator.CalibrationAccumulator`, which
+reduces a tensor chunk on its device and keeps only the per-bin sums on the
+host. Dask arrays are reduced on their cluster.
+
 Bin-edge convention
 -------------------
 Equal-width bins have the float64 edges ``e_k = k / n_bins`` computed by
@@ -79,8 +95,9 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from thermoscope import _temperature as kernel
 from thermoscope._arrays import to_numpy
-from thermoscope._backend import input_eps
+from thermoscope._backend import input_eps, is_torch
 from thermoscope._validation import as_float_array, check_logits, check_probabilities
 
 __all__ = [
@@ -144,7 +161,7 @@ def _check_labels(
     if arr.dtype.kind == "f":
         whole = np.isfinite(arr) & (arr == np.round(arr))
         if not np.all(whole):
-            bad = arr[~whole][0].item()
+            bad = arr[~whole][0].tolist()
             raise TypeError(f"`labels` must be integer class indices, got {bad!r}.")
     out = arr.astype(np.int64, copy=False)
     # Two fast reductions decide; the mask that finds the first offender is
@@ -205,17 +222,35 @@ class _Batch:
             return np.log(p_true)
 
 
-def prepare(probs: Any, labels: Any, from_logits: bool, temperature: float = 1.0) -> _Batch:
-    """Validate ``probs`` (or logits) and ``labels``; return clean data for the kernels."""
+def check_from_logits(from_logits: Any) -> None:
+    """Reject anything but a bool for ``from_logits``."""
     if not isinstance(from_logits, (bool, np.bool_)):
         raise TypeError(f"`from_logits` must be True or False, got {from_logits!r}.")
+
+
+def check_temperature_rows(temperature: Any, n_samples: int) -> None:
+    """A scalar temperature, or one per row: shape ``()`` or ``(n_samples,)``."""
+    shape = tuple(temperature.shape) if is_torch(temperature) else np.shape(temperature)
+    if shape not in ((), (n_samples,)):
+        raise ValueError(
+            "`temperature` must be a scalar or have one value per row, "
+            f"shape ({n_samples},), got shape {shape}."
+        )
+
+
+def prepare(probs: Any, labels: Any, from_logits: bool, temperature: Any = 1.0) -> _Batch:
+    """Validate ``probs`` (or logits) and ``labels``; return clean data for the kernels.
+
+    ``temperature`` (a checked number, or one per row) divides the logits:
+    the log-probabilities are the kernel's ``log_softmax(z / T)``.
+    """
+    check_from_logits(from_logits)
     x, y = _scores_and_labels(probs, labels, "probs", "binary: P(y = 1)")
     binary = x.ndim == 1
     if from_logits:
+        check_temperature_rows(temperature, x.shape[0])
         x = _two_column_logits(x, "probs")
-        if temperature != 1.0:
-            x = x / temperature
-        logp = _log_softmax_rows(x)
+        logp = kernel.log_softmax(x, temperature, 1)
         log_p_true = logp[np.arange(x.shape[0]), y]
         p = np.exp(logp)
         return _Batch(p[:, 1] if binary else p, y, log_p_true)
@@ -224,16 +259,10 @@ def prepare(probs: Any, labels: Any, from_logits: bool, temperature: float = 1.0
             raise ValueError("`probs` must be finite probabilities, got NaN or inf.")
         outside = (x < 0) | (x > 1)
         if np.any(outside):
-            raise ValueError(f"`probs` must lie in [0, 1], got {x[outside][0].item()!r}.")
+            raise ValueError(f"`probs` must lie in [0, 1], got {x[outside][0].tolist()!r}.")
         return _Batch(x, y)
     conf, hit = _check_probability_rows(x, y, input_eps(probs))
     return _Batch(x, y, conf=conf, hit=hit)
-
-
-def _log_softmax_rows(z: np.ndarray) -> np.ndarray:
-    """log softmax over axis 1 for rows with a finite maximum (``-inf`` = masked)."""
-    shifted = z - np.max(z, axis=1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
 
 
 # A block of the blocked scan holds this many bytes of probabilities: its
@@ -381,7 +410,10 @@ def _check_probability_rows(
             and sum_high - 1.0 <= tol - margin
         )
     if not passed:
-        check_probabilities(x, "probs", axis=1, eps=eps)
+        # check_probabilities sums the rows before it looks for NaN and inf;
+        # the error it raises for them is the message, not a warning.
+        with np.errstate(invalid="ignore", over="ignore"):
+            check_probabilities(x, "probs", axis=1, eps=eps)
     return conf, hit
 
 
@@ -429,9 +461,38 @@ def uniform_edges(n_bins: int) -> np.ndarray:
     return np.arange(n_bins + 1) / n_bins
 
 
+def _percentiles(n_bins: int) -> np.ndarray:
+    return np.linspace(0.0, 1.0, n_bins + 1) * 100
+
+
 def quantile_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
     """Equal-mass edges: percentiles of ``values``, computed as scikit-learn does."""
-    return np.asarray(np.percentile(values, np.linspace(0.0, 1.0, n_bins + 1) * 100))
+    return np.asarray(np.percentile(values, _percentiles(n_bins)))
+
+
+def quantile_positions(n: int, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where :func:`quantile_edges` reads ``n`` sorted values: (lower, upper, weight).
+
+    ``np.percentile``'s default ("linear") method, step for step: edge ``j``
+    is ``lerp(v[lower_j], v[upper_j], weight_j)`` of the sorted values, with
+    numpy's two-sided lerp ``a + (b - a) t`` (``t < 0.5``) or
+    ``b - (b - a)(1 - t)``. The torch metrics sort on the device and
+    interpolate with these host-made positions, giving the very same edges.
+
+    Examples
+    --------
+    >>> lower, upper, weight = quantile_positions(5, 2)
+    >>> lower.tolist(), upper.tolist(), weight.tolist()
+    ([0, 2, 4], [1, 3, 4], [0.0, 0.0, 0.0])
+    """
+    q = np.true_divide(_percentiles(n_bins), 100)
+    virtual = (n - 1) * q
+    lower = np.floor(virtual)
+    weight = virtual - lower
+    last = virtual >= n - 1  # numpy reads the last value there
+    lower_i = np.where(last, n - 1, lower).astype(np.int64)
+    upper_i = np.where(last, n - 1, lower + 1).astype(np.int64)
+    return lower_i, upper_i, np.where(last, 0.0, weight)
 
 
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -479,11 +540,14 @@ def uniform_bin_index(values: np.ndarray, n_bins: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class BinSums:
-    """Per-bin sums; the whole state a binned metric needs. Adding two merges them."""
+    """Per-bin sums; the whole state a binned metric needs. Adding two merges them.
 
-    count: np.ndarray
-    conf: np.ndarray
-    hit: np.ndarray
+    numpy arrays; tensors on the input's device for torch input.
+    """
+
+    count: Any
+    conf: Any
+    hit: Any
 
     def __add__(self, other: BinSums) -> BinSums:
         return BinSums(self.count + other.count, self.conf + other.conf, self.hit + other.hit)
@@ -586,7 +650,7 @@ def expected_calibration_error(
     norm: Norm = "l1",
     classwise: bool = False,
     from_logits: bool = False,
-) -> float:
+) -> Any:
     """Expected calibration error: the gap between confidence and accuracy, averaged over bins.
 
     Parameters
@@ -615,8 +679,10 @@ def expected_calibration_error(
 
     Returns
     -------
-    float
-        In [0, 1].
+    float or torch.Tensor
+        In [0, 1]. A torch ``probs`` is binned and summed with torch
+        operations on its device (float64 sums, the same edges and numbers as
+        numpy) and gives a 0-d tensor of its floating dtype on that device.
 
     Raises
     ------
@@ -655,6 +721,12 @@ def expected_calibration_error(
         return distributed.dask_calibration_error(
             probs, labels, n_bins, strategy, norm, bool(classwise), from_logits
         )
+    if is_torch(probs):
+        from thermoscope.calibration import _torch_metrics as native
+
+        return native.calibration_error(
+            probs, labels, n_bins, strategy, norm, bool(classwise), from_logits
+        )
     batch = prepare(probs, labels, from_logits)
     if classwise:
         return float(np.mean(error_from_sums(classwise_sums(batch, n_bins, strategy), norm)))
@@ -668,11 +740,12 @@ def maximum_calibration_error(
     strategy: Strategy = "uniform",
     classwise: bool = False,
     from_logits: bool = False,
-) -> float:
+) -> Any:
     """Maximum calibration error: the largest ``|accuracy - confidence|`` over non-empty bins.
 
     The same as ``expected_calibration_error(..., norm="max")``; see it for
-    the parameters. It is always >= the (l1) ECE.
+    the parameters (a float, or a 0-d tensor for torch input). It is always
+    >= the (l1) ECE.
 
     Examples
     --------
@@ -685,7 +758,7 @@ def maximum_calibration_error(
     )
 
 
-def brier_score(probs: Any, labels: Any, from_logits: bool = False) -> float:
+def brier_score(probs: Any, labels: Any, from_logits: bool = False) -> Any:
     """Brier score: mean squared distance between the probabilities and the one-hot label.
 
     Parameters
@@ -700,11 +773,13 @@ def brier_score(probs: Any, labels: Any, from_logits: bool = False) -> float:
 
     Returns
     -------
-    float
+    float or torch.Tensor
         2-D input: the multiclass sum ``mean_i sum_c (p_ic - [y_i = c])^2``,
         in [0, 2] (scikit-learn's ``brier_score_loss(..., scale_by_half=False)``).
         1-D input: ``mean_i (p_i - y_i)^2`` in [0, 1], scikit-learn's binary
         ``brier_score_loss``. Two columns ``[1 - p, p]`` give twice the 1-D value.
+        A torch ``probs`` gives a 0-d tensor of its dtype on its device,
+        differentiable in ``probs`` (computed in float64 on the device).
 
     Examples
     --------
@@ -718,10 +793,16 @@ def brier_score(probs: Any, labels: Any, from_logits: bool = False) -> float:
         from thermoscope.calibration import distributed
 
         return distributed.dask_summary(probs, labels, 1, from_logits).brier
+    if is_torch(probs):
+        from thermoscope.calibration import _torch_metrics as native
+
+        return native.brier_score(probs, labels, from_logits)
     return float(np.mean(brier_terms(prepare(probs, labels, from_logits))))
 
 
-def negative_log_likelihood(probs: Any, labels: Any, from_logits: bool = False) -> float:
+def negative_log_likelihood(
+    probs: Any, labels: Any, from_logits: bool = False, *, temperature: Any = 1.0
+) -> Any:
     """Mean negative log-likelihood (cross-entropy, log loss) of the true labels, in nats.
 
     Parameters
@@ -735,16 +816,23 @@ def negative_log_likelihood(probs: Any, labels: Any, from_logits: bool = False) 
         Compute ``-log_softmax(z)[y] = logsumexp(z) - z_y`` directly from the
         logits: exact for any finite logits, even where the softmax underflows
         to 0 (a logit gap of 1e4 gives a loss of 1e4, not inf).
+    temperature : float, array_like or torch.Tensor, default 1.0
+        With ``from_logits=True``: the NLL of ``softmax(logits / T)``, a
+        temperature-scaled model (finite, > 0; a scalar or one per sample).
+        A tensor ``T`` (with torch logits) gets its gradient: this is the
+        loss of the classic LBFGS temperature-scaling recipe.
 
     Returns
     -------
-    float
+    float or torch.Tensor
         ``mean_i -log p_i(y_i)``. From probabilities nothing is clipped: a
         probability of exactly 0 on the observed label gives ``inf`` -- the
         true value of ``-log 0`` -- where scikit-learn's ``log_loss`` clips to
         ``[eps, 1 - eps]`` (``eps`` = float64 machine epsilon) and reports about
         36.04 for that sample. Probabilities inside ``[eps, 1 - eps]`` give
-        scikit-learn's value.
+        scikit-learn's value. A torch ``probs`` gives a 0-d tensor of its
+        dtype on its device, computed with torch operations there (logits in
+        float64) and differentiable in ``probs`` and a tensor ``temperature``.
 
     Examples
     --------
@@ -755,12 +843,68 @@ def negative_log_likelihood(probs: Any, labels: Any, from_logits: bool = False) 
     10000.0
     >>> negative_log_likelihood([[1.0, 0.0]], [1])
     inf
+    >>> round(negative_log_likelihood([[2.0, 0.0]], [0], from_logits=True, temperature=2.0), 4)
+    0.3133
     """
+    check_from_logits(from_logits)
+    t = _check_nll_temperature(temperature, bool(from_logits), probs)
     if is_dask_array(probs) or is_dask_array(labels):
         from thermoscope.calibration import distributed
 
-        return distributed.dask_summary(probs, labels, 1, from_logits).nll
-    return float(-np.mean(prepare(probs, labels, from_logits).log_true()))
+        if not isinstance(t, float):
+            raise TypeError(
+                f"`temperature` must be a number for Dask arrays, got {type(temperature).__name__}."
+            )
+        scaled = probs / t if t != 1.0 else probs
+        return distributed.dask_summary(scaled, labels, 1, from_logits).nll
+    if is_torch(probs):
+        from thermoscope.calibration import _torch_metrics as native
+
+        return native.negative_log_likelihood(probs, labels, from_logits, t)
+    return float(-np.mean(prepare(probs, labels, from_logits, t).log_true()))
+
+
+def _check_nll_temperature(temperature: Any, from_logits: bool, probs: Any) -> Any:
+    """A finite ``T > 0``: a float, a float64 array, or a tensor (kept as is, for its gradient)."""
+    if is_torch(temperature):
+        if not from_logits:
+            raise ValueError(
+                "`temperature` must be 1.0 unless `from_logits=True` (it divides logits), "
+                "got a tensor."
+            )
+        if not is_torch(probs):
+            raise TypeError(
+                "`temperature` must be a number or a numpy array for non-tensor `probs` "
+                "(a tensor temperature needs torch logits to keep its gradient), got a tensor."
+            )
+        import torch
+
+        if temperature.is_complex() or not temperature.dtype.is_floating_point:
+            temperature = temperature.to(torch.float64)
+        bad = ~(torch.isfinite(temperature) & (temperature > 0))
+        if bool(bad.any()):
+            raise ValueError(
+                "`temperature` must be a finite number > 0, "
+                f"got {temperature[bad].reshape(-1)[0].tolist()!r}."
+            )
+        return temperature
+    try:
+        arr = np.asarray(temperature, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`temperature` must be a finite number > 0, got {temperature!r}."
+        ) from None
+    bad = ~(np.isfinite(arr) & (arr > 0))
+    if np.any(bad):
+        raise ValueError(
+            f"`temperature` must be a finite number > 0, got {float(arr[bad].flat[0])!r}."
+        )
+    if not from_logits and np.any(arr != 1.0):
+        raise ValueError(
+            "`temperature` must be 1.0 unless `from_logits=True` (it divides logits), "
+            f"got {temperature!r}."
+        )
+    return float(arr) if arr.ndim == 0 else arr
 
 
 @dataclass(frozen=True, eq=False)
@@ -778,6 +922,10 @@ class ReliabilityCurve:
     count : ndarray of int64, shape (n_bins,)
         Number of samples in each bin.
 
+    From torch input every field is a tensor on the input's device (float64,
+    counts int64), like the numpy arrays; plotting code converts them with
+    ``thermoscope._arrays.to_numpy``.
+
     Examples
     --------
     >>> from thermoscope.calibration.metrics import reliability_curve
@@ -786,15 +934,33 @@ class ReliabilityCurve:
     ([2, 2], [0.5, 1.0])
     """
 
-    edges: np.ndarray
-    confidence: np.ndarray
-    accuracy: np.ndarray
-    count: np.ndarray
+    edges: Any  # numpy arrays, or tensors for torch input
+    confidence: Any
+    accuracy: Any
+    count: Any
 
     @property
-    def nonempty(self) -> np.ndarray:
+    def nonempty(self) -> Any:
         """Boolean mask of the bins holding at least one sample."""
         return self.count > 0
+
+    def as_numpy(self) -> ReliabilityCurve:
+        """The curve with numpy fields (itself when it has them): for plots, files and JSON.
+
+        The host boundary for a curve of tensors: each field is read through
+        ``thermoscope._arrays.to_numpy``.
+
+        Examples
+        --------
+        >>> from thermoscope.calibration.metrics import reliability_curve
+        >>> curve = reliability_curve([0.1, 0.9], [0, 1], n_bins=2).as_numpy()
+        >>> curve.count.tolist()
+        [1, 1]
+        """
+        if not is_torch(self.count):
+            return self
+        fields = ("edges", "confidence", "accuracy", "count")
+        return ReliabilityCurve(*(to_numpy(getattr(self, name), name)[0] for name in fields))
 
     @classmethod
     def from_sums(cls, sums: BinSums, edges: np.ndarray) -> ReliabilityCurve:
@@ -839,6 +1005,10 @@ def reliability_curve(
         from thermoscope.calibration import distributed
 
         return distributed.dask_reliability_curve(probs, labels, n_bins, strategy, from_logits)
+    if is_torch(probs):
+        from thermoscope.calibration import _torch_metrics as native
+
+        return native.reliability_curve(probs, labels, n_bins, strategy, from_logits)
     sums, edges = top_label_sums(prepare(probs, labels, from_logits), n_bins, strategy)
     return ReliabilityCurve.from_sums(sums, edges)
 
@@ -865,6 +1035,10 @@ class CalibrationSummary:
         Mean Brier score (multiclass sum; binary for 1-D input).
     curve : ReliabilityCurve
 
+    From torch input the metrics are 0-d tensors of the input's dtype on its
+    device (``nll`` and ``brier`` keep their autograd graph) and the curve
+    holds tensors; :meth:`as_dict` turns them into floats.
+
     Examples
     --------
     >>> from thermoscope.calibration.metrics import calibration_summary
@@ -883,15 +1057,22 @@ class CalibrationSummary:
     curve: ReliabilityCurve
 
     def as_dict(self) -> dict[str, float]:
-        """The scalar metrics as a plain dict (for tables and JSON)."""
-        return {
-            "n_samples": float(self.n_samples),
+        """The scalar metrics as a plain dict of floats (for tables and JSON).
+
+        This is a host boundary: tensor metrics are read through
+        ``thermoscope._arrays.to_numpy``.
+        """
+        values = {
             "accuracy": self.accuracy,
             "ece": self.ece,
             "ece_l2": self.ece_l2,
             "mce": self.mce,
             "nll": self.nll,
             "brier": self.brier,
+        }
+        return {"n_samples": float(self.n_samples)} | {
+            name: float(to_numpy(value, name)[0]) if is_torch(value) else value
+            for name, value in values.items()
         }
 
     @classmethod
@@ -927,7 +1108,8 @@ def calibration_summary(
     """Accuracy, ECE (l1, l2), MCE, NLL, Brier and the reliability curve in one pass.
 
     Parameters are those of :func:`expected_calibration_error`. Dask arrays
-    are reduced on their cluster (strategy "uniform" or "quantile").
+    are reduced on their cluster (strategy "uniform" or "quantile"); a torch
+    ``probs`` on its device, giving tensor metrics (see :class:`CalibrationSummary`).
 
     Examples
     --------
@@ -944,6 +1126,10 @@ def calibration_summary(
         from thermoscope.calibration import distributed
 
         return distributed.dask_summary(probs, labels, n_bins, from_logits, strategy)
+    if is_torch(probs):
+        from thermoscope.calibration import _torch_metrics as native
+
+        return native.calibration_summary(probs, labels, n_bins, strategy, from_logits)
     batch = prepare(probs, labels, from_logits)
     sums, edges = top_label_sums(batch, n_bins, strategy)
     return CalibrationSummary.from_sums(
@@ -999,6 +1185,12 @@ def nll_derivatives(logits: Any, labels: Any, beta: float) -> NLLDerivatives:
     ``d2NLL_i / dbeta2 = Var_p(z_i) >= 0``: the NLL is convex in ``beta``.
     Moments are taken about ``z_{i, y_i}`` so that a near one-hot ``p`` loses
     no digits to cancellation.
+
+    These sums feed a host-side Newton solver, so a torch tensor is read to
+    the host once, through the explicit conversion
+    ``thermoscope._arrays.to_numpy``, and the sums are Python floats. For a
+    differentiable NLL on the device use :func:`negative_log_likelihood`
+    (with ``temperature=``).
 
     Examples
     --------
@@ -1061,11 +1253,11 @@ def _nll_derivative_kernel(z: np.ndarray, y: np.ndarray, beta: float) -> NLLDeri
     rows = np.arange(z.shape[0])
     finite = np.isfinite(z)
     z_true = z[rows, y]
-    # Masked (-inf) logits have probability 0 at every beta; give them 0 * beta
-    # -> -inf explicitly (0 * -inf would be NaN at beta = 0) and a finite
-    # placeholder in the moments, where their weight p = 0 removes them.
-    s = np.where(finite, beta * np.where(finite, z, 0.0), -np.inf)
-    logp = _log_softmax_rows(s)
+    # softmax(beta * z) is the kernel's softmax at T = 1 / beta; beta = 0 is its
+    # T = inf limit (uniform over the unmasked entries). Masked (-inf) logits
+    # get probability 0 at every beta, and a finite placeholder in the moments
+    # below, where that weight removes them.
+    logp = kernel.log_softmax(z, 1.0 / beta if beta > 0 else np.inf, 1)
     p = np.exp(logp)
     rel = np.where(finite, z - z_true[:, None], 0.0)  # z - z_y: moments about the label
     mean_rel = np.sum(p * rel, axis=1)  # E_p[z] - z_y

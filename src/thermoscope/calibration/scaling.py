@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
+from thermoscope import _temperature as kernel
 from thermoscope._arrays import to_numpy
-from thermoscope._validation import as_float_array, check_logits
+from thermoscope._backend import is_torch
+from thermoscope._validation import as_float, as_float_array, check_logits
 from thermoscope.files import write_text_atomic
 
 __all__ = [
@@ -251,8 +252,11 @@ class _Derivatives:
         """``(NLL, NLL', NLL'')`` at ``beta``, all means over the rows."""
         log_s0 = mean_s = var_s = 0.0
         for s in self.chunks():
-            buf = np.multiply(s, beta)
-            np.exp(buf, out=buf)
+            # A fused scan over logits already shifted to a row maximum of 0:
+            # the kernel's unnormalised weights exp(beta * s), reduced by three
+            # BLAS matrix-vector products (the full softmax would redo the row
+            # maximum and normalise, 2-3x slower per Newton pass here).
+            buf = kernel.tempered_weights(s, beta)
             ones = np.ones(s.shape[1])
             s0 = buf @ ones
             buf *= s
@@ -503,7 +507,10 @@ def fit_temperature(
     ``NLL'' = mean_i Var_p(z_i)``. The safeguarded Newton iteration (see the
     module docstring) stops when a step changes ``beta`` by less than 4 ulps,
     which is machine precision. Computation is in float64 whatever the input
-    dtype.
+    dtype. The solver runs on the host: a torch tensor is read once through
+    the explicit conversion ``thermoscope._arrays.to_numpy`` (the answer is a
+    number; for a differentiable loss of ``T`` on the device, see
+    ``negative_log_likelihood(..., temperature=T)``).
 
     Examples
     --------
@@ -589,13 +596,13 @@ def _fit_ece(
 ) -> float:
     """Minimise ECE over T by a log grid around the NLL optimum, refined by bounded Brent."""
     from thermoscope.calibration.metrics import expected_calibration_error
-    from thermoscope.core import softmax
 
     z, y = _prepare(logits, labels, "y")
     z = np.asarray(z, dtype=np.float64)
 
     def ece(log_t: float) -> float:
-        return float(expected_calibration_error(softmax(z, math.exp(log_t)), y, n_bins=n_bins))
+        probs = kernel.softmax(z, math.exp(log_t), 1)
+        return float(expected_calibration_error(probs, y, n_bins=n_bins))
 
     center = math.log(t_nll)
     lo, hi = (
@@ -606,6 +613,8 @@ def _fit_ece(
     values = [ece(u) for u in grid]
     k = int(np.argmin(values))
     left, right = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
+    from scipy import optimize  # loaded on first use: `import thermoscope` stays light
+
     best = optimize.minimize_scalar(ece, bounds=(left, right), method="bounded")
     log_t = float(best.x) if best.fun <= values[k] else float(grid[k])
     return math.exp(log_t)
@@ -630,6 +639,12 @@ def temperature_for_confidence(
     min_temperature, max_temperature : float
         The search interval.
 
+    Returns
+    -------
+    float
+        The root finder runs on the host: a torch tensor is read once through
+        the explicit conversion ``thermoscope._arrays.to_numpy``.
+
     Examples
     --------
     >>> import numpy as np
@@ -639,8 +654,6 @@ def temperature_for_confidence(
     >>> round(float(softmax(z, t).max(axis=1).mean()), 12)
     0.8
     """
-    from thermoscope.core import softmax
-
     z, _ = as_float_array(logits, "logits")
     if z.ndim != 2:
         raise ValueError(f"`logits` must be a 2-D array (samples, classes), got shape {z.shape}.")
@@ -649,7 +662,7 @@ def temperature_for_confidence(
     z = z.astype(np.float64)
 
     def conf(log_t: float) -> float:
-        return float(softmax(z, math.exp(log_t)).max(axis=1).mean())
+        return float(kernel.softmax(z, math.exp(log_t), 1).max(axis=1).mean())
 
     c_lo, c_hi = conf(math.log(lo_t)), conf(math.log(hi_t))
     if not (isinstance(target, (int, float, np.floating)) and c_hi < target < c_lo):
@@ -657,6 +670,8 @@ def temperature_for_confidence(
             f"`target` must be a mean confidence in ({c_hi:.6g}, {c_lo:.6g}) for these logits "
             f"(its values at max_temperature and min_temperature), got {target!r}."
         )
+    from scipy import optimize
+
     root = optimize.brentq(
         lambda u: conf(u) - target, math.log(lo_t), math.log(hi_t), xtol=1e-14, rtol=1e-15
     )
@@ -792,7 +807,8 @@ class TemperatureScaler:
         """Fit ``T`` on validation ``logits`` (N, C) and labels ``y`` (N,); return ``self``.
 
         Accepts numpy arrays, torch tensors, memory-mapped arrays and Dask
-        arrays (``objective="nll"`` only for Dask).
+        arrays (``objective="nll"`` only for Dask). The solver runs on the
+        host: a tensor is read once through ``thermoscope._arrays.to_numpy``.
 
         Examples
         --------
@@ -839,6 +855,9 @@ class TemperatureScaler:
     def transform(self, logits: Any) -> Any:
         """``logits / T``, the same kind (numpy, torch, Dask) as the input.
 
+        A torch tensor is divided on its device in its dtype (float16 and
+        bfloat16 are computed in float32), its autograd graph kept.
+
         Examples
         --------
         >>> import numpy as np
@@ -849,12 +868,15 @@ class TemperatureScaler:
         t = self._fitted_temperature()
         if _is_dask(logits):
             return logits / t
-        z, back = as_float_array(logits, "logits")
+        z, back = as_float(logits, "logits")
         check_logits(z, "logits")
         return back(z / t)
 
     def predict_proba(self, logits: Any) -> Any:
         """Calibrated probabilities ``softmax(logits / T)`` along the last axis.
+
+        The same kind as the input: a torch tensor gives a tensor computed by
+        the temperature kernel on its device, differentiable in the logits.
 
         Examples
         --------
@@ -872,8 +894,10 @@ class TemperatureScaler:
             )
         return softmax(logits, t)
 
-    def predict(self, logits: Any) -> np.ndarray:
+    def predict(self, logits: Any) -> Any:
         """The predicted class, ``argmax`` of the logits (temperature never changes it).
+
+        numpy input gives a numpy array, a torch tensor an int64 tensor on its device.
 
         Examples
         --------
@@ -883,6 +907,8 @@ class TemperatureScaler:
         array([1])
         """
         self._fitted_temperature()
+        if is_torch(logits):
+            return logits.argmax(dim=-1)
         z, _ = to_numpy(logits, "logits")
         return np.argmax(z, axis=-1)
 

@@ -11,6 +11,11 @@ validation logits once and solves the convex problem in ``beta = 1 / T``
 exactly (`thermoscope.calibration.scaling.fit_temperature`). ``T`` is a
 buffer, not a parameter: it is saved in ``state_dict`` and moves with
 ``.to(device)``, but an optimiser of the wrapper never touches it.
+
+``forward`` is a torch operation on the logits' device with their autograd
+graph (gradients reach the wrapped model). The fit is the one host step:
+the exact solver runs on the CPU, so ``collect`` reads each batch of logits
+through the explicit host conversion ``thermoscope._arrays.to_numpy``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from thermoscope._arrays import to_numpy
 from thermoscope.calibration.scaling import MAX_TEMPERATURE, MIN_TEMPERATURE, fit_temperature
 
 __all__ = ["TemperatureScaled"]
@@ -89,15 +95,21 @@ class TemperatureScaled(nn.Module):
         return float(self.temperature)
 
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """``model(*args, **kwargs) / T`` (logits in the model's dtype)."""
+        """``model(*args, **kwargs) / T``: logits in the model's dtype, on its device.
+
+        Differentiable in the model's output (and so in its parameters and
+        inputs); ``T`` is read on the logits' device, never synchronised to
+        the host.
+        """
         logits = _logits_of(self.model(*args, **kwargs))
-        return logits / self.temperature.to(logits.dtype)
+        return logits / self.temperature.to(device=logits.device, dtype=logits.dtype)
 
     @torch.no_grad()
     def collect(self, loader: Iterable[Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the model (in eval mode, no grad) over ``(inputs, labels)`` batches.
 
-        Returns the concatenated logits (float64, on the CPU) and labels.
+        Returns the concatenated logits (float64, on the CPU) and labels: the
+        solver's input, read batch by batch through ``to_numpy``.
         """
         was_training = getattr(self.model, "training", False)
         if isinstance(self.model, nn.Module):
@@ -111,8 +123,9 @@ class TemperatureScaled(nn.Module):
                         f"got a batch of type {type(batch).__name__}."
                     )
                 x, y = batch
-                logits.append(_logits_of(self.model(x)).detach().to("cpu", torch.float64))
-                labels.append(torch.as_tensor(y).detach().to("cpu"))
+                z, _ = to_numpy(_logits_of(self.model(x)), "model output")
+                logits.append(torch.from_numpy(z.astype(np.float64)))
+                labels.append(torch.from_numpy(np.array(to_numpy(y, "labels")[0])))
         finally:
             if isinstance(self.model, nn.Module):
                 self.model.train(was_training)

@@ -25,6 +25,9 @@ therefore exactly llama.cpp's; only the update after the very last token is
 not made (nothing is sampled with it); :meth:`Mirostat.observe` makes it
 when the final ``mu`` is wanted.
 
+All of it runs on the scores' device with torch operations, ``mu`` included:
+no host copy of the scores and no host read of a device value per step.
+
 Examples
 --------
 >>> import torch
@@ -33,8 +36,8 @@ Examples
 >>> m(torch.tensor([[7]]), z)  # mu = 2 bits keeps p >= 1/4
 tensor([[-0.5108, -1.2040,    -inf]])
 >>> _ = m(torch.tensor([[7, 1]]), z)  # token 1 had q = 1/3: surprise 1.585 bits
->>> m.mu.round(4)
-array([1.7075])
+>>> m.mu.round(decimals=4)
+tensor([1.7075], dtype=torch.float64)
 """
 
 from __future__ import annotations
@@ -46,12 +49,13 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
+from thermoscope import _temperature
 from thermoscope._validation import check_temperature
 from thermoscope.generation.processor import StepTracker
 
 __all__ = ["Mirostat"]
 
-Array = np.ndarray[Any, np.dtype[Any]]
+_LN2 = math.log(2.0)
 
 
 def _parameter(value: Any, name: str) -> float:
@@ -61,21 +65,24 @@ def _parameter(value: Any, name: str) -> float:
     return float(arr)
 
 
-def _truncate(z: Array, mu: Array) -> tuple[Array, Array]:
+def _work_dtype(device: torch.device) -> torch.dtype:
+    """float64, the precision the thresholds are kept in; float32 where a device lacks it."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _truncate(z: torch.Tensor, mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Kept mask and renormalised log-probabilities ``log q`` (-inf where removed)."""
-    top = np.max(z, axis=1, keepdims=True)
-    logp = z - top
-    logp -= np.log(np.sum(np.exp(logp), axis=1, keepdims=True))
-    surprise = -logp / math.log(2.0)
-    keep = surprise <= mu[:, None]
+    # T = 1 as a tensor made on the device: a Python number would be copied
+    # there from the host at every call.
+    one = torch.ones((), dtype=z.dtype, device=z.device)
+    logp = _temperature.log_softmax(z, one, -1)
+    keep = -logp / _LN2 <= mu[:, None]
     # llama.cpp keeps one token when every surprise exceeds mu; here the most
-    # likely ones, ties included (logp == 0 after the shift means "is the max").
-    keep |= ~keep.any(axis=1, keepdims=True) & (z == top)
-    masked = np.where(keep, logp, -np.inf)
-    kept_max = np.max(masked, axis=1, keepdims=True)
-    logq = masked - kept_max
-    logq -= np.log(np.sum(np.exp(logq), axis=1, keepdims=True))
-    return keep, logq
+    # likely ones, ties included.
+    top = z == z.amax(dim=-1, keepdim=True)
+    keep |= ~keep.any(dim=-1, keepdim=True) & top
+    masked = logp.masked_fill(~keep, float("-inf"))
+    return keep, _temperature.log_softmax(masked, one, -1)
 
 
 class Mirostat(LogitsProcessor):
@@ -97,9 +104,16 @@ class Mirostat(LogitsProcessor):
     :class:`~thermoscope.generation.processor.StepTracker`), so each
     sequence starts afresh. A row whose last token had ``q = 0`` (a finished
     row padded by ``generate``, or a token forced by a later processor)
-    keeps its ``mu``. Computed in float64 from the scores; the kept set
-    equals llama.cpp's (a prefix of the tokens sorted by probability) except
-    that ties at the top are all kept when the fallback keeps one.
+    keeps its ``mu``. The kept set equals llama.cpp's (a prefix of the
+    tokens sorted by probability) except that ties at the top are all kept
+    when the fallback keeps one.
+
+    Everything is computed on the scores' device with torch operations, in
+    float64 (float32 on devices without float64, such as ``mps``); ``mu``
+    and the pending update live there too, and whether a call starts a new
+    generation is folded into the arithmetic rather than read, so a step
+    never waits for the device. :attr:`trace` reads that answer only when
+    it is looked at.
 
     Use it through :func:`~thermoscope.generation.processor.generate_kwargs`
     (no other warper may act after it). To temper first, as llama.cpp's
@@ -109,31 +123,64 @@ class Mirostat(LogitsProcessor):
 
     Attributes
     ----------
-    mu : ndarray of shape (B,)
-        The current thresholds (bits), after the updates made so far.
-    trace : list of ndarray
-        ``mu`` used at each step of the current generation.
+    mu : torch.Tensor of shape (B,)
+        The current thresholds (bits), after the updates made so far, on the
+        device of the last scores (float64 on the CPU before the first call).
 
     Examples
     --------
     >>> Mirostat(tau=3.0).mu
-    array([6.])
+    tensor([6.], dtype=torch.float64)
     """
 
     def __init__(self, tau: float = 5.0, eta: float = 0.1):
         self.tau = _parameter(tau, "tau")
         self.eta = _parameter(eta, "eta")
-        self.mu: Array = np.array([2.0 * self.tau])
-        self.trace: list[Array] = []
-        self._logq: Array | None = None
+        self.mu: torch.Tensor = self._initial(1, torch.device("cpu"))
+        # (restarted, mu) per step: restarted is a bool, or a device flag read lazily.
+        self._steps: list[tuple[bool | torch.Tensor, torch.Tensor]] = []
+        self._logq: torch.Tensor | None = None
         self._tracker = StepTracker()
+
+    def _initial(self, rows: int, device: torch.device) -> torch.Tensor:
+        return torch.full((rows,), 2.0 * self.tau, dtype=_work_dtype(device), device=device)
+
+    @property
+    def trace(self) -> list[torch.Tensor]:
+        """``mu`` used at each step of the current generation, one (B,) tensor per step.
+
+        Reads the device to learn where the current generation started.
+        """
+        start = 0
+        for i in range(len(self._steps) - 1, -1, -1):
+            restarted, mu = self._steps[i]
+            if not isinstance(restarted, bool):
+                restarted = bool(restarted)
+                self._steps[i] = (restarted, mu)
+            if restarted:
+                start = i
+                break
+        del self._steps[:start]
+        return [mu for _, mu in self._steps]
 
     def reset(self) -> None:
         """Forget the state: the next call starts a new generation with ``mu = 2 tau``."""
         self._tracker.reset()
         self._logq = None
-        self.mu = np.array([2.0 * self.tau])
-        self.trace = []
+        self.mu = self._initial(1, torch.device("cpu"))
+        self._steps = []
+
+    def _updated(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``mu`` after the pending update for ``tokens`` (B,), on the device."""
+        assert self._logq is not None
+        ids = tokens.to(device=self._logq.device, dtype=torch.int64).reshape(-1, 1)
+        vocab = self._logq.shape[-1]
+        # Clamped, not checked: an id outside the vocabulary (the first token of
+        # another generation, ruled out later by the device) must not fault.
+        logq = self._logq.gather(-1, ids.clamp(0, vocab - 1)).squeeze(-1)
+        seen = torch.isfinite(logq) & (ids.squeeze(-1) >= 0) & (ids.squeeze(-1) < vocab)
+        surprise = -torch.where(seen, logq, torch.zeros_like(logq)) / _LN2
+        return torch.where(seen, self.mu - self.eta * (surprise - self.tau), self.mu)
 
     def observe(self, tokens: Any) -> None:
         """Apply the pending ``mu`` update for the tokens drawn at the last step.
@@ -147,35 +194,45 @@ class Mirostat(LogitsProcessor):
         >>> m = Mirostat(tau=1.0, eta=1.0)
         >>> _ = m(torch.tensor([[0]]), torch.tensor([[0.0, 0.0]]))
         >>> m.observe([1]); m.mu  # q = 1/2: surprise 1 bit = tau, mu unchanged
-        array([2.])
+        tensor([2.], dtype=torch.float64)
         """
         if self._logq is None:
             return
-        ids = np.asarray(tokens.cpu() if isinstance(tokens, torch.Tensor) else tokens)
-        ids = ids.reshape(-1).astype(np.int64)
-        if ids.shape[0] != self._logq.shape[0]:
+        ids = torch.as_tensor(tokens, device=self._logq.device).reshape(-1)
+        rows, vocab = self._logq.shape
+        if ids.shape[0] != rows:
             raise ValueError(
-                f"`tokens` must have one token per batch row ({self._logq.shape[0]}), "
-                f"got {ids.shape[0]}."
+                f"`tokens` must have one token per batch row ({rows}), got {ids.shape[0]}."
             )
-        logq = self._logq[np.arange(ids.shape[0]), ids]
-        seen = np.isfinite(logq)
-        surprise = -logq[seen] / math.log(2.0)
-        self.mu[seen] = self.mu[seen] - self.eta * (surprise - self.tau)
+        if ids.is_floating_point() or ids.dtype == torch.bool:
+            raise TypeError(f"`tokens` must be integer token ids, got dtype {ids.dtype}.")
+        if bool(((ids < 0) | (ids >= vocab)).any()):
+            raise ValueError(f"`tokens` must be ids in [0, {vocab}), got {ids.tolist()}.")
+        self.mu = self._updated(ids)
         self._logq = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         """Update ``mu`` with the previous token, then truncate this step's ``scores``."""
-        _, fresh = self._tracker.update(input_ids)
-        if fresh:
+        _, restarted = self._tracker.advance(input_ids)
+        rows, device = scores.shape[0], scores.device
+        if self._logq is not None and self._logq.shape != scores.shape:
+            restarted = True  # another vocabulary: nothing to continue from
+        if restarted is True:
             self._logq = None
-            self.mu = np.full(scores.shape[0], 2.0 * self.tau)
-            self.trace = []
-        else:
-            self.observe(input_ids[:, -1])
-        z = scores.detach().to(device="cpu", dtype=torch.float64).numpy()
-        keep, self._logq = _truncate(z, self.mu)
-        self.trace.append(self.mu.copy())
-        mask = torch.from_numpy(~keep).to(scores.device)
-        out = scores.masked_fill(mask, float("-inf"))
+            self.mu = self._initial(rows, device)
+            self._steps = []
+        elif self._logq is not None:
+            updated = self._updated(input_ids[:, -1])
+            if restarted is False:
+                self.mu = updated
+            else:
+                # Shaped like a continuation: the device picks between the update
+                # and a fresh start (the token comparison is not read here).
+                self.mu = torch.where(restarted, self._initial(rows, device), updated)
+        elif restarted is not False:
+            self.mu = torch.where(restarted, self._initial(rows, device), self.mu)
+        with torch.no_grad():  # the state must not hold on to a caller's graph
+            keep, self._logq = _truncate(scores.to(_work_dtype(device)), self.mu)
+        self._steps.append((restarted, self.mu))
+        out = scores.masked_fill(~keep, float("-inf"))
         return out  # type: ignore[return-value]  # a FloatTensor in, the same kind out

@@ -3,7 +3,15 @@
 ``model.generate(..., do_sample=True, logits_processor=[SamplerLogitsProcessor(s)])``
 samples each token from ``s.probs`` of that step's logits: the processor
 returns ``s.logits(scores)`` (removed tokens ``-inf``), and ``generate`` draws
-from ``softmax`` of what the last processor returns.
+from ``softmax`` of what the last processor returns. With ``seed=`` the
+processor draws the token itself (``s.sample`` with per-row seeds and the
+sequence length as the step) and returns it as the only finite score, so a
+request's continuation does not depend on the rest of the batch.
+
+Everything stays on the scores' device: the processors make no host copy of
+the scores and, of their own, no host read of a device value per step (the
+one exception, with a ``schedule``, is described in
+:class:`SamplerLogitsProcessor`).
 
 It must be the only warper. ``generate`` adds its own temperature, top-k,
 top-p, min-p, typical, epsilon, eta and top-h warpers *after* every custom
@@ -35,6 +43,7 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor
 from transformers.generation import logits_process as _lp
 
+from thermoscope._validation import check_integer, check_seed
 from thermoscope.sampling import Sampler, Temperature
 from thermoscope.sampling.schedules import as_schedule
 
@@ -231,8 +240,13 @@ class StepTracker:
 
     ``generate`` calls each processor once per new token with the ids so far.
     A call starts a new generation unless its ids extend the previous call's
-    by exactly one token (same batch); the step is then the number of tokens
-    generated so far (0 at the first call).
+    by exactly one token (same batch, same device); the step is then the
+    number of tokens generated so far (0 at the first call).
+
+    The shapes decide most calls on the host. Only a call shaped like a
+    continuation needs the tokens compared, and that comparison is a device
+    value: :meth:`advance` hands it back unread (so a processor can queue its
+    work first, or fold it into device arithmetic), :meth:`update` reads it.
 
     Examples
     --------
@@ -242,6 +256,8 @@ class StepTracker:
     ((0, True), (1, False))
     >>> t.update(torch.tensor([[5, 6]]))
     (0, True)
+    >>> t.update(torch.tensor([[9, 6, 7]]))  # one token longer, other tokens: a new run
+    (0, True)
     """
 
     __slots__ = ("_prompt_length", "_seen")
@@ -250,19 +266,55 @@ class StepTracker:
         self._seen: torch.Tensor | None = None
         self._prompt_length = 0
 
-    def update(self, input_ids: torch.Tensor) -> tuple[int, bool]:
-        """Record ``input_ids`` (B, L); return ``(step, started_new_generation)``."""
+    def advance(self, input_ids: torch.Tensor) -> tuple[int, bool | torch.Tensor]:
+        """Record ``input_ids`` (B, L) without reading the device: ``(step, restarted)``.
+
+        When the shapes decide, ``restarted`` is a ``bool`` and ``step`` is
+        exact. When the ids are shaped like the previous call's plus one
+        token, ``step`` is the continuation's and ``restarted`` is a 0-d bool
+        tensor on the ids' device, true when the earlier tokens differ: the
+        call then really starts a new generation at step 0, which the caller
+        records with :meth:`restart` once it has read the flag.
+
+        Examples
+        --------
+        >>> import torch
+        >>> t = StepTracker()
+        >>> t.advance(torch.tensor([[5, 6]]))
+        (0, True)
+        >>> t.advance(torch.tensor([[5, 6, 7]]))
+        (1, tensor(False))
+        """
         prev = self._seen
-        fresh = (
+        self._seen = input_ids
+        length = int(input_ids.shape[-1])
+        if (
             prev is None
             or input_ids.shape[0] != prev.shape[0]
-            or input_ids.shape[-1] != prev.shape[-1] + 1
-            or not torch.equal(input_ids[:, :-1], prev)
-        )
-        if fresh:
-            self._prompt_length = int(input_ids.shape[-1])
-        self._seen = input_ids
-        return int(input_ids.shape[-1]) - self._prompt_length, fresh
+            or length != prev.shape[-1] + 1
+            or input_ids.device != prev.device
+        ):
+            self._prompt_length = length
+            return 0, True
+        return length - self._prompt_length, (input_ids[:, :-1] != prev).any()
+
+    def restart(self, input_ids: torch.Tensor) -> None:
+        """Record that the ids last given to :meth:`advance` started a new generation."""
+        self._prompt_length = int(input_ids.shape[-1])
+
+    def update(self, input_ids: torch.Tensor) -> tuple[int, bool]:
+        """Record ``input_ids`` (B, L); return ``(step, started_new_generation)``.
+
+        Reads the comparison of the tokens when the shapes do not decide (one
+        host read of a device boolean).
+        """
+        step, restarted = self.advance(input_ids)
+        if isinstance(restarted, bool):
+            return step, restarted
+        if bool(restarted):
+            self.restart(input_ids)
+            return 0, True
+        return step, False
 
     def reset(self) -> None:
         """Forget the previous call: the next one starts a new generation."""
@@ -281,6 +333,23 @@ def _temperature_slot(sampler: Sampler) -> tuple[tuple[Any, ...], int]:
     return warpers, (slots[0] if slots else -1)
 
 
+def _as_seeds(seed: Any) -> int | torch.Tensor | None:
+    """``seed`` as one int, or as a CPU int64 tensor with one seed per batch row."""
+    if seed is None:
+        return None
+    if isinstance(seed, torch.Tensor):
+        # Read once, here: the seeds are the caller's, not a per-step value.
+        seed = seed.tolist()
+    if np.ndim(seed) == 0:
+        return check_seed(seed, "seed")
+    arr = check_integer(seed, "seed", minimum=0)
+    if arr.ndim != 1:
+        raise ValueError(
+            f"`seed` must be one integer or one integer per batch row (1-D), got shape {arr.shape}."
+        )
+    return torch.from_numpy(arr)
+
+
 class SamplerLogitsProcessor(LogitsProcessor):
     """A transformers ``LogitsProcessor`` that samples through a thermoscope ``Sampler``.
 
@@ -297,18 +366,46 @@ class SamplerLogitsProcessor(LogitsProcessor):
         step takes the scheduled value at its place in the chain (a chain
         without one gets it first, as in transformers' order); with a
         factory, the factory gets it. Required with a factory.
+    seed : int or sequence of int or torch.Tensor, optional
+        Draw the tokens here, from counter-based random numbers: one seed
+        for every row, or one per batch row (``generate``'s batch, so
+        ``num_return_sequences`` rows each need their own). Without it
+        ``generate`` draws (seeded by ``torch.manual_seed``).
+    pad_token_id : int, optional
+        With ``seed``: the token ``generate`` left-pads prompts with. Leading
+        pad tokens are then not counted in a row's step, so a prompt draws
+        the same continuation alone and inside a left-padded batch.
 
     Notes
     -----
-    Each call returns ``sampler.logits(scores)`` for that step's sampler:
-    torch in, torch out, on the scores' device and in their dtype (the chain
-    runs in numpy on the CPU). ``generate`` then draws from ``softmax`` of
-    them with its own (``torch.manual_seed``-able) random generator, so with
+    Without ``seed``, each call returns ``sampler.logits(scores)`` for that
+    step's sampler: torch in, torch out, on the scores' device and in their
+    dtype. ``generate`` then draws from ``softmax`` of them with its own
+    (``torch.manual_seed``-able) random generator, so with
     :func:`generate_kwargs` the distribution of every token is exactly
     ``sampler.probs`` of the logits that reach the processor. Build the
     arguments with :func:`generate_kwargs`: ``generate`` applies
     transformers' own warpers after every custom processor, and its default
     ``top_k=50`` would otherwise truncate a second time.
+
+    With ``seed``, each call draws one token per row with
+    ``sampler.sample(scores, seed=seed, step=length)``, where ``length`` is
+    the row's sequence length (``input_ids.shape[-1]``, less its leading pad
+    tokens when ``pad_token_id`` is given), and returns scores that are 0 at
+    that token and ``-inf`` elsewhere: ``generate``'s draw then picks it with
+    probability 1. A row's token depends only on its own logits, seed and
+    length, never on the other rows of the batch, its position in it or the
+    previous calls; rows with the same seed and the same logits draw the same
+    token. The token's distribution is still ``sampler.probs``; the returned
+    (and ``output_scores``) scores are the one-hot ones.
+
+    Everything runs on the scores' device: the scores are never copied to
+    the host, and the processor reads no device value of its own (the
+    Sampler's input checks are the Sampler's), except with a ``schedule``
+    when the ids are shaped like the previous call's plus one token: telling
+    a continuation from a new generation then compares the tokens, and that
+    boolean is read after the step's work has been queued (see
+    :class:`StepTracker`). Per-row seeds are moved to a device once.
 
     A new generation is detected when the ids do not extend the previous
     call's by one token (see :class:`StepTracker`); :meth:`reset` forces it.
@@ -331,9 +428,25 @@ class SamplerLogitsProcessor(LogitsProcessor):
     (tensor([[-inf, 3., 2.]]), tensor([[-inf, 6., 4.]]))
     >>> p.temperatures
     [1.0, 0.5]
+
+    With seeds the token is drawn here; a row's draw ignores the other rows:
+
+    >>> q = SamplerLogitsProcessor(Sampler.from_options(top_k=2), seed=[7, 8])
+    >>> two = q(torch.tensor([[0, 1], [2, 3]]), torch.tensor([[1.0, 3.0, 2.0]] * 2))
+    >>> one = SamplerLogitsProcessor(Sampler.from_options(top_k=2), seed=[8])(
+    ...     torch.tensor([[2, 3]]), torch.tensor([[1.0, 3.0, 2.0]]))
+    >>> bool(torch.equal(two[1:], one)), int(torch.isfinite(one).sum())
+    (True, 1)
     """
 
-    def __init__(self, sampler: Sampler | Callable[[float], Sampler], schedule: Any = None):
+    def __init__(
+        self,
+        sampler: Sampler | Callable[[float], Sampler],
+        schedule: Any = None,
+        *,
+        seed: int | Any = None,
+        pad_token_id: int | None = None,
+    ):
         if isinstance(sampler, Sampler):
             self._warpers, self._slot = _temperature_slot(sampler)
             self._factory: Callable[[float], Sampler] | None = None
@@ -350,6 +463,15 @@ class SamplerLogitsProcessor(LogitsProcessor):
                 "`sampler` must be a thermoscope Sampler or a callable temperature -> Sampler, "
                 f"got {type(sampler).__name__}."
             )
+        self._seeds = _as_seeds(seed)
+        if pad_token_id is not None:
+            if self._seeds is None:
+                raise ValueError(
+                    "`pad_token_id` must come with `seed` (it sets the step of seeded draws), "
+                    f"got pad_token_id={pad_token_id!r} and no seed."
+                )
+            pad_token_id = check_seed(pad_token_id, "pad_token_id")
+        self.pad_token_id: int | None = pad_token_id
         self.sampler = sampler
         self.schedule: Callable[[Any], Any] | None = (
             None if schedule is None else as_schedule(schedule, "schedule")
@@ -357,6 +479,12 @@ class SamplerLogitsProcessor(LogitsProcessor):
         self.temperatures: list[float] = []
         self._tracker = StepTracker()
         self._cached: tuple[float, Sampler] | None = None
+        self._seeds_on: dict[torch.device, torch.Tensor] = {}
+
+    @property
+    def seed(self) -> int | torch.Tensor | None:
+        """The seed of every row (int), the per-row seeds (CPU int64 tensor), or None."""
+        return self._seeds
 
     def reset(self) -> None:
         """Start the next call as a new generation (step 0)."""
@@ -398,28 +526,54 @@ class SamplerLogitsProcessor(LogitsProcessor):
         return made
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        """Warp one step's ``scores`` (B, V) with that step's sampler."""
-        step, fresh = self._tracker.update(input_ids)
-        if fresh:
-            self.temperatures = []
+        """Warp one step's ``scores`` (B, V) with that step's sampler (or draw from it)."""
         if self.schedule is None:
-            sampler = self.sampler_at(step)
-        else:
-            t = float(self.schedule(step))
-            self.temperatures.append(t)
-            sampler = self._for_temperature(t)
-        out: torch.FloatTensor = _logits(sampler, scores)
+            assert isinstance(self.sampler, Sampler)  # a factory requires a schedule
+            return self._apply(self.sampler, input_ids, scores)
+        step, restarted = self._tracker.advance(input_ids)
+        if restarted is True:
+            self.temperatures = []
+        t = float(self.schedule(step))
+        out = self._apply(self._for_temperature(t), input_ids, scores)
+        # Shaped like a continuation: the token comparison is read only now,
+        # with this step's work already queued on the device. A new generation
+        # of that shape (rare) is redone at step 0.
+        if not isinstance(restarted, bool) and bool(restarted):
+            self._tracker.restart(input_ids)
+            self.temperatures = []
+            t = float(self.schedule(0))
+            out = self._apply(self._for_temperature(t), input_ids, scores)
+        self.temperatures.append(t)
         return out
 
+    def _apply(self, sampler: Sampler, input_ids: torch.Tensor, scores: torch.Tensor) -> Any:
+        if self._seeds is None:
+            return sampler.logits(scores)
+        tokens = sampler.sample(
+            scores, seed=self._row_seeds(scores), step=self._steps(input_ids)
+        ).reshape((*scores.shape[:-1], 1))
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(-1, tokens.to(scores.device), 0.0)
 
-def _logits(sampler: Sampler, scores: torch.Tensor) -> Any:
-    """``sampler.logits(scores)``, sharing memory with CPU float32/float64 scores.
+    def _row_seeds(self, scores: torch.Tensor) -> int | torch.Tensor:
+        seeds = self._seeds
+        if not isinstance(seeds, torch.Tensor):
+            assert seeds is not None
+            return seeds
+        rows = scores.shape[0] if scores.ndim > 1 else 1
+        if seeds.shape[0] != rows:
+            raise ValueError(
+                f"`seed` must have one seed per batch row ({rows}), got {seeds.shape[0]}."
+            )
+        on = self._seeds_on.get(scores.device)
+        if on is None:
+            on = self._seeds_on[scores.device] = seeds.to(scores.device)
+        return on
 
-    The Sampler would do the same numpy computation on the same array; going
-    through numpy here only skips its generic torch round trip (device and
-    dtype moves that are no-ops for such scores), a per-step fixed cost.
-    """
-    if scores.device.type == "cpu" and scores.dtype in (torch.float32, torch.float64):
-        warped = sampler.logits(scores.detach().numpy())
-        return torch.from_numpy(np.ascontiguousarray(warped))
-    return sampler.logits(scores)
+    def _steps(self, input_ids: torch.Tensor) -> int | torch.Tensor:
+        """The draw step of every row: its sequence length, leading pad tokens excluded."""
+        length = int(input_ids.shape[-1])
+        if self.pad_token_id is None:
+            return length
+        leading = (input_ids == self.pad_token_id).to(torch.int64).cumprod(dim=-1).sum(dim=-1)
+        return length - leading

@@ -21,17 +21,26 @@ every operation is exact, so no int64 copy of the batch is ever made), a
 running sum over the blocks to pick the block, then a running sum inside the
 chosen block only. Integer addition is associative, so this is the same token
 as one running sum over the row.
+
+:func:`draw_torch` is the same draw on torch tensors, on the tensors' device:
+one int64 running sum per row and a batched ``searchsorted``. Both take the
+same fixed-point integers, totals, targets and "count of running sums at or
+below the target", so they return the same positions for the same weights
+and uniforms.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import torch
+
 Array = np.ndarray[Any, np.dtype[Any]]
 
-__all__ = ["draw", "fixed_point_bits"]
+__all__ = ["draw", "draw_torch", "fixed_point_bits"]
 
 _BLOCK = 512
 _CHUNK = 1 << 18  # elements scaled at a time (about 1 MB, stays in cache)
@@ -108,3 +117,47 @@ def draw(weights: Array, u: Array, bits: int) -> Array:
     cum = np.cumsum(ints, axis=-1)
     within = np.count_nonzero(cum <= (target - before)[..., None], axis=-1)
     return blk * block + within
+
+
+def draw_torch(weights: torch.Tensor, u: torch.Tensor, bits: int) -> torch.Tensor:
+    """:func:`draw` on torch tensors: the same positions, computed on their device.
+
+    Parameters
+    ----------
+    weights : torch.Tensor of float, shape (B, L)
+        Non-negative weights in ascending token-id order, each row's largest
+        equal to 1; zero for removed tokens.
+    u : torch.Tensor of float64, shape (B, n)
+        Uniform numbers in [0, 1), on the same device.
+    bits : int
+        Fixed-point resolution, from :func:`fixed_point_bits`.
+
+    Returns
+    -------
+    torch.Tensor of int64, shape (B, n)
+        Positions along the last axis of ``weights``, equal to what
+        :func:`draw` returns for the same numbers; never a zero-weight one.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> w = np.array([[0.5, 0.0, 1.0], [1.0, 0.25, 0.0]])
+    >>> u = np.array([[0.1, 0.4, 0.9], [0.5, 0.8, 0.99]])
+    >>> draw_torch(torch.from_numpy(w), torch.from_numpy(u), 40).tolist()
+    [[0, 2, 2], [0, 1, 1]]
+    >>> draw(w, u, 40).tolist()
+    [[0, 2, 2], [0, 1, 1]]
+    """
+    import torch
+
+    if weights.dtype not in (torch.float32, torch.float64):
+        weights = weights.to(torch.float32)  # exact; 2**bits overflows half precision
+    # The product is exact (a power of two) in the weights' own dtype, and the
+    # int64 cast truncates like numpy's, so the integers equal :func:`draw`'s.
+    ints = (weights * 2.0**bits).to(torch.int64)
+    running = torch.cumsum(ints, dim=-1)
+    totals = running[:, -1:]
+    # float64 rounding of the total and of the product, then floor, as in :func:`draw`.
+    offset = torch.floor(u.to(torch.float64) * totals.to(torch.float64)).to(torch.int64)
+    target = torch.minimum(offset, totals - 1).contiguous()  # searchsorted warns otherwise
+    return torch.searchsorted(running, target, right=True)
