@@ -5,7 +5,10 @@ Prints a markdown table: median milliseconds per call for
 
 - transformers: ``LogitsProcessorList`` of warpers, ``torch.softmax``,
   ``torch.multinomial(probs, 1)`` on a float32 tensor;
-- thermoscope with numpy input and with torch input (``Sampler.sample(x, seed=0)``);
+- thermoscope with numpy input (numpy path) and with torch input
+  (``Sampler.sample(x, seed=0)``): the torch-native path, torch operations on
+  the tensor's device, no host copy (``--device cuda`` puts the tensor, and
+  transformers' chain, on a GPU);
 - one ``torch.softmax`` pass over the same array (the "moonshot" yardstick).
 
 Logits distributions
@@ -75,19 +78,27 @@ def transformers_chain(options: dict[str, float | int]) -> Callable[[object], ob
     chain = LogitsProcessorList(steps)
 
     def run(scores: object) -> object:
-        ids = torch.zeros((scores.shape[0], 1), dtype=torch.long)  # type: ignore[attr-defined]
+        ids = torch.zeros(
+            (scores.shape[0], 1),  # type: ignore[attr-defined]
+            dtype=torch.long,
+            device=scores.device,  # type: ignore[attr-defined]
+        )
         probs = torch.softmax(chain(ids, scores), dim=-1)
         return torch.multinomial(probs, 1)
 
     return run
 
 
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
+def median_ms(
+    fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None
+) -> float:
     fn()  # warm-up
+    sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return 1e3 * statistics.median(times)
 
@@ -100,9 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shape", action="append", metavar="ROWSxVOCAB", help="e.g. 32x128256 (repeatable)"
     )
+    parser.add_argument("--device", default="cpu", help="torch device of the tensor input")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     shapes = [(1, 50257), (4, 8192)] if args.quick else [(1, 50257), (32, 50257), (32, 128256)]
     if args.shape:
@@ -112,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"torch {torch.__version__}, numpy {np.__version__}, threads {torch.get_num_threads()}, "
-        f"median of {repeats} repeats, milliseconds per call\n"
+        f"torch input on {device}, median of {repeats} repeats, milliseconds per call\n"
     )
     print(
         "| shape | dist | config | transformers | thermoscope numpy | thermoscope torch "
@@ -122,14 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     for shape in shapes:
         for dist in dists:
             x = make_logits(dist, shape)
-            xt = torch.from_numpy(x.copy())
-            soft = median_ms(lambda xt=xt: torch.softmax(xt, dim=-1), repeats)
+            xt = torch.from_numpy(x.copy()).to(device)
+            soft = median_ms(lambda xt=xt: torch.softmax(xt, dim=-1), repeats, sync)
             for label, options in CONFIGS.items():
                 sampler = Sampler.from_options(**options)  # type: ignore[arg-type]
                 ref = transformers_chain(options)
-                t_ref = median_ms(lambda ref=ref, xt=xt: ref(xt), repeats)
+                t_ref = median_ms(lambda ref=ref, xt=xt: ref(xt), repeats, sync)
                 t_np = median_ms(lambda s=sampler, x=x: s.sample(x, seed=0), repeats)
-                t_pt = median_ms(lambda s=sampler, xt=xt: s.sample(xt, seed=0), repeats)
+                t_pt = median_ms(lambda s=sampler, xt=xt: s.sample(xt, seed=0), repeats, sync)
                 print(
                     f"| {shape} | {dist} | {label} | {t_ref:.2f} | {t_np:.2f} | {t_pt:.2f} "
                     f"| {t_ref / t_np:.1f}x | {t_ref / t_pt:.1f}x | {soft:.2f} "

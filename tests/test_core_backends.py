@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.special as sc
-from backends import on_every_backend
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backends import on_every_backend
 from thermoscope import (
     entropy,
     free_energy,
@@ -67,7 +67,7 @@ def test_limits_greedy_uniform_and_tiny_temperature(backend):
 def test_per_row_temperature_including_limits(backend):
     t = np.array([0.0, 0.7, np.inf])
     got = backend.numpy(softmax(backend.array(Z), t))
-    np.testing.assert_allclose(got[1], sc.softmax(Z[1][:3] / 0.7).tolist() + [0.0], rtol=1e-6)
+    np.testing.assert_allclose(got[1], [*sc.softmax(Z[1][:3] / 0.7).tolist(), 0.0], rtol=1e-6)
     np.testing.assert_array_equal(got[0], [1.0, 0.0, 0.0, 0.0])
     np.testing.assert_allclose(got[2], [0.25] * 4, rtol=1e-7)
 
@@ -80,7 +80,9 @@ def test_entropy_perplexity_max_probability_reweight(backend):
     backend.check(h)
     ref_h = -np.sum(p_np * np.log(p_np), axis=-1)
     np.testing.assert_allclose(backend.numpy(h), ref_h, rtol=backend.rtol)
-    np.testing.assert_allclose(backend.numpy(entropy(p, base=2)), ref_h / np.log(2), rtol=backend.rtol)
+    np.testing.assert_allclose(
+        backend.numpy(entropy(p, base=2)), ref_h / np.log(2), rtol=backend.rtol
+    )
     np.testing.assert_allclose(backend.numpy(perplexity(p)), np.exp(ref_h), rtol=backend.rtol)
     np.testing.assert_allclose(backend.numpy(max_probability(p)), p_np.max(-1), rtol=backend.rtol)
     q = reweight(p, 0.5)
@@ -226,4 +228,3 @@ def test_cuda_stays_on_device_with_gradient():
     p[:, 0].sum().backward()
     assert z.grad.device.type == "cuda"
     assert t.grad.device.type == "cuda"
-

@@ -1,4 +1,4 @@
-"""No silent host copies: only boundary modules may call ``.detach()``, ``.cpu()``, ``.numpy()``, ``.item()``.
+"""No silent host copies: only boundary modules call ``.detach/.cpu/.numpy/.item()``.
 
 Numeric functions compute on the caller's device with the caller's autograd
 graph (issue 11). Moving a tensor's values to the host is allowed only where

@@ -1,4 +1,8 @@
-"""Bad input: the exact exception type, and a message that names the argument."""
+"""Bad input: the exact exception type, and a message that names the argument.
+
+Logits, seeds and steps are checked the same way as numpy arrays and as torch
+tensors (on their device).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,14 @@ from thermoscope.sampling import (
     Typical,
 )
 
+torch = pytest.importorskip("torch")
+
 GOOD = np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 1.0]])
+LIBS = ["numpy", "torch"]
+
+
+def as_lib(x, lib):
+    return torch.tensor(np.asarray(x)) if lib == "torch" else x
 
 
 def sampler() -> Sampler:
@@ -32,16 +43,18 @@ def sampler() -> Sampler:
         (np.array([[1.0, 0.0], [-np.inf, -np.inf]]), "all -inf"),
     ],
 )
-@pytest.mark.parametrize("method", ["logits", "probs", "sample"])
-def test_bad_logit_values(logits, fragment, method):
+@pytest.mark.parametrize("method", ["logits", "probs", "sample", "sample_with_logprobs"])
+@pytest.mark.parametrize("lib", LIBS)
+def test_bad_logit_values(logits, fragment, method, lib):
     with pytest.raises(ValueError, match=rf"`logits`.*{fragment}"):
-        getattr(sampler(), method)(logits)
+        getattr(sampler(), method)(as_lib(logits, lib))
 
 
+@pytest.mark.parametrize("lib", LIBS)
 @pytest.mark.parametrize("warper", [TopK(1), Temperature(1.0), Typical(0.5)])
-def test_warpers_validate_logits_too(warper):
+def test_warpers_validate_logits_too(warper, lib):
     with pytest.raises(ValueError, match=r"`logits`.*NaN"):
-        warper(np.array([np.nan, 1.0]))
+        warper(as_lib(np.array([np.nan, 1.0]), lib))
 
 
 @pytest.mark.parametrize("empty", [np.zeros((0,)), np.zeros((3, 0)), np.zeros((0, 5)), []])
@@ -217,8 +230,10 @@ def test_warpers_must_be_warpers():
 
 def test_rng_may_be_an_integer_seed_as_everywhere_in_the_library():
     a = sampler().sample(GOOD, n=20, rng=7)
-    assert np.array_equal(a, sampler().sample(GOOD, n=20, seed=7))
     assert np.array_equal(a, sampler().sample(GOOD, n=20, rng=np.random.default_rng(7)))
+    # The Generator's stream, for torch input too (made on the host, moved once).
+    b = sampler().sample(torch.tensor(GOOD), n=20, rng=7)
+    assert np.array_equal(a, b.numpy())
 
 
 @pytest.mark.parametrize(
@@ -229,3 +244,73 @@ def test_negative_seeds_name_the_argument(kwargs, exc, name):
     with pytest.raises(exc, match=name) as info:
         sampler().sample(GOOD, **kwargs)
     assert type(info.value) is exc
+
+
+# -- seeds and steps ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize("name", ["seed", "step"])
+@pytest.mark.parametrize(
+    ("value", "exc", "fragment"),
+    [
+        (-1, ValueError, "must be an integer >= 0"),
+        ([3, -2], ValueError, "must be an integer >= 0"),
+        ([1, 2, 3], ValueError, "must be a scalar or have one value per row"),
+        ([[1, 2]], ValueError, "must be a scalar or have one value per row"),
+        (1.5, TypeError, "must be an integer"),
+        ([0.5, 1.0], TypeError, "must be an integer"),
+        ("3", TypeError, "must be an integer"),
+    ],
+)
+def test_bad_seeds_and_steps_name_the_argument(lib, name, value, exc, fragment):
+    x = as_lib(GOOD, lib)
+    kwargs = {"seed": 1, name: value}
+    with pytest.raises(exc, match=rf"`{name}` {fragment}") as info:
+        sampler().sample(x, **kwargs)
+    assert type(info.value) is exc
+
+
+@pytest.mark.parametrize("name", ["seed", "step"])
+@pytest.mark.parametrize(
+    ("value", "exc"),
+    [
+        (torch.tensor([1, -1]), ValueError),
+        (torch.tensor([1, 2, 3]), ValueError),
+        (torch.tensor([0.5, 1.0]), TypeError),
+        (torch.tensor([True, False]), TypeError),
+    ],
+)
+def test_bad_seed_and_step_tensors(name, value, exc):
+    kwargs = {"seed": 1, name: value}
+    with pytest.raises(exc, match=f"`{name}`") as info:
+        sampler().sample(torch.tensor(GOOD), **kwargs)
+    assert type(info.value) is exc
+
+
+def test_seed_tensor_with_numpy_logits():
+    with pytest.raises(TypeError, match="`seed` must be an integer or a numpy array"):
+        sampler().sample(GOOD, seed=torch.tensor([1, 2]))
+
+
+def test_seed_range():
+    sampler().sample(GOOD, seed=2**64 - 1)  # the largest 64-bit seed
+    sampler().sample(GOOD, seed=np.array([2**64 - 1, 0], dtype=np.uint64))
+    with pytest.raises(ValueError, match="`seed` must be an integer below 2\\*\\*64"):
+        sampler().sample(GOOD, seed=2**64)
+
+
+def test_step_needs_a_seed():
+    with pytest.raises(ValueError, match="`step` numbers seeded draws"):
+        sampler().sample(GOOD, step=3)
+    with pytest.raises(ValueError, match="`step`"):
+        sampler().sample(GOOD, rng=1, step=np.array([1, 2]))
+
+
+def test_logprobs_mode_and_top():
+    with pytest.raises(ValueError, match="`mode` must be one of raw_logprobs"):
+        sampler().sample_with_logprobs(GOOD, mode="logprobs")
+    with pytest.raises(ValueError, match="`top` must be an integer >= 0"):
+        sampler().sample_with_logprobs(GOOD, top=-1)
+    with pytest.raises(TypeError, match="`top`"):
+        sampler().sample_with_logprobs(GOOD, top=1.5)

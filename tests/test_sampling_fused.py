@@ -1,23 +1,40 @@
-"""The fused path gives the plain chain's kept set, probabilities and same-seed draws."""
+"""The fused path gives the plain chain's kept set, probabilities and same-seed draws.
+
+numpy's fused path against numpy's plain chain, torch's fused path against
+torch's plain chain (bit for bit, on CPU), and the two libraries against each
+other (same kept tokens and draws, probabilities to float rounding).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from thermoscope._temperature import row_weights, softmax_rows
 from thermoscope.sampling import MinP, Sampler, Temperature, TopK, TopP, Typical, _fused
 from thermoscope.sampling import _kernels as K
+from thermoscope.sampling._counter import uniforms
 from thermoscope.sampling._draw import draw, fixed_point_bits
 from thermoscope.sampling._input import prepare
+from thermoscope.sampling._rowdraw import bits_for, draw_rows
+
+torch = pytest.importorskip("torch")
+from thermoscope.sampling import _fused_torch  # noqa: E402  (needs torch)
+from thermoscope.sampling import _kernels_torch as KT  # noqa: E402
 
 
-def plain(sampler: Sampler, x: np.ndarray) -> np.ndarray:
+def plain(sampler: Sampler, x):
     """The plain chain: every warper on the whole vocabulary, one after the other."""
     rows = prepare(x)
     z = rows.z
     for w in sampler.warpers:
         z = w.apply(z, rows.batch_shape)
     return z
+
+
+def seeded(rows: int, n: int, seed: int) -> np.ndarray:
+    """The uniforms ``Sampler.sample(..., seed=seed)`` draws with (step 0)."""
+    return uniforms(np.full(rows, seed), 0, n)
 
 
 def random_case(seed: int):
@@ -70,11 +87,36 @@ def test_fused_equals_plain(seed):
     fused = _fused.run(chain, rows)
     np.testing.assert_array_equal(np.isfinite(fused.dense_logits()), np.isfinite(ref))
     np.testing.assert_array_equal(fused.dense_logits(), ref)
-    np.testing.assert_allclose(fused.dense_probs(), K.softmax_rows(ref), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fused.dense_probs(), softmax_rows(ref), rtol=0, atol=1e-6)
     # Same uniforms -> the same tokens, through the one shared draw routine.
     u = np.random.default_rng(seed).random((ref.shape[0], 16))
-    bits = fixed_point_bits(*ref.shape)
-    np.testing.assert_array_equal(fused.sample(u, bits), draw(K.row_weights(ref)[0], u, bits))
+    bits = bits_for(ref.shape[1])
+    np.testing.assert_array_equal(fused.sample(u, bits), draw_rows(row_weights(ref)[0], u, bits))
+
+
+@pytest.mark.parametrize("seed", range(0, 300, 2))
+def test_torch_fused_equals_torch_plain_and_numpy(seed):
+    x, sampler = random_case(seed)
+    xt = torch.from_numpy(x.copy())
+    rows = prepare(xt)
+    chain = _fused_torch.plan(sampler.warpers, rows)
+    if all(isinstance(w, Temperature) for w in sampler.warpers):
+        assert chain is None
+        return
+    assert chain is not None
+    ref = plain(sampler, xt)
+    got = _fused_torch.run(chain, rows)
+    assert torch.equal(got.dense_logits(), ref)
+    torch.testing.assert_close(got.dense_probs(), softmax_rows(ref), rtol=0, atol=1e-6)
+    u = torch.from_numpy(np.random.default_rng(seed).random((ref.shape[0], 16)))
+    bits = bits_for(ref.shape[1])
+    want = draw_rows(row_weights(ref)[0], u, bits)
+    assert torch.equal(got.token_ids(got.positions(u, bits)), want)
+    # The two libraries keep the same tokens with the same values and draw alike.
+    ref_np = plain(sampler, x)
+    np.testing.assert_array_equal(np.isfinite(ref.numpy()), np.isfinite(ref_np))
+    np.testing.assert_array_equal(ref.numpy(), ref_np)
+    np.testing.assert_array_equal(want.numpy(), draw_rows(row_weights(ref_np)[0], u.numpy(), bits))
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -82,10 +124,13 @@ def test_public_methods_use_fused_and_match_plain(seed):
     x, sampler = random_case(1000 + seed)
     ref = plain(sampler, x)
     np.testing.assert_array_equal(sampler.logits(x), ref.astype(x.dtype))
-    np.testing.assert_allclose(sampler.probs(x), K.softmax_rows(ref), atol=1e-6)
-    u = np.random.default_rng(5).random((ref.shape[0], 3))
-    expected = draw(K.row_weights(ref)[0], u, fixed_point_bits(*ref.shape))
+    np.testing.assert_allclose(sampler.probs(x), softmax_rows(ref), atol=1e-6)
+    u = seeded(ref.shape[0], 3, 5)
+    expected = draw_rows(row_weights(ref)[0], u, bits_for(ref.shape[1]))
     np.testing.assert_array_equal(sampler.sample(x, n=3, seed=5), expected)
+    xt = torch.from_numpy(x.copy())
+    np.testing.assert_array_equal(sampler.logits(xt).numpy(), ref)
+    np.testing.assert_array_equal(sampler.sample(xt, n=3, seed=5).numpy(), expected)
 
 
 def test_flat_rows_fall_back_per_row():
@@ -240,12 +285,17 @@ def test_top_k_first_with_deferred_temperature(t, vocab):
         ref = plain(sampler, x)
         np.testing.assert_array_equal(sampler.logits(x), ref)
         u = np.random.default_rng(0).random((4, 8))
-        expected = draw(K.row_weights(ref)[0], u, fixed_point_bits(*ref.shape))
+        expected = draw_rows(row_weights(ref)[0], u, bits_for(ref.shape[1]))
         rows = prepare(x)
-        got = _fused.run(_fused.plan(sampler.warpers, rows), rows).sample(
-            u, fixed_point_bits(*ref.shape)
-        )
+        got = _fused.run(_fused.plan(sampler.warpers, rows), rows).sample(u, bits_for(ref.shape[1]))
         np.testing.assert_array_equal(got, expected)
+        xt = torch.from_numpy(x)
+        assert torch.equal(sampler.logits(xt), torch.from_numpy(ref))
+        rows = prepare(xt)
+        got = _fused_torch.run(_fused_torch.plan(sampler.warpers, rows), rows).sample(
+            torch.from_numpy(u), bits_for(ref.shape[1])
+        )
+        np.testing.assert_array_equal(got.numpy(), expected)
 
 
 def varied_wide_rows(rng: np.random.Generator, kind: int) -> np.ndarray:
@@ -371,7 +421,7 @@ def test_row_weights_in_slices_equal_one_pass(rows):
     """Working slices of rows gives the very numbers of one whole-array exp."""
     x = (3 * np.random.default_rng(rows).standard_normal((rows, 9000))).astype(np.float32)
     x[0, ::3] = -np.inf
-    w, m = K.row_weights(x)
+    w, m = row_weights(x)
     np.testing.assert_array_equal(m, x.max(axis=-1, keepdims=True))
     np.testing.assert_array_equal(w, np.exp(x - m))
     assert w.dtype == np.float32
@@ -393,3 +443,79 @@ def test_validation_row_maxima_are_reused_exactly():
     y[2] = -np.inf
     with pytest.raises(ValueError, match="all -inf"):
         prepare(y)
+
+
+# -- the torch fused path's own machinery -----------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_torch_top_p_first_cut_on_varied_wide_rows(seed):
+    """Bands, refinement and fallbacks on torch keep the torch plain kernel's set."""
+    rng = np.random.default_rng(500 + seed)
+    x = torch.from_numpy(varied_wide_rows(rng, seed % 5))
+    p = rng.uniform(0.1, 0.999, size=x.shape[0])
+    rows = prepare(x)
+    sampler = Sampler([TopP(p)])
+    expected = KT.apply_threshold(rows.z, KT.top_p_threshold(rows.z, p))
+    assert torch.equal(sampler.logits(x), expected)
+    # Followed by another step: the kept tokens are compacted instead.
+    chained = Sampler([TopP(p), MinP(0.01)], order="as_given")
+    assert torch.equal(chained.logits(x), plain(chained, x))
+
+
+def test_torch_top_p_exact_tie_with_target_falls_back():
+    x = torch.zeros((2, 40000), dtype=torch.float32)
+    x[1, :20000] = -torch.inf
+    sampler = Sampler([TopP(np.array([0.5, 0.25]))])
+    assert torch.equal(sampler.logits(x), plain(sampler, x))
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        Sampler.from_options(temperature=0.7, top_k=50, top_p=0.9),
+        Sampler([TopK(50), TopP(0.9), Temperature(0.7)], order="llama.cpp"),
+        Sampler([TopK(20), MinP(0.05)]),
+    ],
+)
+def test_torch_top_k_never_sorts_the_vocabulary(sampler, monkeypatch):
+    vocab = 50257
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((4, vocab)).astype(np.float32))
+    seen: list[int] = []
+    for name in ("sort", "topk", "argsort", "kthvalue"):
+        original = getattr(torch, name)
+
+        def spy(a, *args, _original=original, **kwargs):
+            seen.append(a.shape[-1])
+            return _original(a, *args, **kwargs)
+
+        monkeypatch.setattr(torch, name, spy)
+    sampler.sample(x, seed=0)
+    sampler.probs(x)
+    assert max(seen, default=0) < vocab // 10  # group maxima and candidates only
+
+
+@pytest.mark.parametrize("t", [0.05, 1.0, 3.0, "rows"])
+def test_torch_top_k_ties_outside_the_candidates_take_the_slow_route(t):
+    rng = np.random.default_rng(9)
+    x = np.round(rng.standard_normal((4, 50257)) * 2).astype(np.float32)  # huge ties
+    x[0, : 50257 - 30] = -np.inf  # fewer finite tokens than k
+    temp = np.array([0.5, 2.0, 7.0, 0.9]) if t == "rows" else t
+    sampler = Sampler.from_options(temperature=temp, top_k=50, top_p=0.9)
+    xt = torch.from_numpy(x)
+    assert torch.equal(sampler.logits(xt), plain(sampler, xt))
+    np.testing.assert_array_equal(sampler.logits(xt).numpy(), plain(sampler, x))
+    np.testing.assert_array_equal(
+        sampler.sample(xt, n=5, seed=2).numpy(), sampler.sample(x, n=5, seed=2)
+    )
+
+
+def test_torch_tiny_temperature_before_a_cut_matches_plain():
+    """A temperature whose z / T overflows is shifted first, on candidates and maxima alike."""
+    x = torch.tensor([[1e30, 5e29, 1.0, -3.0] * 50, [2.0, 1.0, 0.5, 0.0] * 50], dtype=torch.float32)
+    for sampler in (
+        Sampler([Temperature(1e-20), TopK(3)]),
+        Sampler([Temperature(1e-20), TopP(0.9)]),
+        Sampler([Temperature(1e-20), MinP(0.5)]),
+    ):
+        assert torch.equal(sampler.logits(x), plain(sampler, x))

@@ -4,6 +4,10 @@ Random logits include planted ties, -inf entries and float16 values. Where the
 cut itself falls on tied values, transformers keeps an arbitrary subset of the
 ties (whatever its sort returns first) and thermoscope keeps them all: those
 cases check the documented tie policy instead of equality.
+
+Every case runs on numpy and on torch CPU tensors (each warper's torch
+kernels), in float32, float64 and float16: the same kept tokens, the output
+of the input's kind and dtype.
 """
 
 from __future__ import annotations
@@ -16,6 +20,24 @@ from thermoscope.sampling._input import prepare
 
 torch = pytest.importorskip("torch")
 lp = pytest.importorskip("transformers.generation.logits_process")
+
+LIBS = ["numpy", "torch"]
+
+
+def as_lib(x: np.ndarray, lib: str):
+    return torch.from_numpy(x.copy()) if lib == "torch" else x
+
+
+def host(out, like) -> np.ndarray:
+    """A result as numpy, after checking it is of ``like``'s kind and dtype."""
+    if isinstance(like, torch.Tensor):
+        assert isinstance(out, torch.Tensor)
+        assert out.dtype == like.dtype
+        assert out.device == like.device
+        return out.to(torch.float64).numpy()
+    assert isinstance(out, np.ndarray)
+    assert out.dtype == like.dtype
+    return out
 
 
 def make_logits(seed: int, dtype: str) -> np.ndarray:
@@ -102,21 +124,23 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("lib", LIBS)
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
 @pytest.mark.parametrize(("name", "ours", "ref"), CASES, ids=[c[0] for c in CASES])
-def test_single_warper_parity(name, ours, ref, dtype):
+def test_single_warper_parity(name, ours, ref, dtype, lib):
     exact = 0
     for seed in range(40):
         x = make_logits(seed, dtype)
+        xin = as_lib(x, lib)
         warper = ours()
-        warped = warper(x)
+        warped = host(warper(xin), xin)
         if dtype == "float16":
             # float16 in gives float16 out; the computation itself runs in float32.
-            rows = prepare(x)
-            np.testing.assert_array_equal(
-                np.isfinite(warped), np.isfinite(warper.apply(rows.z, rows.batch_shape))
-            )
-            warped = warper.apply(rows.z, rows.batch_shape)
+            rows = prepare(xin)
+            inner = warper.apply(rows.z, rows.batch_shape)
+            inner = inner.numpy() if lib == "torch" else inner
+            np.testing.assert_array_equal(np.isfinite(warped), np.isfinite(inner))
+            warped = inner
         exact += check(np.asarray(warped, dtype=np.float64), theirs(ref(), x), x.astype(np.float64))
     # Most cases have no tie at the cut, so equality was really exercised.
     assert exact >= 25
@@ -139,8 +163,9 @@ def test_torch_input_matches_transformers_directly():
     assert torch.equal(torch.isfinite(ours), torch.isfinite(ref))
 
 
+@pytest.mark.parametrize("lib", LIBS)
 @pytest.mark.parametrize("seed", range(12))
-def test_chain_parity_with_logits_processor_list(seed):
+def test_chain_parity_with_logits_processor_list(seed, lib):
     rng = np.random.default_rng(100 + seed)
     x = (rng.standard_normal((6, 500)) * 3).astype(np.float32)
     x[rng.random(x.shape) < 0.05] = -np.inf
@@ -160,12 +185,14 @@ def test_chain_parity_with_logits_processor_list(seed):
     ours = Sampler(
         [Epsilon(3e-4), MinP(0.05), TopP(0.9), Typical(0.95), TopK(50), Temperature(0.7)]
     )
-    check(ours.logits(x).astype(np.float64), ref, x.astype(np.float64))
-    np.testing.assert_allclose(ours.probs(x), probs(ref), atol=1e-6)
+    xin = as_lib(x, lib)
+    check(host(ours.logits(xin), xin).astype(np.float64), ref, x.astype(np.float64))
+    np.testing.assert_allclose(host(ours.probs(xin), xin), probs(ref), atol=1e-6)
 
 
+@pytest.mark.parametrize("lib", LIBS)
 @pytest.mark.parametrize("seed", range(6))
-def test_fused_chain_parity(seed):
+def test_fused_chain_parity(seed, lib):
     """The chain the fused path runs (temperature, top-k, top-p) at a real vocabulary size."""
     rng = np.random.default_rng(200 + seed)
     x = (rng.standard_normal((3, 5000)) * 2.5).astype(np.float32)
@@ -174,5 +201,8 @@ def test_fused_chain_parity(seed):
         [lp.TemperatureLogitsWarper(0.7), lp.TopKLogitsWarper(50), lp.TopPLogitsWarper(0.9)]
     )(ids, torch.from_numpy(x)).numpy()
     ours = Sampler.from_options(temperature=0.7, top_k=50, top_p=0.9)
-    np.testing.assert_array_equal(np.isfinite(ours.logits(x)), np.isfinite(ref))
-    np.testing.assert_allclose(ours.probs(x), probs(ref), atol=1e-6)
+    xin = as_lib(x, lib)
+    np.testing.assert_array_equal(np.isfinite(host(ours.logits(xin), xin)), np.isfinite(ref))
+    np.testing.assert_allclose(host(ours.probs(xin), xin), probs(ref), atol=1e-6)
+    # The values themselves are transformers' (the same float32 division).
+    np.testing.assert_array_equal(host(ours.logits(xin), xin), ref)

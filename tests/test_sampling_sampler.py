@@ -187,7 +187,10 @@ def test_torch_numpy_and_list_agree(sampler):
         out = getattr(sampler, method)(xt)
         assert isinstance(out, torch.Tensor)
         assert out.dtype == torch.float32
-        np.testing.assert_array_equal(out.numpy(), getattr(sampler, method)(x))
+        if method == "logits":  # the same float32 operations: the same numbers
+            np.testing.assert_array_equal(out.numpy(), sampler.logits(x))
+        else:  # sums associated differently by the two libraries
+            np.testing.assert_allclose(out.numpy(), sampler.probs(x), rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(
             getattr(sampler, method)(x.tolist()), getattr(sampler, method)(x), rtol=1e-6
         )
@@ -296,3 +299,114 @@ def test_many_batch_shapes_keep_results_exact():
     for rows in range(1, 140):
         z = rng.standard_normal((rows, 6))
         np.testing.assert_array_equal(s.logits(z), _plain(s.warpers, z))
+
+
+# -- every method on every backend ---------------------------------------------------
+
+torch = pytest.importorskip("torch")
+
+BACKEND_KINDS = [
+    ("numpy", np.float64),
+    ("numpy", np.float32),
+    ("torch", "float64"),
+    ("torch", "float32"),
+]
+if torch.cuda.is_available():
+    BACKEND_KINDS.append(("cuda", "float32"))
+
+
+def make(x: np.ndarray, lib: str, dtype):
+    if lib == "numpy":
+        return x.astype(dtype)
+    device = "cuda" if lib == "cuda" else "cpu"
+    return torch.tensor(x, dtype=getattr(torch, dtype), device=device)
+
+
+def to_host(out):
+    if isinstance(out, torch.Tensor):
+        return out.to("cpu", torch.float64 if out.is_floating_point() else torch.int64).numpy()
+    return out
+
+
+CHAINS = {
+    "fused top-k": Sampler.from_options(temperature=0.7, top_k=20, top_p=0.9),
+    "fused top-p": Sampler.from_options(temperature=1.3, top_p=0.8, min_p=0.01),
+    "fused min-p": Sampler([MinP(0.05), Temperature(0.6)], order="as_given"),
+    "plain": Sampler([Typical(0.9), Epsilon(1e-3), TopNSigma(2.0), EntropyTemperature(0.5, 1.5)]),
+    "temperature": Sampler([Temperature(0.8)]),
+    "per-row": Sampler([Temperature(np.array([0.5, 0.0, np.inf])), TopK(np.array([1, 3, 50]))]),
+}
+
+
+@pytest.mark.parametrize(
+    ("lib", "dtype"), BACKEND_KINDS, ids=lambda v: str(np.dtype(v)) if not isinstance(v, str) else v
+)
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_every_method_on_every_backend(name, lib, dtype):
+    """Same numbers as numpy float64 (1e-6; 1e-5 for float32), of the input's kind and device."""
+    sampler = CHAINS[name]
+    x64 = np.random.default_rng(21).standard_normal((3, 3000)) * 2
+    x64[1, ::7] = -np.inf
+    x = make(x64, lib, dtype)
+    # The reference: numpy on the very same values, widened to float64 only where numpy
+    # computes in float64 too.
+    ref_in = to_host(x) if lib != "numpy" else x
+    ref_in = ref_in.astype(np.float32) if "32" in str(dtype) else ref_in
+    tol = 1e-5 if "32" in str(dtype) else 1e-6
+    for method in ("logits", "probs"):
+        out = getattr(sampler, method)(x)
+        if lib == "numpy":
+            assert isinstance(out, np.ndarray)
+            assert out.dtype == np.dtype(dtype)
+        else:
+            assert isinstance(out, torch.Tensor)
+            assert out.dtype == getattr(torch, dtype)
+            assert out.device == x.device
+        want = getattr(sampler, method)(ref_in).astype(np.float64)
+        got = to_host(out)
+        np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
+        if method == "probs":
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 1e-2)
+        else:
+            np.testing.assert_allclose(got, want, rtol=tol)
+    tokens = sampler.sample(x, n=16, seed=np.array([3, 4, 5]), step=2)
+    if lib == "numpy":
+        assert isinstance(tokens, np.ndarray)
+        assert tokens.dtype == np.int64
+    else:
+        assert isinstance(tokens, torch.Tensor)
+        assert tokens.dtype == torch.int64
+        assert tokens.device == x.device
+    assert tokens.shape == (3, 16)
+    np.testing.assert_array_equal(
+        to_host(tokens), sampler.sample(ref_in, n=16, seed=np.array([3, 4, 5]), step=2)
+    )
+
+
+def test_torch_seeds_and_steps_on_the_device_and_no_host_copy(monkeypatch):
+    """Seeds and steps as tensors work, and the logits are never turned into numpy."""
+    x = torch.randn(4, 500, generator=torch.Generator().manual_seed(1))
+    s = Sampler.from_options(temperature=0.7, top_k=20, top_p=0.9)
+    want = s.sample(x.numpy().copy(), n=3, seed=np.array([1, 2, 3, 4]), step=np.array([0, 5, 5, 9]))
+    for name in ("numpy", "cpu", "detach", "item"):
+        monkeypatch.setattr(torch.Tensor, name, lambda *a, **k: pytest.fail("host copy"))
+    got = s.sample(x, n=3, seed=torch.tensor([1, 2, 3, 4]), step=torch.tensor([0, 5, 5, 9]))
+    monkeypatch.undo()
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_requires_grad_input_is_accepted():
+    x = torch.randn(2, 50, requires_grad=True)
+    s = Sampler.from_options(temperature=0.7, top_p=0.9)
+    assert s.logits(x).requires_grad is False
+    assert s.sample(x, seed=0).shape == (2, 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    x = torch.randn(8, 32000, generator=torch.Generator().manual_seed(0))
+    for sampler in CHAINS.values():
+        cpu = sampler.sample(x, n=4, seed=np.arange(8))
+        gpu = sampler.sample(x.cuda(), n=4, seed=np.arange(8))
+        assert gpu.device.type == "cuda"
+        assert torch.equal(cpu, gpu.cpu())

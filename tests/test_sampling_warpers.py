@@ -268,3 +268,29 @@ def test_torch_in_torch_out(warper):
         assert out.dtype == dtype
         ref = warper(t.to(torch.float32).numpy())
         np.testing.assert_array_equal(torch.isfinite(out).numpy(), np.isfinite(ref))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "warper",
+    [
+        *ALL,
+        TopK(np.array([1, 3, 5, 2])),
+        TopP(0.3, min_tokens_to_keep=3),
+        Epsilon(0.2, min_tokens_to_keep=2),
+        Temperature(np.array([0.0, np.inf, 0.5, 1e-30])),
+    ],
+    ids=repr,
+)
+def test_torch_warpers_equal_numpy(warper, dtype):
+    """torch kernels keep numpy's tokens with numpy's values (ties, masks, limits included)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    z = np.round(rng.standard_normal((4, 40)) * 3, 1).astype(dtype)  # ties
+    z[0, ::3] = -INF
+    z[3, 5] = 40.0
+    out = warper(torch.from_numpy(z.copy()))
+    assert out.dtype == getattr(torch, dtype)
+    ref = warper(z)
+    np.testing.assert_array_equal(np.isfinite(out.numpy()), np.isfinite(ref))
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-6 if dtype == "float32" else 1e-12)

@@ -30,10 +30,12 @@ from thermoscope.models import embedded_model_path, load_model
 from thermoscope.recommend import coverage, exposure, gini, long_tail_share, sample_items
 from thermoscope.rl import UCB1, BoltzmannPolicy, EpsilonGreedy, run_bandit
 from thermoscope.sampling import (
+    LOGPROBS_MODES,
     EntropyTemperature,
     Epsilon,
     MinP,
     Sampler,
+    SampleResult,
     Temperature,
     TopK,
     TopNSigma,
@@ -45,12 +47,14 @@ from thermoscope.sampling import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "LOGPROBS_MODES",
     "UCB1",
     "BoltzmannPolicy",
     "EntropyTemperature",
     "Epsilon",
     "EpsilonGreedy",
     "MinP",
+    "SampleResult",
     "Sampler",
     "Temperature",
     "TemperatureScaler",

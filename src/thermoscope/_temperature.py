@@ -281,11 +281,13 @@ def _divide_numpy(z: np.ndarray, t: np.ndarray) -> np.ndarray:
 def _divide_torch(z: Any, t: Any) -> Any:
     import torch
 
+    limits = True  # whether some row may have T = 0 or T = inf (unknown for a tensor T)
     if not is_torch(t):
         arr = np.asarray(t, dtype=np.float64)
+        limits = not bool(np.all((arr > 0) & np.isfinite(arr)))
         if arr.ndim == 0 or bool(np.all(arr == arr.flat[0])):
             value = float(arr.flat[0])
-            # One host-known temperature: plain division when it cannot overflow.
+            # One host-known temperature >= 1: z / T cannot overflow.
             if 1.0 <= value < np.inf:
                 return z / value
             tt = torch.full((z.shape[0],), value, dtype=z.dtype, device=z.device)
@@ -295,16 +297,19 @@ def _divide_torch(z: Any, t: Any) -> Any:
         tt = t.to(device=z.device, dtype=z.dtype)
     if tt.ndim == 0:
         tt = tt.expand(z.shape[0])
-    m = z.amax(dim=-1, keepdim=True)
-    regular = (tt > 0) & torch.isfinite(tt)
     col = tt[:, None]
-    safe = torch.where(regular, tt, torch.ones((), dtype=tt.dtype, device=tt.device))[:, None]
-    plain = z / safe
-    # Shifted quotient where the plain one overflowed (tiny T, large logits).
-    fallback = (z - m) / safe
-    out = torch.where(torch.isfinite(m / safe), plain, fallback)
-    neg_inf = torch.full((), float("-inf"), dtype=z.dtype, device=z.device)
+    m = z.amax(dim=-1, keepdim=True)
+    one = torch.ones((), dtype=z.dtype, device=z.device)
+    safe = torch.where((col > 0) & torch.isfinite(col), col, one) if limits else col
+    # z / T, except rows where it would overflow (tiny T, large logits): those are
+    # divided as (z - max) / T, the same softmax. (z - 0) / T is z / T bit for bit,
+    # so one pass serves both kinds of row.
     zero = torch.zeros((), dtype=z.dtype, device=z.device)
+    shift = torch.where(torch.isfinite(m / safe), zero, m)
+    out = (z - shift) / safe
+    if not limits:
+        return out
+    neg_inf = torch.full((), float("-inf"), dtype=z.dtype, device=z.device)
     out = torch.where(col == 0, torch.where(z == m, zero, neg_inf), out)
     return torch.where(torch.isinf(col), torch.where(torch.isfinite(z), zero, neg_inf), out)
 

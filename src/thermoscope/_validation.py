@@ -155,6 +155,7 @@ def check_probabilities(
     ``eps`` is the machine epsilon of the precision the probabilities were
     stored in (float16 and bfloat16 arrive here already widened to float32).
     """
+    finite: Any
     if is_torch(arr):
         import torch
 

@@ -38,7 +38,7 @@ __all__ = [
 
 
 def _temperature_along(t: Any, shape: tuple[int, ...], axis: int) -> Any:
-    """Check a scalar or per-slice temperature against the batch shape (the shape without ``axis``)."""
+    """Check a scalar or per-slice temperature against the batch shape (``shape`` less ``axis``)."""
     batch = shape[:axis] + shape[axis + 1 :]
     return per_row(t, batch, "temperature")
 
@@ -415,17 +415,19 @@ def free_energy(q: Any, logits: Any, temperature: Any, axis: int = -1) -> Any:
         zero = torch.zeros((), dtype=z.dtype, device=z.device)
         # 0 * inf energy is 0: a masked state that is never occupied costs nothing.
         energy = -(p * torch.where(p > 0, z, zero)).sum(dim=axis)
-        tt = t.to(device=p.device, dtype=s.dtype) if is_torch(t) else torch.as_tensor(
-            np.array(t, dtype=np.float64), dtype=s.dtype, device=p.device
+        tt = (
+            t.to(device=p.device, dtype=s.dtype)
+            if is_torch(t)
+            else torch.as_tensor(np.array(t, dtype=np.float64), dtype=s.dtype, device=p.device)
         )
         # T * S with T = inf and S = 0 (a pure state) is 0 in the limit, not NaN.
         heat = torch.where(s == 0, torch.zeros((), dtype=s.dtype, device=s.device), tt * s)
         return back(energy - heat)
     z = z.astype(np.result_type(z, p), copy=False)
-    energy = -np.sum(p * np.where(p > 0, z, 0.0), axis=axis)
+    mean_energy = -np.sum(p * np.where(p > 0, z, 0.0), axis=axis)
     with np.errstate(invalid="ignore"):
-        heat = np.where(s == 0, 0.0, t * s)
-    return back(np.asarray(energy - heat))
+        heat_np = np.where(s == 0, 0.0, t * s)
+    return back(np.asarray(mean_energy - heat_np))
 
 
 def effective_temperature(scale: float, temperature: float = 1.0) -> float:

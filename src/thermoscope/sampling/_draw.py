@@ -119,8 +119,44 @@ def draw(weights: Array, u: Array, bits: int) -> Array:
     return blk * block + within
 
 
+_SLICE_BLOCKS = 16  # blocks per column slice of draw_torch's block sums on CPU
+
+
+def _block_sums_torch(weights: torch.Tensor, scale: float, block: int) -> torch.Tensor:
+    """:func:`_block_sums` on torch: int64 sums of ``block`` columns, shape (B, ceil(L / block)).
+
+    Widened to float64 (exact), scaled by a power of two (exact), truncated
+    (the integer an int64 cast gives) and summed in float64, exact while
+    ``block * scale <= 2**53``. On CPU the columns go in slices of
+    ``_SLICE_BLOCKS`` blocks, so the float64 copy stays in cache.
+    """
+    import torch
+
+    rows, length = weights.shape
+    blocks = -(-length // block)
+    out = torch.empty((rows, blocks), dtype=torch.float64, device=weights.device)
+    step = _SLICE_BLOCKS * block if weights.device.type == "cpu" else blocks * block
+    for c0 in range(0, length, step):
+        c1 = min(c0 + step, length)
+        part = weights[:, c0:c1].to(torch.float64, copy=True)  # scaled in place below
+        part.mul_(scale).floor_()
+        full, b0 = (c1 - c0) // block, c0 // block
+        if full:
+            out[:, b0 : b0 + full] = part[:, : full * block].reshape(rows, full, block).sum(dim=-1)
+        if full * block < c1 - c0:  # the last, shorter block
+            out[:, b0 + full] = part[:, full * block :].sum(dim=-1)
+    return out.to(torch.int64)
+
+
 def draw_torch(weights: torch.Tensor, u: torch.Tensor, bits: int) -> torch.Tensor:
     """:func:`draw` on torch tensors: the same positions, computed on their device.
+
+    The same two-level search as :func:`draw`, with one running sum per row:
+    exact block sums (:func:`_block_sums_torch`), an int64 running sum over
+    a row's blocks and a ``searchsorted`` to pick the block, then an int64
+    running sum inside the chosen block only. No int64 copy of the batch is
+    made. Integer addition is associative, so the position is the one a
+    single running sum over the row gives.
 
     Parameters
     ----------
@@ -150,14 +186,25 @@ def draw_torch(weights: torch.Tensor, u: torch.Tensor, bits: int) -> torch.Tenso
     """
     import torch
 
-    if weights.dtype not in (torch.float32, torch.float64):
-        weights = weights.to(torch.float32)  # exact; 2**bits overflows half precision
-    # The product is exact (a power of two) in the weights' own dtype, and the
-    # int64 cast truncates like numpy's, so the integers equal :func:`draw`'s.
-    ints = (weights * 2.0**bits).to(torch.int64)
-    running = torch.cumsum(ints, dim=-1)
+    rows, length = weights.shape
+    n = u.shape[1]
+    scale = 2.0**bits
+    # Every weight is widened to float64 before it is scaled: exact from any
+    # float dtype, and the product truncates to the integer numpy's cast gives.
+    block = min(_BLOCK, length, 2 ** max(0, 53 - bits))  # block sums stay exact in float64
+    # Level 1: the block holding the target, from one running sum over a row's blocks.
+    running = torch.cumsum(_block_sums_torch(weights, scale, block), dim=-1)
     totals = running[:, -1:]
     # float64 rounding of the total and of the product, then floor, as in :func:`draw`.
     offset = torch.floor(u.to(torch.float64) * totals.to(torch.float64)).to(torch.int64)
     target = torch.minimum(offset, totals - 1).contiguous()  # searchsorted warns otherwise
-    return torch.searchsorted(running, target, right=True)
+    blk = torch.searchsorted(running, target, right=True)  # (B, n)
+    before = torch.where(blk > 0, running.gather(1, (blk - 1).clamp(min=0)), 0)
+    # Level 2: the running sum inside the chosen block only.
+    cols = (blk * block)[..., None] + torch.arange(block, device=weights.device)  # (B, n, block)
+    inside = cols < length
+    vals = weights.gather(1, cols.clamp(max=length - 1).reshape(rows, n * block))
+    ints = (vals.to(torch.float64) * scale).to(torch.int64).reshape(rows, n, block)
+    cum = torch.cumsum(torch.where(inside, ints, 0), dim=-1)
+    within = (cum <= (target - before)[..., None]).sum(dim=-1)
+    return blk * block + within

@@ -40,6 +40,9 @@ it cannot change the cut; otherwise the plain kernel's sum is recomputed.
 Probabilities agree to float rounding. Draws from the same seed are identical:
 both paths feed the kept tokens' weights, in ascending token-id order, to the
 exact integer inverse-CDF routine of :mod:`thermoscope.sampling._draw`.
+
+Torch tensors take :mod:`thermoscope.sampling._fused_torch`, the same plan
+computed with torch operations on the tensors' device.
 """
 
 from __future__ import annotations
@@ -49,9 +52,10 @@ from typing import Any
 
 import numpy as np
 
+from thermoscope._temperature import overflows, row_weights
 from thermoscope.sampling import _kernels as K
-from thermoscope.sampling._draw import draw
 from thermoscope.sampling._input import Rows, rows_param
+from thermoscope.sampling._rowdraw import draw_rows
 from thermoscope.sampling.warpers import MinP, Temperature, TopK, TopP, Warper
 
 Array = np.ndarray[Any, np.dtype[Any]]
@@ -83,20 +87,18 @@ class Plan:
 
 
 def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
-    """Return a plan when the fused path applies to ``warpers`` on ``rows``, else None."""
+    """Return a plan when the fused path applies to ``warpers`` on ``rows``, else None.
+
+    Decided from the warpers' parameters and the batch shape only, so a
+    sampler may keep the answer per batch shape; :func:`tempers_safely`
+    checks the logits themselves on every call.
+    """
     first_cut = -1
-    top = rows.row_max
     for i, w in enumerate(warpers):
         if isinstance(w, Temperature):
             t = rows_param(w.t, rows.batch_shape, "temperature")
             if not np.all((t > 0) & np.isfinite(t)):
                 return None
-            if first_cut < 0:
-                divisor = t.astype(rows.z.dtype)
-                # A tiny T that overflows z / T takes the plain chain, which shifts first.
-                if np.any(K.overflows(top, divisor)):
-                    return None
-                top = top.astype(rows.z.dtype) / divisor
         elif isinstance(w, TopK):
             rows_param(w.k, rows.batch_shape, "top_k")
         elif isinstance(w, (TopP, MinP)):
@@ -110,6 +112,21 @@ def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
     if first_cut < 0:
         return None
     return Plan(tuple(warpers), first_cut)
+
+
+def tempers_safely(chain: Plan, rows: Rows) -> bool:
+    """False when a temperature before the first cut overflows ``z / T`` on some row.
+
+    Such a row (a tiny T) takes the plain chain, whose division shifts first.
+    """
+    top = rows.row_max
+    for w in chain.steps[: chain.first_cut]:
+        assert isinstance(w, Temperature)
+        divisor = rows_param(w.t, rows.batch_shape, "temperature").astype(rows.z.dtype)
+        if np.any(overflows(top, divisor)):
+            return False
+        top = top.astype(rows.z.dtype) / divisor
+    return True
 
 
 class Compact:
@@ -142,9 +159,9 @@ class Compact:
         self._weights = None
 
     def weights(self) -> Array:
-        """The plain chain's weights of the candidates (:func:`K.row_weights`)."""
+        """The plain chain's weights of the candidates (the temperature kernel's row weights)."""
         if self._weights is None:
-            self._weights = K.row_weights(self._vals)[0]
+            self._weights = row_weights(self._vals)[0]
         return self._weights
 
     def _scatter(self, values: Array, fill: float) -> Array:
@@ -158,13 +175,25 @@ class Compact:
         return self._scatter(self._vals, -np.inf)
 
     def dense_probs(self) -> Array:
-        """Probabilities over the whole vocabulary (as :func:`K.softmax_rows`)."""
+        """Probabilities over the whole vocabulary (as the kernel's ``softmax_rows``)."""
         w = self.weights()
         return self._scatter(w / w.sum(axis=-1, keepdims=True), 0.0)
 
+    def masked_vals(self) -> Array:
+        """Values, ``-inf`` where not valid."""
+        return np.where(self.valid, self._vals, -np.inf).astype(self._vals.dtype, copy=False)
+
+    def token_ids(self, pos: Array) -> Array:
+        """Token ids at candidate positions ``pos`` (B, n)."""
+        return np.take_along_axis(self.ids, pos, axis=-1).astype(np.int64, copy=False)
+
+    def positions(self, u: Array, bits: int) -> Array:
+        """Candidate positions drawn with the shared inverse-CDF routine."""
+        return draw_rows(self.weights(), u, bits)
+
     def sample(self, u: Array, bits: int) -> Array:
         """Token ids drawn with the shared inverse-CDF routine."""
-        return np.take_along_axis(self.ids, draw(self.weights(), u, bits), axis=-1)
+        return self.token_ids(self.positions(u, bits))
 
 
 def _compact(z: Array, keep: Array) -> Compact:
@@ -600,8 +629,8 @@ def _top_k_first(chain: Plan, rows: Rows) -> Compact | None:
     # The largest value a non-candidate can have: just below the floor.
     edge = np.nextafter(floor.astype(z.dtype), z.dtype.type(-np.inf))[:, None]
     for w in chain.steps[: chain.first_cut]:
-        # plan() admits only finite positive temperatures here, for which
-        # K.scale is this very division (in the compute dtype).
+        # plan() admits only finite positive temperatures here, for which the
+        # temperature kernel's divide is this very division (in the compute dtype).
         assert isinstance(w, Temperature)
         t = rows_param(w.t, rows.batch_shape, "temperature").astype(z.dtype)[:, None]
         cand.vals = cand.vals / t

@@ -9,6 +9,11 @@ The truncation rules are *thresholds*: each returns one value per row and the
 tokens kept are exactly those with ``z >= threshold``. That is the tie policy
 (tokens tied at the cut are kept together) and it is what lets the fused path
 run the same kernel on a compacted candidate set and get the same answer.
+
+Temperature division, softmax and the row weights ``exp(z - max)`` are the
+temperature kernel's (:mod:`thermoscope._temperature`); torch tensors have
+their own versions of these kernels, same names and semantics, in
+:mod:`thermoscope.sampling._kernels_torch`.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-Array = np.ndarray[Any, np.dtype[Any]]
+from thermoscope._temperature import entropy_of_logits, log_softmax, row_weights
 
-_CHUNK = 1 << 17  # elements per slice of rows in row_weights (about 512 kB of float32)
+Array = np.ndarray[Any, np.dtype[Any]]
 
 __all__ = [
     "apply_mask",
@@ -29,9 +34,6 @@ __all__ = [
     "floor_threshold",
     "kth_largest",
     "min_p_threshold",
-    "row_weights",
-    "scale",
-    "softmax_rows",
     "top_n_sigma_threshold",
     "top_p_scan",
     "top_p_threshold",
@@ -47,60 +49,6 @@ def apply_threshold(z: Array, thr: Array) -> Array:
 def apply_mask(z: Array, keep: Array) -> Array:
     """Keep the entries where ``keep`` is true, set the rest to -inf (a new array)."""
     return np.where(keep, z, -np.inf).astype(z.dtype, copy=False)
-
-
-def scale(z: Array, t: Array) -> Array:
-    """Divide each row by its temperature; T=0 is the greedy limit, T=inf uniform.
-
-    The division happens in the compute dtype (as transformers divides a float32
-    tensor by a Python float), so float32 logits stay float32.
-    """
-    finite = (t > 0) & np.isfinite(t)
-    divisor = np.where(finite, t, 1.0).astype(z.dtype)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # Rows with T=0 or T=inf are overwritten below; their quotient is unused.
-        out = z / divisor[:, None]
-    small = finite & (divisor < 1)
-    if small.any():
-        _unscale_overflow(z, t, divisor, small, out)
-    if finite.all():
-        return out
-    greedy = t == 0
-    if greedy.any():
-        # Greedy limit: uniform over the maximal entries, all of them (ties kept).
-        top = z[greedy] == z[greedy].max(axis=-1, keepdims=True)
-        out[greedy] = np.where(top, 0.0, -np.inf)
-    hot = np.isposinf(t)
-    if hot.any():
-        # T -> inf: every finite logit becomes equal, masked ones stay masked.
-        out[hot] = np.where(np.isneginf(z[hot]), -np.inf, 0.0)
-    return out
-
-
-def overflows(row_max: Array, divisor: Array) -> Array:
-    """Rows whose maximum divided by a tiny temperature leaves the float range (or T rounds to 0).
-
-    ``divisor`` is T in the compute dtype; the test is done in that dtype, as
-    the division itself is.
-    """
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        return ~np.isfinite(row_max.astype(divisor.dtype) / divisor)
-
-
-def _unscale_overflow(z: Array, t: Array, divisor: Array, rows: Array, out: Array) -> None:
-    """Redo rows where ``z / T`` overflowed as ``(z - max) / T``: same softmax, no inf - inf.
-
-    Only ``rows`` (those with T < 1) can overflow; checking them costs one max
-    pass (over all rows: a fancy-indexed subset would copy them first).
-    """
-    m = z.max(axis=-1)
-    over = rows & overflows(m, divisor)
-    if not over.any():
-        return
-    with np.errstate(over="ignore"):
-        # (z - max) / T <= 0 in float64: overflow only towards -inf, the exact limit.
-        shifted = (z[over].astype(np.float64) - m[over, None]) / t[over, None]
-        out[over] = shifted.astype(z.dtype)
 
 
 def kth_largest(z: Array, k: Array | int) -> Array:
@@ -126,28 +74,6 @@ def floor_threshold(z: Array, thr: Array, min_keep: int) -> Array:
     else:
         top = kth_largest(z, np.full(z.shape[0], min_keep, dtype=np.int64))
     return np.minimum(thr, top)
-
-
-def row_weights(z: Array) -> tuple[Array, Array]:
-    """Unnormalised probabilities ``exp(z - max)`` in the compute dtype, and the row max.
-
-    Worked a cache-sized slice of rows at a time (the subtraction's result is
-    still in cache for the exp); every element gets the very same operations.
-    """
-    m = z.max(axis=-1, keepdims=True)
-    w = np.empty(z.shape, dtype=np.result_type(z, m))
-    step = max(1, _CHUNK // max(z.shape[-1], 1))
-    for r0 in range(0, z.shape[0], step):
-        part = w[r0 : r0 + step]
-        np.subtract(z[r0 : r0 + step], m[r0 : r0 + step], out=part)
-        np.exp(part, out=part)
-    return w, m
-
-
-def softmax_rows(z: Array) -> Array:
-    """Softmax along the last axis; -inf entries get probability exactly 0."""
-    w, _ = row_weights(z)
-    return w / w.sum(axis=-1, keepdims=True)
 
 
 def top_p_threshold(z: Array, p: Array, total: Array | None = None) -> Array:
@@ -205,11 +131,9 @@ def typical_mask(z: Array, mass: Array, min_keep: int) -> Array:
     whose mass reaches ``mass`` is kept, together with every token whose
     score ties the last one kept.
     """
-    z64 = z.astype(np.float64)
-    m = z64.max(axis=-1, keepdims=True)
-    logz = np.log(np.exp(z64 - m).sum(axis=-1, keepdims=True))
-    logp = z64 - m - logz
-    probs = np.exp(logp)
+    logp = log_softmax(z.astype(np.float64))
+    with np.errstate(under="ignore"):
+        probs = np.exp(logp)
     finite = np.isfinite(logp)
     ent = -np.sum(
         np.where(finite, probs * np.where(finite, logp, 0.0), 0.0), axis=-1, keepdims=True
@@ -244,13 +168,7 @@ def entropy_temperature(z: Array, min_t: Array, max_t: Array, exponent: Array) -
     entropy of ``softmax(z)`` over the ``n`` finite tokens; rows with a single
     finite token get ``T = 1`` (nothing to scale).
     """
-    z64 = z.astype(np.float64)
-    m = z64.max(axis=-1, keepdims=True)
-    w = np.exp(z64 - m)
-    total = w.sum(axis=-1, keepdims=True)
-    probs = w / total
-    logp = z64 - m - np.log(total)
-    ent = -np.sum(np.where(probs > 0, probs * np.where(probs > 0, logp, 0.0), 0.0), axis=-1)
+    ent = entropy_of_logits(z.astype(np.float64))
     count = np.isfinite(z).sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         # Rows with one finite token divide 0 by log(1) = 0; they are replaced below.

@@ -8,11 +8,14 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from thermoscope._validation import as_generator, check_integer, check_seed
+from thermoscope._backend import is_torch
+from thermoscope._temperature import row_weights, softmax_rows
+from thermoscope._validation import as_generator, check_integer, per_row
 from thermoscope.sampling import _fused
-from thermoscope.sampling import _kernels as K
-from thermoscope.sampling._draw import draw, fixed_point_bits
+from thermoscope.sampling._counter import uniforms
 from thermoscope.sampling._input import Rows, prepare
+from thermoscope.sampling._logprobs import MODES, SampleResult, gather, log_shift, top_entries
+from thermoscope.sampling._rowdraw import bits_for, draw_rows
 from thermoscope.sampling.warpers import (
     Epsilon,
     MinP,
@@ -59,20 +62,51 @@ LLAMA_CPP_ORDER: tuple[str, ...] = (
 )
 
 
-def _limit_overflow(method: F) -> F:
-    """Run ``method`` with numpy's overflow warnings off.
+def _native(method: F) -> F:
+    """Run ``method`` quietly in the input's library.
 
-    Differences ``z - max`` below the float range come out as -inf: weight 0,
-    the exact limit (logits spanning more than ~1.8e308), not a problem to warn
-    about. A fresh ``errstate`` per call keeps this safe across threads.
+    numpy: overflow warnings off. Differences ``z - max`` below the float
+    range come out as -inf: weight 0, the exact limit (logits spanning more
+    than ~1.8e308), not a problem to warn about. A fresh ``errstate`` per
+    call keeps this safe across threads. torch: no autograd graph (sampling
+    is not differentiable, and the warped values are new tensors).
     """
 
     @functools.wraps(method)
-    def quiet(*args: Any, **kwargs: Any) -> Any:
-        with np.errstate(over="ignore"):
-            return method(*args, **kwargs)
+    def run(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+        if is_torch(x):
+            import torch
 
-    return cast(F, quiet)
+            with torch.no_grad():
+                return method(self, x, *args, **kwargs)
+        with np.errstate(over="ignore"):
+            return method(self, x, *args, **kwargs)
+
+    return cast(F, run)
+
+
+class _Dense:
+    """The plain chain's result: warped logits over the whole vocabulary."""
+
+    __slots__ = ("vals",)
+
+    def __init__(self, vals: Any):
+        self.vals = vals
+
+    def dense_logits(self) -> Any:
+        return self.vals
+
+    def dense_probs(self) -> Any:
+        return softmax_rows(self.vals)
+
+    def masked_vals(self) -> Any:
+        return self.vals
+
+    def token_ids(self, pos: Any) -> Any:
+        return pos
+
+    def positions(self, u: Any, bits: int) -> Any:
+        return draw_rows(row_weights(self.vals)[0], u, bits)
 
 
 _PLAN_CACHE = 64  # batch shapes whose fused plan a Sampler remembers
@@ -137,16 +171,18 @@ class Sampler:
     Notes
     -----
     Methods accept (V,) or (..., V) logits as numpy arrays, lists or torch
-    tensors. ``logits`` and ``probs`` return the input's kind (torch in,
-    torch out, same dtype and device); ``sample`` returns int64 indices of
-    that kind.
+    tensors. numpy input is computed with numpy; a tensor with torch
+    operations on its device (CPU, CUDA, ...), with no copy to the host.
+    ``logits`` and ``probs`` return the input's kind (torch in, torch out,
+    same dtype and device); ``sample`` returns int64 indices of that kind.
 
     When the chain is made of :class:`Temperature`, :class:`TopK`,
     :class:`TopP` and :class:`MinP` only (finite, positive temperatures and
     ``min_tokens_to_keep=1`` for top-p / min-p), a fused path is used that
     never sorts the vocabulary; it keeps the same tokens and the same
     probabilities as the plain chain and draws the same tokens from the
-    same seed (see :mod:`thermoscope.sampling._fused`).
+    same seed (see :mod:`thermoscope.sampling._fused` and
+    :mod:`thermoscope.sampling._fused_torch`).
 
     Examples
     --------
@@ -158,7 +194,7 @@ class Sampler:
     >>> s.probs(z).round(4)
     array([0.7353, 0.2647, 0.    , 0.    ])
     >>> s.sample(z, n=5, seed=0)
-    array([0, 0, 0, 0, 1])
+    array([0, 1, 1, 0, 0])
     """
 
     __slots__ = ("_plans", "_warpers")
@@ -169,10 +205,10 @@ class Sampler:
             if not isinstance(w, Warper):
                 raise TypeError(f"`warpers` must contain Warper instances, got {w!r}.")
         self._warpers = _arrange(items, order)
-        # Fused plan per batch shape: planning only validates the (immutable)
+        # Fused plan per (library, batch shape): planning only validates the (immutable)
         # warpers' parameters against the batch shape, so its answer never
         # changes for a shape, and generation calls with the same shape each step.
-        self._plans: dict[tuple[int, ...], _fused.Plan | None] = {}
+        self._plans: dict[tuple[bool, tuple[int, ...]], _fused.Plan | None] = {}
 
     @property
     def warpers(self) -> tuple[Warper, ...]:
@@ -238,22 +274,43 @@ class Sampler:
     # -- computing -----------------------------------------------------------
 
     def _plan(self, rows: Rows) -> _fused.Plan | None:
-        shape = rows.batch_shape
+        key = (rows.torch, rows.batch_shape)
         try:
-            return self._plans[shape]
+            made = self._plans[key]
         except KeyError:
             if len(self._plans) >= _PLAN_CACHE:
                 self._plans.clear()  # many batch shapes: keep the cache small
-            made = self._plans[shape] = _fused.plan(self._warpers, rows)
-            return made
+            if rows.torch:
+                from thermoscope.sampling import _fused_torch
 
-    def _chain(self, rows: Rows) -> Array:
+                made = _fused_torch.plan(self._warpers, rows)
+            else:
+                made = _fused.plan(self._warpers, rows)
+            self._plans[key] = made
+        if made is not None and not rows.torch and not _fused.tempers_safely(made, rows):
+            return None  # a tiny temperature overflows z / T: the plain chain shifts first
+        return made
+
+    def _chain(self, rows: Rows) -> Any:
         z = rows.z
         for w in self._warpers:
             z = w.apply(z, rows.batch_shape)
-        return z if z is not rows.z else z.copy()
+        if z is rows.z:
+            z = z.clone() if rows.torch else z.copy()
+        return z
 
-    @_limit_overflow
+    def _warp(self, rows: Rows) -> Any:
+        """The chain's result on ``rows``: the fused path's kept tokens, or the plain chain's."""
+        plan = self._plan(rows)
+        if plan is None:
+            return _Dense(self._chain(rows))
+        if rows.torch:
+            from thermoscope.sampling import _fused_torch
+
+            return _fused_torch.run(plan, rows)
+        return _fused.run(plan, rows)
+
+    @_native
     def logits(self, x: Any) -> Any:
         """Warped logits, ``-inf`` for removed tokens, same shape and kind as ``x``.
 
@@ -264,12 +321,9 @@ class Sampler:
                [  3., -inf]])
         """
         rows = prepare(x)
-        plan = self._plan(rows)
-        if plan is not None:
-            return rows.restore(_fused.run(plan, rows).dense_logits())
-        return rows.restore(self._chain(rows))
+        return rows.restore(self._warp(rows).dense_logits())
 
-    @_limit_overflow
+    @_native
     def probs(self, x: Any) -> Any:
         """Sampling distribution: softmax of the warped logits (removed tokens exactly 0).
 
@@ -279,18 +333,16 @@ class Sampler:
         array([0. , 0.5, 0.5])
         """
         rows = prepare(x)
-        plan = self._plan(rows)
-        if plan is not None:
-            return rows.restore(_fused.run(plan, rows).dense_probs())
-        return rows.restore(K.softmax_rows(self._chain(rows)))
+        return rows.restore(self._warp(rows).dense_probs())
 
-    @_limit_overflow
+    @_native
     def sample(
         self,
         x: Any,
         n: int = 1,
-        seed: int | None = None,
-        rng: np.random.Generator | None = None,
+        seed: Any = None,
+        rng: np.random.Generator | int | None = None,
+        step: Any = 0,
     ) -> Any:
         """Draw ``n`` token indices per row, with replacement.
 
@@ -299,50 +351,233 @@ class Sampler:
         x : array_like or torch.Tensor, shape (V,) or (..., V)
         n : int, default 1
             Draws per row, >= 1.
-        seed : int, optional
-            Seed for a fresh ``numpy.random.default_rng(seed)``.
+        seed : int or array_like or torch.Tensor of int, optional
+            One integer in ``[0, 2**64)`` for every row, or one per row (the
+            shape of ``x`` without its last axis): each request's own seed.
+            Batch-invariant: a row's tokens depend only on its own logits,
+            seed and ``step``, never on the other rows, their order or
+            number, or the array library (see Notes).
         rng : numpy.random.Generator or int, optional
-            Generator to draw from (advanced by the call), or an integer seed,
-            as everywhere in thermoscope (``rl``, ``recommend``). Give at most
-            one of ``seed`` and ``rng``; with neither, fresh OS entropy is used.
+            Draw from this numpy Generator (advanced by the call) or a fresh
+            one seeded with this integer, as everywhere in thermoscope (``rl``,
+            ``recommend``). Its numbers are handed out across the rows in
+            order, so a row's tokens depend on the batch; for torch input they
+            are made on the host and moved to the device once. Give at most
+            one of ``seed`` and ``rng``; with neither, fresh OS entropy is used
+            (as ``rng=None``).
+        step : int or array_like or torch.Tensor of int, default 0
+            The decoding step, one for every row or one per row, >= 0: with
+            the same seed, each step draws anew. Only with ``seed``.
 
         Returns
         -------
         ndarray or torch.Tensor of int64, shape (..., n)
+            Of the input's kind; a tensor lives on the input's device.
 
         Notes
         -----
-        One uniform number per draw (``rng.random((B, n))``) is mapped through
-        the inverse CDF of the kept tokens in ascending token-id order, so the
-        same seed gives the same tokens on the plain and the fused path.
+        One uniform number per draw is mapped through the inverse CDF of the
+        kept tokens in ascending token-id order, with exact integer sums, so
+        the plain and the fused path draw the same tokens. With ``seed`` the
+        uniforms are counter-based (Philox4x32-10 keyed by the seed, counting
+        ``(step, j)``; :mod:`thermoscope.sampling._counter`), computed on the
+        logits' device, bit for bit the same in numpy and torch: draw ``j`` of
+        a row depends on its seed, its step and ``j`` only. Rows with the same
+        seed, step and logits draw the same tokens; give per-row seeds for
+        independent rows. numpy and torch compute the kept tokens' weights
+        with their own ``exp``, which may round the last bit differently, so
+        for float32 logits a draw can differ between the two libraries when
+        its uniform falls within that rounding of an interval edge (about 3
+        draws in 100,000 over a whole 128k vocabulary, practically never
+        after top-k / top-p / min-p or with float64 logits).
 
         Examples
         --------
         >>> s = Sampler([TopK(2)])
         >>> s.sample([[0.0, 5.0, 4.0], [9.0, 0.0, 1.0]], n=2, seed=3).shape
         (2, 2)
+        >>> z = [[0.0, 1.0, 0.5], [2.0, 0.0, 0.0]]
+        >>> alone = s.sample(z[1], n=4, seed=7, step=2)
+        >>> bool((s.sample(z, n=4, seed=[5, 7], step=2)[1] == alone).all())
+        True
         """
+        rows = prepare(x, check=False)
+        u = self._uniforms(rows, n, seed, rng, step)
+        result = self._warp(rows)
+        picked = result.token_ids(result.positions(u, bits_for(rows.z.shape[1])))
+        return rows.restore(picked)
+
+    @_native
+    def sample_with_logprobs(
+        self,
+        x: Any,
+        n: int = 1,
+        seed: Any = None,
+        rng: np.random.Generator | int | None = None,
+        step: Any = 0,
+        mode: str = "processed_logprobs",
+        top: int = 0,
+    ) -> SampleResult:
+        """Draw as :meth:`sample` does, and report the drawn tokens' log-probabilities.
+
+        Parameters
+        ----------
+        x, n, seed, rng, step
+            As for :meth:`sample`; the tokens are the ones it draws.
+        mode : str, default "processed_logprobs"
+            What to report, vLLM's four ``logprobs_mode`` values:
+
+            - ``"raw_logprobs"``: ``log_softmax`` of ``x`` as given, before any warper;
+            - ``"raw_logits"``: ``x`` as given;
+            - ``"processed_logprobs"``: ``log_softmax`` of the warped logits,
+              the distribution the tokens were drawn from (``-inf`` for
+              removed tokens);
+            - ``"processed_logits"``: the warped logits (:meth:`logits`).
+        top : int, default 0
+            Also report the ``top`` tokens with the largest values of that mode.
+
+        Returns
+        -------
+        SampleResult
+            ``tokens`` (..., n), ``logprobs`` (..., n), ``top_ids`` and
+            ``top_values`` (..., top), of the input's kind and device.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = Sampler([TopK(2)])
+        >>> z = np.log([0.5, 0.3, 0.2])
+        >>> r = s.sample_with_logprobs(z, n=3, seed=0, top=3)
+        >>> bool((r.tokens == s.sample(z, n=3, seed=0)).all())
+        True
+        >>> r.top_ids, r.top_values.round(4)
+        (array([ 0,  1, -1]), array([-0.47  , -0.9808,    -inf]))
+        >>> s.sample_with_logprobs(z, mode="raw_logprobs", top=2).top_values.round(4)
+        array([-0.6931, -1.204 ])
+        """
+        if mode not in MODES:
+            raise ValueError(f"`mode` must be one of {', '.join(MODES)}, got {mode!r}.")
+        width = check_integer(top, "top", minimum=0)
+        if width.ndim != 0:
+            raise TypeError(f"`top` must be a single integer >= 0, got shape {width.shape}.")
+        rows = prepare(x, check=False)
+        u = self._uniforms(rows, n, seed, rng, step)
+        result = self._warp(rows)
+        pos = result.positions(u, bits_for(rows.z.shape[1]))
+        tokens = result.token_ids(pos)
+        if mode.startswith("raw"):
+            vals, at = rows.z, tokens
+        else:
+            vals, at = result.masked_vals(), pos
+        picked = gather(vals, at)
+        top_pos, top_vals = top_entries(vals, int(width))
+        if mode.endswith("logprobs"):
+            shift = log_shift(vals)
+            picked = _minus(picked, shift, vals)
+            top_vals = _minus(top_vals, shift, vals)
+        if mode.startswith("processed"):
+            top_pos = _ids_or_missing(result, top_pos)
+        return SampleResult(
+            tokens=rows.restore(tokens),
+            logprobs=_restore(rows, picked),
+            top_ids=_restore(rows, top_pos),
+            top_values=_restore(rows, top_vals),
+            mode=mode,
+        )
+
+    # -- drawing ---------------------------------------------------------------
+
+    def _uniforms(self, rows: Rows, n: Any, seed: Any, rng: Any, step: Any) -> Any:
+        """(B, n) float64 uniforms of the rows' kind: counter-based with ``seed``, else rng's."""
         count = check_integer(n, "n")
         if count.ndim != 0:
             raise TypeError(f"`n` must be a single integer >= 1, got shape {count.shape}.")
-        gen = _generator(seed, rng)
-        rows = prepare(x)
-        batch, vocab = rows.z.shape
-        u = gen.random((batch, int(count)))
-        bits = fixed_point_bits(batch, vocab)
-        plan = self._plan(rows)
-        if plan is not None:
-            picked = _fused.run(plan, rows).sample(u, bits)
-        else:
-            weights, _ = K.row_weights(self._chain(rows))
-            picked = draw(weights, u, bits)
-        return rows.restore(picked.astype(np.int64, copy=False))
+        if seed is not None:
+            if rng is not None:
+                raise ValueError("`seed` and `rng` must not both be given; pass one of them.")
+            seeds, seeds_ok = _row_integers(seed, rows, "seed")
+            steps, steps_ok = _row_integers(step, rows, "step")
+            # One host read for the logits', the seeds' and the steps' checks.
+            rows.validate(*seeds_ok, *steps_ok)
+            return uniforms(seeds, steps, int(count))
+        if not (isinstance(step, (int, np.integer)) and step == 0):
+            raise ValueError(
+                "`step` numbers seeded draws: pass `seed` with it (rng= draws ignore it), "
+                f"got step={step!r} and no seed."
+            )
+        # The library's one rule for `rng`: a Generator (advanced), an int seed, or None.
+        gen = as_generator(rng)
+        rows.validate()
+        u = gen.random((rows.z.shape[0], int(count)))
+        if rows.torch:
+            import torch
+
+            return torch.as_tensor(u, device=rows.z.device)  # one host-to-device copy
+        return u
 
 
-def _generator(seed: Any, rng: Any) -> np.random.Generator:
-    if seed is not None and rng is not None:
-        raise ValueError("`seed` and `rng` must not both be given; pass one of them.")
-    if seed is not None:
-        return np.random.default_rng(check_seed(seed))
-    # The library's one rule for `rng`: a Generator (advanced), an int seed, or None.
-    return as_generator(rng)
+_MAX_SEED = 2**64
+
+
+def _row_integers(value: Any, rows: Rows, name: str) -> tuple[Any, list[Any]]:
+    """A seed or step (one integer >= 0, or one per row) as (B,) int64 of the rows' kind.
+
+    Seeds up to ``2**64 - 1`` are kept as their 64-bit pattern. A torch tensor
+    is checked on its device: the second value holds its ``(flag, raise_error)``
+    check for :meth:`Rows.validate` (empty for host values, checked here).
+    """
+    batch = rows.z.shape[0]
+    if is_torch(value):
+        import torch
+
+        if not rows.torch:
+            raise TypeError(
+                f"`{name}` must be an integer or a numpy array of integers for numpy logits, "
+                "got a torch tensor."
+            )
+        if value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
+            raise TypeError(
+                f"`{name}` must be an integer >= 0 (an integer tensor), got {value.dtype}."
+            )
+        flat = per_row(value, rows.batch_shape, name).reshape(batch).to(rows.z.device, torch.int64)
+
+        def negative() -> None:
+            bad = flat[flat < 0][0]
+            raise ValueError(f"`{name}` must be an integer >= 0, got {bad.tolist()}.")
+
+        return flat, [((flat < 0).any(), negative)]
+    if isinstance(value, int) and not isinstance(value, bool) and value >= _MAX_SEED:
+        raise ValueError(f"`{name}` must be an integer below 2**64, got {value}.")
+    arr = check_integer(value, name, minimum=0)  # int64; uint64 seeds keep their bit pattern
+    flat = np.ascontiguousarray(per_row(arr, rows.batch_shape, name)).reshape(batch)
+    if rows.torch:
+        import torch
+
+        return torch.as_tensor(np.array(flat), device=rows.z.device), []
+    return flat, []
+
+
+def _minus(values: Any, shift: Any, like: Any) -> Any:
+    """``values - shift`` in float64, back in ``like``'s floating dtype."""
+    if is_torch(values):
+        import torch
+
+        return (values.to(torch.float64) - shift).to(like.dtype)
+    return (values.astype(np.float64) - shift).astype(like.dtype)
+
+
+def _ids_or_missing(result: Any, pos: Any) -> Any:
+    """Token ids of candidate positions, -1 where the position is -1."""
+    missing = pos < 0
+    if is_torch(pos):
+        import torch
+
+        ids = result.token_ids(torch.where(missing, 0, pos))
+        return torch.where(missing, -1, ids)
+    ids = result.token_ids(np.where(missing, 0, pos))
+    return np.where(missing, -1, ids)
+
+
+def _restore(rows: Rows, result: Any) -> Any:
+    """Reshape a (B, k) result to the input's batch shape, of its kind, keeping its dtype."""
+    return result.reshape(rows.batch_shape + tuple(result.shape[1:]))

@@ -16,6 +16,14 @@ libraries keep exactly the same tokens.
 Every truncating warper keeps at least ``min_tokens_to_keep`` tokens (the most
 likely ones, plus their ties) and caps ``k`` at the vocabulary size.
 
+Array libraries
+---------------
+numpy input is warped with numpy; a torch tensor with torch operations on its
+device (CPU, CUDA, ...), returned as a tensor of its dtype, with no host copy.
+Per-row parameters are moved to the device once per call. The two libraries
+keep the same tokens and agree to float rounding (a cut that falls exactly on
+a rounding tie of a row sum may differ).
+
 Examples
 --------
 >>> import numpy as np
@@ -35,13 +43,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from thermoscope._backend import is_torch
+from thermoscope._temperature import divide
 from thermoscope._validation import (
     check_fraction,
     check_integer,
     check_temperature,
 )
-from thermoscope.sampling import _kernels as K
-from thermoscope.sampling._input import prepare, rows_param
+from thermoscope.sampling import _kernels
+from thermoscope.sampling._input import on_device, prepare, rows_param
 
 Array = np.ndarray[Any, np.dtype[Any]]
 
@@ -61,10 +71,19 @@ __all__ = [
 def _freeze(arr: Array) -> float | int | Array:
     """A validated parameter as a plain number, or a read-only array copy."""
     if arr.ndim == 0:
-        return arr.item()
+        return arr.tolist()  # a Python number
     out = np.array(arr, copy=True)
     out.flags.writeable = False
     return out
+
+
+def _kernels_for(z: Any) -> Any:
+    """The kernel module of ``z``'s library: numpy's, or torch's (imported on first use)."""
+    if is_torch(z):
+        from thermoscope.sampling import _kernels_torch
+
+        return _kernels_torch
+    return _kernels
 
 
 def _min_keep(value: Any) -> int:
@@ -96,13 +115,21 @@ class Warper(abc.ABC):
     def __call__(self, logits: Any) -> Any:
         """Warp ``logits`` of shape (..., V); numpy, list or torch in, same kind out."""
         rows = prepare(logits)
+        if rows.torch:
+            import torch
+
+            with torch.no_grad():
+                return rows.restore(self.apply(rows.z, rows.batch_shape))
         # z - max below the float range is -inf (weight 0, the exact limit): no warning.
         with np.errstate(over="ignore"):
             return rows.restore(self.apply(rows.z, rows.batch_shape))
 
     @abc.abstractmethod
-    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
-        """Warp validated rows ``z`` of shape (B, V); ``batch_shape`` sizes per-row parameters."""
+    def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
+        """Warp validated rows ``z`` of shape (B, V); ``batch_shape`` sizes per-row parameters.
+
+        ``z`` is a numpy array or a torch tensor; the result is of the same kind.
+        """
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,8 +164,8 @@ class Temperature(Warper):
     def __post_init__(self) -> None:
         object.__setattr__(self, "t", _freeze(check_temperature(self.t, "temperature")))
 
-    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
-        return K.scale(z, rows_param(self.t, batch_shape, "temperature"))
+    def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
+        return divide(z, rows_param(self.t, batch_shape, "temperature"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,7 +195,8 @@ class TopK(Warper):
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
         object.__setattr__(self, "k", _freeze(check_integer(self.k, "top_k")))
 
-    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+    def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
+        K = _kernels_for(z)
         k = np.maximum(rows_param(self.k, batch_shape, "top_k"), self.min_tokens_to_keep)
         return K.apply_threshold(z, K.kth_largest(z, k))
 
@@ -210,7 +238,8 @@ class TopP(Warper):
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
         object.__setattr__(self, "p", _freeze(check_fraction(self.p, "top_p")))
 
-    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+    def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
+        K = _kernels_for(z)
         thr = K.top_p_threshold(z, rows_param(self.p, batch_shape, "top_p"))
         return K.apply_threshold(z, K.floor_threshold(z, thr, self.min_tokens_to_keep))
 
@@ -247,7 +276,8 @@ class MinP(Warper):
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
         object.__setattr__(self, "p", _freeze(check_fraction(self.p, "min_p", low_open=False)))
 
-    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+    def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
+        K = _kernels_for(z)
         thr = K.min_p_threshold(z, rows_param(self.p, batch_shape, "min_p"))
         return K.apply_threshold(z, K.floor_threshold(z, thr, self.min_tokens_to_keep))
 
@@ -284,7 +314,8 @@ class Typical(Warper):
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
         object.__setattr__(self, "p", _freeze(check_fraction(self.p, "typical_p")))
 
-    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+    def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
+        K = _kernels_for(z)
         mass = rows_param(self.p, batch_shape, "typical_p")
         return K.apply_mask(z, K.typical_mask(z, mass, self.min_tokens_to_keep))
 
@@ -316,9 +347,11 @@ class Epsilon(Warper):
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
         object.__setattr__(self, "eps", _freeze(check_fraction(self.eps, "epsilon")))
 
-    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+    def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
+        K = _kernels_for(z)
         keep = K.epsilon_mask(z, rows_param(self.eps, batch_shape, "epsilon"))
-        floor = K.floor_threshold(z, np.full(z.shape[0], np.inf), self.min_tokens_to_keep)
+        none = on_device(np.full(z.shape[0], np.inf), z)
+        floor = K.floor_threshold(z, none, self.min_tokens_to_keep)
         return K.apply_mask(z, keep | (z >= floor[:, None]))
 
 
@@ -354,7 +387,8 @@ class TopNSigma(Warper):
     def __post_init__(self) -> None:
         object.__setattr__(self, "n", _freeze(check_temperature(self.n, "top_n_sigma")))
 
-    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
+    def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
+        K = _kernels_for(z)
         return K.apply_threshold(
             z, K.top_n_sigma_threshold(z, rows_param(self.n, batch_shape, "top_n_sigma"))
         )
@@ -415,11 +449,11 @@ class EntropyTemperature(Warper):
         object.__setattr__(self, "max_t", _freeze(hi))
         object.__setattr__(self, "exponent", _freeze(expo))
 
-    def apply(self, z: Array, batch_shape: tuple[int, ...]) -> Array:
-        t = K.entropy_temperature(
+    def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
+        t = _kernels_for(z).entropy_temperature(
             z,
             rows_param(self.min_t, batch_shape, "min_t"),
             rows_param(self.max_t, batch_shape, "max_t"),
             rows_param(self.exponent, batch_shape, "exponent"),
         )
-        return K.scale(z, t)
+        return divide(z, t)

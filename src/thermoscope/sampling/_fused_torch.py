@@ -1,0 +1,439 @@
+"""The fused path of :mod:`thermoscope.sampling._fused` for torch tensors, on their device.
+
+Same chains (temperatures, top-k, top-p, min-p), same result as the plain
+chain of torch kernels: the kept tokens, their warped values, and draws
+through :func:`~thermoscope.sampling._draw.draw_torch` over the kept tokens
+in ascending token-id order. Everything is a torch operation on the logits'
+device; no value comes back to the host except a few booleans and sizes
+(a candidate list's width, whether a rare tie needs the slow route), read
+once per call, never per row.
+
+First cut
+---------
+- top-k: the vocabulary is cut into groups of ``_GROUP`` consecutive tokens;
+  the ``k`` groups with the largest maxima hold the ``k`` largest tokens, so
+  one reduction over the vocabulary (the group maxima), a ``topk`` over the
+  maxima and a gather of those groups' tokens give the candidates. Leading
+  temperatures divide the candidates only (and the largest value a token
+  outside them can have, the next group's maximum): division by a positive
+  temperature is monotone, so when that value stays below the k-th tempered
+  candidate no other token can enter the top k. The candidates are ordered by
+  token id for the draw. If a tie reaches outside the candidates (rounded or
+  masked logits), the whole vocabulary is tempered and cut instead.
+- min-p: the cut ``max + log(p)`` is explicit; the tokens above it are
+  compacted.
+- top-p: the plain kernel sorts the row and runs a float64 sum from the top.
+  Here a strided subsample, sorted, estimates where the running mass crosses
+  ``p * Z``; the tokens above a value ``c_lo`` a little below that estimate are
+  compacted, the band ``[c_lo, c_hi)`` around it is sorted and the running sum
+  is finished from the mass above ``c_hi``. With ``c_hi = inf`` (peaked rows)
+  the running sums are the plain kernel's very numbers; otherwise the cut is
+  accepted only when the sums clear ``p * Z`` by more than twice the rounding
+  bound of any summation order (see :func:`thermoscope.sampling._fused._band_cut`).
+  Rows that miss get the plain kernel.
+
+Steps after the first cut run the torch kernels on the candidates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from thermoscope._temperature import row_weights
+from thermoscope.sampling import _kernels_torch as K
+from thermoscope.sampling._fused import Plan
+from thermoscope.sampling._input import Rows, on_device, rows_param
+from thermoscope.sampling._rowdraw import draw_rows
+from thermoscope.sampling.warpers import MinP, Temperature, TopK, TopP, Warper
+
+__all__ = ["Compact", "DenseKeep", "compact_mask", "plan", "run"]
+
+_GROUP = 32  # tokens per group for the top-k candidate search
+_SPARE = 16  # candidates beyond k, so that a tie at the k-th value rarely spills over
+_SUBSAMPLE = 2048  # subsample length per row for the top-p band estimate
+_BAND_SLACK = 8  # subsample positions either side of the estimate, plus
+_BAND_SIGMAS = 2.0  # this many square roots of the positions counted
+_REFINE_WIDTH = 1024  # bands wider than this are narrowed by a second subsample
+_REFINE_SUBSAMPLE = 512
+_REFINE_SLACK = 8
+_REFINE_SIGMAS = 2.0
+_U = 2.0**-53
+
+
+def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
+    """A plan when the fused path applies to ``warpers`` on ``rows``, else None.
+
+    Decided from the warpers' host parameters only (no device value is read):
+    finite positive temperatures, and ``min_tokens_to_keep = 1`` for a top-p or
+    min-p first cut. A tiny temperature needs no check here: the leading
+    division is the temperature kernel's, which handles overflow itself.
+    """
+    first_cut = -1
+    for i, w in enumerate(warpers):
+        if isinstance(w, Temperature):
+            t = rows_param(w.t, rows.batch_shape, "temperature")
+            if not np.all((t > 0) & np.isfinite(t)):
+                return None
+        elif isinstance(w, TopK):
+            rows_param(w.k, rows.batch_shape, "top_k")
+        elif isinstance(w, (TopP, MinP)):
+            rows_param(w.p, rows.batch_shape, w.name)
+            if w.min_tokens_to_keep != 1 and first_cut < 0:
+                return None
+        else:
+            return None
+        if first_cut < 0 and not isinstance(w, Temperature):
+            first_cut = i
+    if first_cut < 0:
+        return None
+    return Plan(tuple(warpers), first_cut)
+
+
+class Compact:
+    """Kept candidates per row: values (``-inf`` where not valid), token ids, validity.
+
+    Valid entries are in ascending token-id order (the draw's order); entries
+    that are not valid carry the id ``vocab``, one past the last token.
+    """
+
+    __slots__ = ("ids", "valid", "vals", "vocab")
+
+    def __init__(self, vals: Any, ids: Any, valid: Any, vocab: int):
+        self.vals = vals
+        self.ids = ids
+        self.valid = valid
+        self.vocab = vocab
+
+    def weights(self) -> Any:
+        """The plain chain's weights of the candidates: ``exp(vals - row max)``."""
+        return row_weights(self.vals)[0]
+
+    def _scatter(self, values: Any, fill: float) -> Any:
+        rows = values.shape[0]
+        out = torch.full((rows, self.vocab + 1), fill, dtype=values.dtype, device=values.device)
+        out.scatter_(1, self.ids, values)
+        return out[:, : self.vocab]
+
+    def dense_logits(self) -> Any:
+        """Warped logits over the whole vocabulary."""
+        return self._scatter(self.vals, float("-inf"))
+
+    def dense_probs(self) -> Any:
+        """Probabilities over the whole vocabulary (as the kernel's ``softmax_rows``)."""
+        w = self.weights()
+        return self._scatter(w / w.sum(dim=-1, keepdim=True), 0.0)
+
+    def masked_vals(self) -> Any:
+        """Values, ``-inf`` where not valid."""
+        return self.vals
+
+    def token_ids(self, pos: Any) -> Any:
+        """Token ids at candidate positions ``pos`` (B, n)."""
+        return self.ids.gather(1, pos)
+
+    def positions(self, u: Any, bits: int) -> Any:
+        """Candidate positions drawn with the shared inverse-CDF routine."""
+        return draw_rows(self.weights(), u, bits)
+
+    def sample(self, u: Any, bits: int) -> Any:
+        """Token ids drawn with the shared inverse-CDF routine."""
+        return self.token_ids(self.positions(u, bits))
+
+
+def _order_by_id(vals: Any, ids: Any, keep: Any, vocab: int) -> Compact:
+    """A Compact of the kept entries, sorted by token id (the others last, id ``vocab``)."""
+    key, order = torch.sort(torch.where(keep, ids, vocab), dim=-1)
+    valid = keep.gather(1, order)
+    out = torch.where(valid, vals.gather(1, order), float("-inf"))
+    return Compact(out, key, valid, vocab)
+
+
+def compact_mask(z: Any, keep: Any) -> Compact:
+    """Gather the kept entries of each row, in ascending token-id order (sizes read once)."""
+    rows, vocab = z.shape
+    idx = torch.nonzero(keep)  # row-major: ascending token ids within a row
+    r, c = idx[:, 0], idx[:, 1]
+    counts = torch.bincount(r, minlength=rows)
+    width = max(int(counts.max()) if rows else 0, 1)
+    pos = torch.arange(r.shape[0], device=z.device) - (torch.cumsum(counts, 0) - counts)[r]
+    vals = torch.full((rows, width), float("-inf"), dtype=z.dtype, device=z.device)
+    ids = torch.full((rows, width), vocab, dtype=torch.int64, device=z.device)
+    vals[r, pos] = z[r, c]
+    ids[r, pos] = c
+    valid = torch.arange(width, device=z.device) < counts[:, None]
+    return Compact(vals, ids, valid, vocab)
+
+
+def _upper_set(z: Any, thr: Any) -> Any:
+    """``z >= thr`` per row (float64 ``thr``), finite entries only (one compare)."""
+    edge = torch.clamp(K.floor_in(thr, z.dtype), min=torch.finfo(z.dtype).min)
+    return z >= edge[:, None]
+
+
+def run(chain: Plan, rows: Rows) -> Compact | DenseKeep:
+    """Run a fused plan on validated torch rows; the result holds the kept tokens only."""
+    z = rows.z
+    steps = chain.steps
+    first = steps[chain.first_cut]
+    cand = _top_k_first(chain, rows) if isinstance(first, TopK) else None
+    m = rows.row_max[:, None]
+    if cand is None:
+        # The temperature kernel's division, on the maxima too: a row it shifts
+        # (tiny T) is shifted in both, so the tempered maximum stays the maximum.
+        for w in steps[: chain.first_cut]:
+            z = w.apply(z, rows.batch_shape)
+            m = w.apply(m, rows.batch_shape)
+        if isinstance(first, TopK):
+            cand = _top_k_full(first, z, rows.batch_shape)
+        elif isinstance(first, TopP):
+            p = rows_param(first.p, rows.batch_shape, "top_p")
+            cut = _top_p_first(z, p, m, last=chain.first_cut == len(steps) - 1)
+            if isinstance(cut, DenseKeep):
+                return cut
+            cand = cut
+        elif isinstance(first, MinP):
+            thr = K.min_p_threshold(z, rows_param(first.p, rows.batch_shape, "min_p"), m[:, 0])
+            cand = compact_mask(z, _upper_set(z, thr))
+        else:  # plan() admits only the four kinds
+            raise TypeError(f"the fused path cannot start with {first!r}")
+    for step in steps[chain.first_cut + 1 :]:
+        cand.vals = step.apply(cand.vals, rows.batch_shape)
+    cand.valid &= cand.vals > float("-inf")
+    return cand
+
+
+def _k_of(first: TopK, batch_shape: tuple[int, ...], vocab: int) -> np.ndarray:
+    k = np.maximum(rows_param(first.k, batch_shape, "top_k"), first.min_tokens_to_keep)
+    return np.minimum(k, vocab)
+
+
+def _top_k_full(first: TopK, z: Any, batch_shape: tuple[int, ...]) -> Compact:
+    """Top-k over the whole (already tempered) vocabulary, compacted."""
+    thr = K.kth_largest(z, _k_of(first, batch_shape, z.shape[1]))
+    return compact_mask(z, _upper_set(z, thr))
+
+
+def _candidates(z: Any, want: int) -> tuple[Any, Any, Any]:
+    """Candidate token ids (B, C), their values, and the largest value outside them (B,).
+
+    Every token not among the candidates is at most the returned value (a
+    group maximum, or -inf when every token is a candidate).
+    """
+    rows, vocab = z.shape
+    groups = vocab // _GROUP
+    if groups < 4 * want:
+        ids = torch.arange(vocab, device=z.device).expand(rows, vocab)
+        edge = torch.full((rows,), float("-inf"), dtype=z.dtype, device=z.device)
+        return ids, z, edge
+    main = groups * _GROUP
+    maxima = z[:, :main].reshape(rows, groups, _GROUP).amax(dim=-1)
+    take = min(want + 1, groups)
+    gv, gi = torch.topk(maxima, take, dim=-1)
+    chosen = min(want, groups)
+    if chosen < groups:
+        edge = gv[:, chosen]
+    else:
+        edge = torch.full((rows,), float("-inf"), dtype=z.dtype, device=z.device)
+    offsets = torch.arange(_GROUP, device=z.device)
+    ids = (gi[:, :chosen, None] * _GROUP + offsets).reshape(rows, chosen * _GROUP)
+    if main < vocab:  # the last few tokens: always candidates
+        tail = torch.arange(main, vocab, device=z.device).expand(rows, vocab - main)
+        ids = torch.cat([ids, tail], dim=1)
+    return ids, z.gather(1, ids), edge
+
+
+def _top_k_first(chain: Plan, rows: Rows) -> Compact | None:
+    """Top-k on the raw logits' candidates, then the leading temperatures on those only.
+
+    Returns None when a tie reaches outside the candidates (the caller then
+    tempers the whole vocabulary); one boolean is read to decide.
+    """
+    first = chain.steps[chain.first_cut]
+    assert isinstance(first, TopK)
+    z = rows.z
+    vocab = z.shape[1]
+    k = _k_of(first, rows.batch_shape, vocab)
+    kmax = int(k.max())
+    ids, vals, edge = _candidates(z, min(kmax + _SPARE, vocab))
+    # The edge rides along as one more column, so a row the temperature kernel
+    # shifts (tiny T) is shifted alike in both.
+    both = torch.cat([vals, edge[:, None]], dim=1)
+    for w in chain.steps[: chain.first_cut]:
+        both = w.apply(both, rows.batch_shape)
+    vals, edge = both[:, :-1], both[:, -1]
+    width = min(kmax + _SPARE, vals.shape[1])
+    top, at = torch.topk(vals, width, dim=-1)  # largest first
+    if bool(np.all(k == k[0])):
+        kth = top[:, int(k[0]) - 1]
+    else:
+        kth = top.gather(1, on_device(k - 1, z)[:, None])[:, 0]
+    keep = top >= kth[:, None]
+    # Exact when nothing outside the candidates reaches the k-th value, and
+    # every candidate tied with it is among the `width` kept here.
+    outside_ok = (edge < kth) | torch.isneginf(edge)
+    inside_ok = (top[:, -1] < kth) if width < vals.shape[1] else torch.ones_like(outside_ok)
+    if not bool((outside_ok & inside_ok).all()):
+        return None
+    return _order_by_id(top, ids.gather(1, at), keep, vocab)
+
+
+class DenseKeep:
+    """A top-p cut that ends the chain, kept dense: the tempered row, its weights, a mask.
+
+    A wide nucleus (flat rows: tens of thousands of tokens) is not compacted;
+    the draw runs over the whole row with the removed tokens' weights set to
+    0, which draws the same token as over the compacted list.
+    """
+
+    __slots__ = ("keep", "w", "z")
+
+    def __init__(self, z: Any, w: Any, keep: Any):
+        self.z = z
+        self.w = w
+        self.keep = keep
+
+    def weights(self) -> Any:
+        """``exp(z - max)`` where kept, 0 elsewhere: the plain chain's weights."""
+        return self.w * self.keep.to(self.w.dtype)
+
+    def masked_vals(self) -> Any:
+        """The warped logits (``-inf`` where removed)."""
+        return torch.where(self.keep, self.z, float("-inf"))
+
+    def dense_logits(self) -> Any:
+        return self.masked_vals()
+
+    def dense_probs(self) -> Any:
+        w = self.weights()
+        return w / w.sum(dim=-1, keepdim=True)
+
+    def token_ids(self, pos: Any) -> Any:
+        return pos
+
+    def positions(self, u: Any, bits: int) -> Any:
+        return draw_rows(self.weights(), u, bits)
+
+
+def _band_edges(
+    values: Any, m: Any, mass_below: Any, subsample: int, slack: int, sigmas: float
+) -> tuple[Any, Any]:
+    """Values ``c_lo <= c_hi`` around where the mass below crosses ``mass_below`` (estimated).
+
+    A strided subsample of each row, sorted, estimates the mass below each of
+    its values (``stride`` times the running sum from the bottom: many small
+    weights, a steady estimate); ``c_hi`` / ``c_lo`` sit ``slack`` plus
+    ``sigmas`` square roots of the positions counted either side of the
+    estimate (``inf`` / ``-inf`` past the ends).
+    """
+    rows = values.shape[0]
+    stride = max(1, values.shape[1] // subsample)
+    asc = torch.sort(values[:, ::stride], dim=-1).values
+    width = asc.shape[1]
+    below = torch.cumsum(torch.exp(asc - m), dim=-1, dtype=torch.float64) * stride
+    under = (below < mass_below[:, None]).sum(dim=-1)
+    at = width - under  # subsample values estimated above the cut
+    spread = (slack + sigmas * torch.sqrt(torch.minimum(at, under).to(torch.float64))).long()
+    desc = asc.flip(-1)
+    hi_i, lo_i = at - spread, at + spread
+    inf = torch.full((rows,), float("inf"), dtype=values.dtype, device=values.device)
+    c_hi = torch.where(hi_i >= 0, desc.gather(1, hi_i.clamp(min=0)[:, None])[:, 0], inf)
+    c_lo = torch.where(lo_i < width, desc.gather(1, lo_i.clamp(max=width - 1)[:, None])[:, 0], -inf)
+    return c_lo, c_hi
+
+
+def _cut_in_band(
+    band: Any, above: Any, bounded: Any, m: Any, target: Any, total: Any, n: int
+) -> tuple[Any, Any]:
+    """Sort ``band``, run the float64 sums from ``above``, check the crossing.
+
+    As :func:`thermoscope.sampling._fused._cut_in_band`: the cut value per row,
+    and whether it is provably the plain kernel's (exact when not ``bounded``,
+    by a margin of ``8 n 2**-53 Z`` otherwise).
+    """
+    desc = torch.sort(band, dim=-1, descending=True).values  # -inf padding last
+    running = torch.cumsum(
+        torch.cat([above[:, None], torch.exp(desc - m).to(torch.float64)], dim=1), dim=1
+    )
+    width = desc.shape[1]
+    j = 1 + (running[:, 1:] < target[:, None]).sum(dim=-1)  # 1-based position in the band
+    jj = j.clamp(max=width)
+    hit = running.gather(1, jj[:, None])[:, 0]
+    before = running.gather(1, (jj - 1)[:, None])[:, 0]
+    delta = 8.0 * n * _U * total
+    clear = (hit >= target + delta) & (before < target - delta)
+    ok = (j <= width) & torch.where(bounded, clear, True)
+    return desc.gather(1, (jj - 1)[:, None])[:, 0].to(torch.float64), ok
+
+
+def _band_cut(
+    band: Any, above: Any, bounded: Any, m: Any, target: Any, total: Any, n: int
+) -> tuple[Any, Any]:
+    """:func:`_cut_in_band`, narrowing a wide band first with a second subsample.
+
+    The mass of the band above the inner band's top is added to ``above``
+    (another summation order, so those rows become ``bounded``); rows whose
+    inner band misses the crossing are redone on the whole band.
+    """
+    if band.shape[1] <= _REFINE_WIDTH:
+        return _cut_in_band(band, above, bounded, m, target, total, n)
+    bw = torch.exp(band - m)
+    need = above + K.sum64(bw) - target  # band mass below the cut
+    c_lo, c_hi = _band_edges(band, m, need, _REFINE_SUBSAMPLE, _REFINE_SLACK, _REFINE_SIGMAS)
+    ge_hi = band >= c_hi[:, None]
+    above2 = above + K.sum64(bw, ge_hi)
+    inner = compact_mask(band, ~ge_hi & (band >= c_lo[:, None]) & (band > float("-inf"))).vals
+    bounded2 = bounded | (c_hi < float("inf"))
+    cut, ok = _cut_in_band(inner, above2, bounded2, m, target, total, n)
+    if not bool(ok.all()):
+        bad = torch.nonzero(~ok)[:, 0]
+        redo, redo_ok = _cut_in_band(
+            band[bad], above[bad], bounded[bad], m[bad], target[bad], total[bad], n
+        )
+        cut, ok = cut.index_put((bad,), redo), ok.index_put((bad,), redo_ok)
+    return cut, ok
+
+
+def _top_p_first(z: Any, p: np.ndarray, m: Any, last: bool) -> Compact | DenseKeep:
+    """Top-p as the first cut (see the module notes); ``last``: no step follows.
+
+    Peaked rows (a nucleus inside the top of the subsample) are exact from
+    their sorted band alone, and the band holds every kept token: they come
+    back compacted. Otherwise the mass above the band is a masked sum over
+    the row, and the kept tokens are a mask over the row, compacted unless
+    the cut ends the chain (then drawn densely: :class:`DenseKeep`).
+    """
+    _rows, vocab = z.shape
+    pp = on_device(p, z)
+    w = torch.exp(z - m)  # the plain kernel's weights
+    total = K.sum64(w)  # the plain kernel's row mass
+    target = pp * total
+    whole = pp >= 1.0  # keep every finite token
+    c_lo, c_hi = _band_edges(z, m, total - target, _SUBSAMPLE, _BAND_SLACK, _BAND_SIGMAS)
+    c_hi = torch.where(whole, float("inf"), c_hi)
+    c_lo = torch.where(whole, float("-inf"), c_lo)
+    bounded = c_hi < float("inf")
+    ge_hi = z >= c_hi[:, None]
+    # Exactly 0 on rows without an upper edge: every product is w * 0.
+    above = K.sum64(w, ge_hi)
+    band = compact_mask(z, _upper_set(z, c_lo.to(torch.float64)) & ~ge_hi)
+    cut, ok = _band_cut(band.vals, above, bounded, m, target, total, vocab)
+    cut = torch.where(whole, float("-inf"), cut)
+    bad_any, bounded_any = torch.stack([(~ok & ~whole).any(), bounded.any()]).tolist()
+    if bad_any:
+        # Rows whose band missed the crossing (or sat on a rounding tie): the
+        # plain kernel decides them.
+        bad = torch.nonzero(~ok & ~whole)[:, 0]
+        exact = K.top_p_threshold(z[bad], pp[bad], total[bad])
+        cut = cut.index_put((bad,), exact)
+        bounded_any = True
+    if not bounded_any:
+        # Every row's kept tokens lie in its band: the band is the candidate list.
+        keep = band.valid & (band.vals >= K.floor_in(cut, z.dtype)[:, None])
+        return Compact(torch.where(keep, band.vals, float("-inf")), band.ids, keep, vocab)
+    keep_all = _upper_set(z, cut)
+    if last:
+        return DenseKeep(z, w, keep_all)
+    return compact_mask(z, keep_all)
