@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from thermoscope._backend import compute_dtype, is_torch
+from thermoscope._backend import is_torch, numeric_numpy
 
 __all__ = ["to_numpy"]
 
@@ -36,22 +36,7 @@ def to_numpy(x: Any, name: str) -> tuple[np.ndarray, Callable[[np.ndarray], Any]
     """
     if is_torch(x):
         return _torch_to_numpy(x, name)
-    try:
-        arr = np.asarray(x)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"`{name}` must be a numeric array, got {type(x).__name__}: {exc}"
-        ) from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"`{name}` must be a numeric (int or float) array, got dtype {arr.dtype}.")
-    out_dtype = arr.dtype if arr.dtype.kind == "f" else compute_dtype(arr.dtype)
-
-    def back(result: np.ndarray) -> np.ndarray:
-        if result.dtype.kind == "f" and result.dtype != out_dtype:
-            return result.astype(out_dtype)
-        return result
-
-    return arr, back
+    return numeric_numpy(x, name)
 
 
 def _torch_to_numpy(x: Any, name: str) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:

@@ -40,6 +40,7 @@ __all__ = [
     "input_eps",
     "is_torch",
     "like",
+    "numeric_numpy",
 ]
 
 
@@ -112,6 +113,22 @@ def as_compute(x: Any, name: str) -> tuple[Any, Callable[[Any], Any]]:
     """
     if is_torch(x):
         return _torch_compute(x, name)
+    arr, back = numeric_numpy(x, name)
+    return arr.astype(compute_dtype(arr.dtype), copy=False), back
+
+
+def numeric_numpy(x: Any, name: str) -> tuple[np.ndarray, Callable[[Any], Any]]:
+    """Non-tensor ``x`` as a numpy array of its own dtype, and the cast back of floating results.
+
+    ``back`` gives a floating result the input's floating dtype (float64 for
+    integer input) and leaves integer results alone.
+
+    Examples
+    --------
+    >>> arr, back = numeric_numpy([1, 2], "x")
+    >>> arr.dtype, back(np.array([0.5], dtype=np.float32)).dtype
+    (dtype('int64'), dtype('float64'))
+    """
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError) as exc:
@@ -128,7 +145,7 @@ def as_compute(x: Any, name: str) -> tuple[Any, Callable[[Any], Any]]:
             return result.astype(out_dtype)
         return result
 
-    return arr.astype(compute_dtype(arr.dtype), copy=False), back
+    return arr, back
 
 
 def _torch_compute(x: Any, name: str) -> tuple[Any, Callable[[Any], Any]]:

@@ -23,10 +23,11 @@ chosen block only. Integer addition is associative, so this is the same token
 as one running sum over the row.
 
 :func:`draw_torch` is the same draw on torch tensors, on the tensors' device:
-one int64 running sum per row and a batched ``searchsorted``. Both take the
-same fixed-point integers, totals, targets and "count of running sums at or
-below the target", so they return the same positions for the same weights
-and uniforms.
+the same two levels with one running sum per row (block sums in float64
+column slices, no int64 copy of the batch; with many draws per row, one
+int64 running sum over the row instead). Both take the same fixed-point
+integers, totals, targets and "count of running sums at or below the
+target", so they return the same positions for the same weights and uniforms.
 """
 
 from __future__ import annotations
@@ -122,13 +123,16 @@ def draw(weights: Array, u: Array, bits: int) -> Array:
 _SLICE_BLOCKS = 16  # blocks per column slice of draw_torch's block sums on CPU
 
 
-def _block_sums_torch(weights: torch.Tensor, scale: float, block: int) -> torch.Tensor:
+def _block_sums_torch(
+    weights: torch.Tensor, keep: torch.Tensor | None, scale: float, block: int
+) -> torch.Tensor:
     """:func:`_block_sums` on torch: int64 sums of ``block`` columns, shape (B, ceil(L / block)).
 
     Widened to float64 (exact), scaled by a power of two (exact), truncated
     (the integer an int64 cast gives) and summed in float64, exact while
     ``block * scale <= 2**53``. On CPU the columns go in slices of
-    ``_SLICE_BLOCKS`` blocks, so the float64 copy stays in cache.
+    ``_SLICE_BLOCKS`` blocks, so the float64 copy stays in cache. ``keep``
+    (or None) zeroes the weights where it is false.
     """
     import torch
 
@@ -139,6 +143,9 @@ def _block_sums_torch(weights: torch.Tensor, scale: float, block: int) -> torch.
     for c0 in range(0, length, step):
         c1 = min(c0 + step, length)
         part = weights[:, c0:c1].to(torch.float64, copy=True)  # scaled in place below
+        if keep is not None:
+            part.mul_(keep[:, c0:c1])  # w * 1 = w, w * 0 = 0: finite weights
+        # floor is trunc for non-negative numbers (and vectorised, where trunc is not)
         part.mul_(scale).floor_()
         full, b0 = (c1 - c0) // block, c0 // block
         if full:
@@ -148,7 +155,18 @@ def _block_sums_torch(weights: torch.Tensor, scale: float, block: int) -> torch.
     return out.to(torch.int64)
 
 
-def draw_torch(weights: torch.Tensor, u: torch.Tensor, bits: int) -> torch.Tensor:
+def _target(totals: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Targets (B, n) in ``[0, total)``: ``u * total`` in float64, floored, as in :func:`draw`."""
+    import torch
+
+    offset = torch.floor(u.to(torch.float64) * totals[:, None].to(torch.float64))
+    # contiguous: searchsorted warns otherwise
+    return torch.minimum(offset.to(torch.int64), totals[:, None] - 1).contiguous()
+
+
+def draw_torch(
+    weights: torch.Tensor, u: torch.Tensor, bits: int, keep: torch.Tensor | None = None
+) -> torch.Tensor:
     """:func:`draw` on torch tensors: the same positions, computed on their device.
 
     The same two-level search as :func:`draw`, with one running sum per row:
@@ -167,6 +185,8 @@ def draw_torch(weights: torch.Tensor, u: torch.Tensor, bits: int) -> torch.Tenso
         Uniform numbers in [0, 1), on the same device.
     bits : int
         Fixed-point resolution, from :func:`fixed_point_bits`.
+    keep : torch.Tensor of bool, shape (B, L), optional
+        Draw from ``torch.where(keep, weights, 0)`` without making that copy.
 
     Returns
     -------
@@ -192,19 +212,25 @@ def draw_torch(weights: torch.Tensor, u: torch.Tensor, bits: int) -> torch.Tenso
     # Every weight is widened to float64 before it is scaled: exact from any
     # float dtype, and the product truncates to the integer numpy's cast gives.
     block = min(_BLOCK, length, 2 ** max(0, 53 - bits))  # block sums stay exact in float64
+    if n * block >= length:
+        # Many draws per row: level 2 would gather more than the row; one
+        # running sum over the whole row gives the same positions.
+        ints = (weights.to(torch.float64) * scale).to(torch.int64)
+        if keep is not None:
+            ints = torch.where(keep, ints, 0)
+        return torch.searchsorted(torch.cumsum(ints, dim=-1), _target(ints.sum(-1), u), right=True)
     # Level 1: the block holding the target, from one running sum over a row's blocks.
-    running = torch.cumsum(_block_sums_torch(weights, scale, block), dim=-1)
-    totals = running[:, -1:]
-    # float64 rounding of the total and of the product, then floor, as in :func:`draw`.
-    offset = torch.floor(u.to(torch.float64) * totals.to(torch.float64)).to(torch.int64)
-    target = torch.minimum(offset, totals - 1).contiguous()  # searchsorted warns otherwise
+    running = torch.cumsum(_block_sums_torch(weights, keep, scale, block), dim=-1)
+    target = _target(running[:, -1], u)
     blk = torch.searchsorted(running, target, right=True)  # (B, n)
     before = torch.where(blk > 0, running.gather(1, (blk - 1).clamp(min=0)), 0)
     # Level 2: the running sum inside the chosen block only.
     cols = (blk * block)[..., None] + torch.arange(block, device=weights.device)  # (B, n, block)
     inside = cols < length
-    vals = weights.gather(1, cols.clamp(max=length - 1).reshape(rows, n * block))
-    ints = (vals.to(torch.float64) * scale).to(torch.int64).reshape(rows, n, block)
+    flat = cols.clamp(max=length - 1).reshape(rows, n * block)
+    ints = (weights.gather(1, flat).to(torch.float64) * scale).to(torch.int64).reshape(inside.shape)
+    if keep is not None:
+        inside &= keep.gather(1, flat).reshape(inside.shape)
     cum = torch.cumsum(torch.where(inside, ints, 0), dim=-1)
     within = (cum <= (target - before)[..., None]).sum(dim=-1)
     return blk * block + within

@@ -158,13 +158,16 @@ def compact_mask(z: Any, keep: Any) -> Compact:
     r, c = idx[:, 0], idx[:, 1]
     counts = torch.bincount(r, minlength=rows)
     width = max(int(counts.max()) if rows else 0, 1)
-    pos = torch.arange(r.shape[0], device=z.device) - (torch.cumsum(counts, 0) - counts)[r]
-    vals = torch.full((rows, width), float("-inf"), dtype=z.dtype, device=z.device)
-    ids = torch.full((rows, width), vocab, dtype=torch.int64, device=z.device)
-    vals[r, pos] = z[r, c]
-    ids[r, pos] = c
+    # Flat positions: row r's i-th kept entry goes to r * width + i.
+    first = torch.cumsum(counts, 0) - counts  # index in idx of each row's first entry
+    dest = torch.arange(r.shape[0], device=z.device) + (r * width - first[r])
+    vals = torch.full((rows * width,), float("-inf"), dtype=z.dtype, device=z.device)
+    ids = torch.full((rows * width,), vocab, dtype=torch.int64, device=z.device)
+    picked = z.view(-1).index_select(0, r * vocab + c) if z.is_contiguous() else z[r, c]
+    vals.index_copy_(0, dest, picked)
+    ids.index_copy_(0, dest, c)
     valid = torch.arange(width, device=z.device) < counts[:, None]
-    return Compact(vals, ids, valid, vocab)
+    return Compact(vals.view(rows, width), ids.view(rows, width), valid, vocab)
 
 
 def _upper_set(z: Any, thr: Any) -> Any:
@@ -314,7 +317,7 @@ class DenseKeep:
         return pos
 
     def positions(self, u: Any, bits: int) -> Any:
-        return draw_rows(self.weights(), u, bits)
+        return draw_rows(self.w, u, bits, self.keep)  # the weights, never copied
 
 
 def _band_edges(
@@ -407,7 +410,8 @@ def _top_p_first(z: Any, p: np.ndarray, m: Any, last: bool) -> Compact | DenseKe
     """
     _rows, vocab = z.shape
     pp = on_device(p, z)
-    w = torch.exp(z - m)  # the plain kernel's weights
+    w = z - m
+    w.exp_()  # the plain kernel's weights, without a second (B, V) buffer
     total = K.sum64(w)  # the plain kernel's row mass
     target = pp * total
     whole = pp >= 1.0  # keep every finite token

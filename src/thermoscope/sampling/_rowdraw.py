@@ -33,11 +33,12 @@ def bits_for(vocab: int) -> int:
     return fixed_point_bits(1, vocab)
 
 
-def draw_rows(weights: Any, u: Any, bits: int) -> Any:
+def draw_rows(weights: Any, u: Any, bits: int, keep: Any = None) -> Any:
     """:func:`~thermoscope.sampling._draw.draw` (numpy) or ``draw_torch``, row by row in effect.
 
     Positions along the last axis of ``weights`` (B, L); each row's result
-    depends only on that row's weights and uniforms.
+    depends only on that row's weights and uniforms. ``keep`` (bool, (B, L),
+    optional): draw from the weights where it is true, as if the others were 0.
 
     Examples
     --------
@@ -45,7 +46,9 @@ def draw_rows(weights: Any, u: Any, bits: int) -> Any:
     array([[0, 2]])
     """
     if is_torch(weights):
-        return draw_torch(weights, u, bits)
+        return draw_torch(weights, u, bits, keep)
+    if keep is not None:
+        weights = np.where(keep, weights, 0.0).astype(weights.dtype, copy=False)
     rows, length = weights.shape
     # The numpy draw runs one sum over all the rows it is given: at most
     # 2**(62 - bits) / L rows at a time keep that sum below 2**62.
