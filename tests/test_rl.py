@@ -290,7 +290,7 @@ def test_annealing_beats_fixed_cold_and_ucb_beats_greedy() -> None:
             "`step` must be a single integer or one per row, shape (3,)",
         ),
         (lambda: BoltzmannPolicy(1.0).sample(Q, rng="x"), TypeError, "`rng` must be a numpy"),
-        (lambda: BoltzmannPolicy(1.0).sample(Q, rng=-3), TypeError, "`rng` must be a numpy"),
+        (lambda: BoltzmannPolicy(1.0).sample(Q, rng=-3), ValueError, "`rng` must be a numpy"),
         (lambda: EpsilonGreedy(1.5), ValueError, "`epsilon` must be in [0, 1], got 1.5."),
         (lambda: EpsilonGreedy(-0.1), ValueError, "`epsilon` must be in [0, 1], got -0.1."),
         (lambda: EpsilonGreedy(math.nan), ValueError, "`epsilon` must be in [0, 1], got nan."),

@@ -238,7 +238,7 @@ def test_rng_may_be_an_integer_seed_as_everywhere_in_the_library():
 
 @pytest.mark.parametrize(
     ("kwargs", "exc", "name"),
-    [({"seed": -1}, ValueError, "`seed`"), ({"rng": -1}, TypeError, "`rng`")],
+    [({"seed": -1}, ValueError, "`seed`"), ({"rng": -1}, ValueError, "`rng`")],
 )
 def test_negative_seeds_name_the_argument(kwargs, exc, name):
     with pytest.raises(exc, match=name) as info:

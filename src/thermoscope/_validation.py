@@ -20,6 +20,7 @@ __all__ = [
     "as_generator",
     "check_fraction",
     "check_integer",
+    "check_labels",
     "check_logits",
     "check_probabilities",
     "check_seed",
@@ -282,13 +283,66 @@ def check_seed(seed: Any, name: str = "seed") -> int:
 
 
 def as_generator(rng: Any, name: str = "rng") -> np.random.Generator:
-    """A Generator from a Generator (used as is), an integer seed >= 0, or None (OS entropy)."""
+    """A Generator from a Generator (used as is), an integer seed >= 0, or None (OS entropy).
+
+    The wrong kind of value is a TypeError, a negative seed a ValueError, as
+    for ``seed=`` (`check_seed`).
+    """
     if isinstance(rng, np.random.Generator):
         return rng
     if rng is None:
         return np.random.default_rng()
-    if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or rng < 0:
+    if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)):
         raise TypeError(
             f"`{name}` must be a numpy.random.Generator or an integer seed >= 0, got {rng!r}."
         )
+    if rng < 0:
+        raise ValueError(
+            f"`{name}` must be a numpy.random.Generator or an integer seed >= 0, got {rng!r}."
+        )
     return np.random.default_rng(int(rng))
+
+
+def check_labels(labels: Any, n_classes: int, shape: tuple[int, ...], name: str = "labels") -> Any:
+    """Class indices as int64 of the input's own library, checked in one wording.
+
+    ``shape`` is the shape the labels must have (the data's shape without the
+    class axis). Integral floats (``3.0``, as CSV files give) are accepted;
+    booleans, fractions, NaN and complex values are a TypeError; a wrong shape
+    or an index outside ``[0, n_classes - 1]`` is a ValueError that names the
+    first offender and its position. A tensor is checked with torch
+    reductions on its own device and stays there.
+    """
+    if is_torch(labels):
+        import torch
+
+        kind_ok = not (labels.is_complex() or labels.dtype == torch.bool)
+        if kind_ok and labels.dtype.is_floating_point:
+            kind_ok = bool((torch.isfinite(labels) & (labels == torch.round(labels))).all())
+        got_shape = tuple(labels.shape)
+    else:
+        labels = np.asarray(labels)
+        kind_ok = labels.dtype.kind in "iuf"
+        if kind_ok and labels.dtype.kind == "f":
+            kind_ok = bool(np.all(np.isfinite(labels) & (labels == np.round(labels))))
+        got_shape = labels.shape
+    if not kind_ok:
+        raise TypeError(
+            f"`{name}` must be integer class indices, got dtype {labels.dtype} "
+            f"with value {_show(labels.reshape(-1)[:6])}."
+        )
+    if got_shape != tuple(shape):
+        raise ValueError(
+            f"`{name}` must have shape {tuple(shape)} (one label per row), got shape {got_shape}."
+        )
+    out = labels.to(torch.int64) if is_torch(labels) else labels.astype(np.int64, copy=False)
+    # Two reductions decide; the first offender is located only on the error path.
+    size = out.numel() if is_torch(out) else out.size
+    if size and (int(out.min()) < 0 or int(out.max()) >= n_classes):
+        flat = ((out < 0) | (out >= n_classes)).reshape(-1)
+        i = int(flat.nonzero()[0][0]) if is_torch(flat) else int(np.argmax(flat))
+        raise ValueError(
+            f"`{name}` must be class indices in [0, {n_classes - 1}], "
+            f"got {int(out.reshape(-1)[i])} at index {i}."
+        )
+    return out

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thermoscope.files import write_text_atomic
+from thermoscope._files import write_text_atomic
 
 __all__ = ["THEORY_FIGURES", "ReportSection", "build_report", "render_report", "theory_figures"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
+from thermoscope._tables import format_table
 from thermoscope.core import (
     effective_temperature,
     entropy,
@@ -18,7 +19,6 @@ from thermoscope.core import (
     softmax,
     temperature_for_entropy,
 )
-from thermoscope.tables import format_table
 
 __all__ = ["SEED_TOKENS", "SEED_TOKEN_LOGITS", "theory_tour"]
 

@@ -39,8 +39,8 @@ import numpy as np
 from thermoscope import _temperature as kernel
 from thermoscope._arrays import to_numpy
 from thermoscope._backend import is_torch
+from thermoscope._files import write_text_atomic
 from thermoscope._validation import as_float, as_float_array, check_logits
-from thermoscope.files import write_text_atomic
 
 __all__ = [
     "NotFittedError",

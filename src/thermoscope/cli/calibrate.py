@@ -234,8 +234,8 @@ def _table_rows(splits: dict[str, tuple[Any, Any]]) -> list[list[object]]:
 
 def run(args: argparse.Namespace) -> str:
     """Fit, score, save and format for parsed ``calibrate`` arguments."""
+    from thermoscope._tables import format_table
     from thermoscope.calibration.scaling import TemperatureBoundWarning, TemperatureScaler
-    from thermoscope.tables import format_table
 
     if args.n_bins < 1:
         raise ValueError(f"`--n-bins` must be an integer >= 1, got {args.n_bins}.")

@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
 
 def run(args: argparse.Namespace) -> str:
     """Run every demo with a progress bar on stderr; return the combined text."""
+    from thermoscope._files import write_text_atomic
     from thermoscope.demos import DEMOS
-    from thermoscope.files import write_text_atomic
     from thermoscope.report import ReportSection, build_report
 
     out: Path = args.out

@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> str:
     """Sample, count, and test the counts for parsed ``sample`` arguments."""
     from scipy import stats
 
+    from thermoscope._tables import format_table
     from thermoscope.sampling import Sampler
-    from thermoscope.tables import format_table
 
     z = parse_logits(args.logits)
     labels = labels_for(args, z.size)

@@ -51,8 +51,8 @@ def format_temperature(t: float) -> str:
 
 def run(args: argparse.Namespace) -> str:
     """Compute the table (or JSON) for parsed ``softmax`` arguments."""
+    from thermoscope._tables import format_table
     from thermoscope.core import entropy, max_probability, softmax
-    from thermoscope.tables import format_table
 
     z = parse_logits(args.logits)
     labels = labels_for(args, z.size)

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from thermoscope.files import write_bytes_atomic, write_text_atomic
+from thermoscope._files import write_bytes_atomic, write_text_atomic
 
 __all__ = ["figure_png", "prepare_out_dir", "save_outputs"]
 

@@ -117,9 +117,9 @@ def calibration_demo(
     """
     from sklearn.linear_model import LogisticRegression
 
+    from thermoscope._tables import format_table
     from thermoscope.calibration.metrics import calibration_summary
     from thermoscope.calibration.scaling import TemperatureScaler, temperature_for_confidence
-    from thermoscope.tables import format_table
 
     mlp, (X_train, X_val, X_test, y_train, y_val, y_test) = overconfident_mlp(seed)
     z_val, z_test = _mlp_logits(mlp, X_val), _mlp_logits(mlp, X_test)

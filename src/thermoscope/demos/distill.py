@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from thermoscope._tables import format_table
 from thermoscope._validation import check_seed
 from thermoscope.demos._output import prepare_out_dir, save_outputs
-from thermoscope.tables import format_table
 
 __all__ = [
     "DistillConfig",

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from thermoscope._tables import format_table
 from thermoscope._validation import check_seed
 from thermoscope.demos._output import save_outputs
 from thermoscope.rl import UCB1, BanditPolicy, BoltzmannPolicy, EpsilonGreedy, run_bandit
 from thermoscope.sampling.schedules import Cosine, ExponentialDecay, Linear
-from thermoscope.tables import format_table
 
 Array = np.ndarray[Any, np.dtype[Any]]
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from thermoscope._tables import format_table
 from thermoscope._validation import check_seed
 from thermoscope.demos._output import save_outputs
 from thermoscope.recommend import coverage, exposure, gini, long_tail_share, sample_items
-from thermoscope.tables import format_table
 
 Array = np.ndarray[Any, np.dtype[Any]]
 

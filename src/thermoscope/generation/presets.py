@@ -135,7 +135,7 @@ def presets_table() -> str:
     >>> print(presets_table().splitlines()[3])  # doctest: +ELLIPSIS
     code                 code                 0.2-0.5  0.3  0.95   -      one correct program; ...
     """
-    from thermoscope.tables import format_table
+    from thermoscope._tables import format_table
 
     rows = [
         [

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from thermoscope._tables import format_table
 from thermoscope._validation import check_integer, check_seed, check_temperature
 from thermoscope.generation.diversity import Diversity, diversity
-from thermoscope.tables import format_table
 
 __all__ = [
     "MAX_NEW_TOKENS",

@@ -18,6 +18,7 @@ Examples
 
 from thermoscope.sampling._logprobs import MODES as LOGPROBS_MODES
 from thermoscope.sampling._logprobs import SampleResult
+from thermoscope.sampling.goodness import GoodnessOfFit, goodness_of_fit
 from thermoscope.sampling.sampler import LLAMA_CPP_ORDER, TRANSFORMERS_ORDER, Sampler
 from thermoscope.sampling.summary import SamplingSummary, sampler_for, summarize_sampling
 from thermoscope.sampling.warpers import (
@@ -38,6 +39,7 @@ __all__ = [
     "TRANSFORMERS_ORDER",
     "EntropyTemperature",
     "Epsilon",
+    "GoodnessOfFit",
     "MinP",
     "SampleResult",
     "Sampler",
@@ -48,6 +50,7 @@ __all__ = [
     "TopP",
     "Typical",
     "Warper",
+    "goodness_of_fit",
     "sampler_for",
     "summarize_sampling",
 ]
