@@ -10,7 +10,7 @@ For each (N, C) it measures, in one run and on the same data:
   lr=0.01, max_iter=50)``, one ``step`` on the cross-entropy of
   ``logits / T``. Wall time, final T and final NLL (both evaluated in float64
   by the same function), and the NLL gradient at each answer (0 at the
-  optimum; computed by `thermoscope.calibration.metrics.nll_derivatives`).
+  optimum; computed by `thermoscope.calibration._nll.nll_derivatives`).
 - **ECE**: `thermoscope.calibration.expected_calibration_error` (15 bins, l1,
   float64 accumulation) against torchmetrics'
   ``multiclass_calibration_error`` (float32) on the same float32
@@ -35,8 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from thermoscope.calibration.metrics import expected_calibration_error, nll_derivatives
-from thermoscope.calibration.scaling import fit_temperature
+from thermoscope.calibration import expected_calibration_error, fit_temperature
+from thermoscope.calibration._nll import nll_derivatives
 
 SIZES = ((10_000, 10), (100_000, 100), (1_000_000, 10))
 QUICK_SIZES = ((10_000, 10), (20_000, 100))

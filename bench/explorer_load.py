@@ -152,7 +152,7 @@ def distribution_payload(rng: np.random.Generator) -> dict[str, Any]:
     return payload
 
 
-def request_for(route: str, index: int, seed: int = 0) -> tuple[str, dict[str, Any]]:
+def request_for(route: str, index: int, *, seed: int = 0) -> tuple[str, dict[str, Any]]:
     """The path and body of request ``index`` of a run (the same for the same seed)."""
     rng = np.random.default_rng([seed, index])
     kind = route if route != "mixed" else ("next-token" if index % 10 == 9 else "distribution")
@@ -163,11 +163,11 @@ def request_for(route: str, index: int, seed: int = 0) -> tuple[str, dict[str, A
 
 def run_load(
     base_url: str,
+    *,
     requests: int = 2000,
     clients: int = 16,
     route: str = "distribution",
     timeout: float = 30.0,
-    *,
     deadline_s: float = 300.0,
     seed: int = 0,
     keep: int = 0,
@@ -235,7 +235,7 @@ def run_load(
         sent = 0
         with httpx.Client(base_url=url, timeout=timeout, trust_env=False) as client:
             while time.perf_counter() < stop_at and (index := next_index()) is not None:
-                path, payload = request_for(route, index, seed)
+                path, payload = request_for(route, index, seed=seed)
                 sent += 1
                 t0 = time.perf_counter()
                 try:
@@ -387,10 +387,10 @@ def main(argv: list[str] | None = None) -> int:
             n = args.model_requests if route == "next-token" else args.requests
             r = run_load(
                 base_url,
-                n,
-                args.clients,
-                route,
-                args.timeout,
+                requests=n,
+                clients=args.clients,
+                route=route,
+                timeout=args.timeout,
                 deadline_s=args.deadline,
                 seed=args.seed,
             )

@@ -14,7 +14,7 @@ For each model and sampler setting it prints a markdown table with
 
 Models
 ------
-- ``embedded``: thermoscope's embedded model (``thermoscope.models.load_model()``);
+- ``embedded``: thermoscope's embedded model (``thermoscope.generation.load_model()``);
   skipped with a note when it is not installed.
 - ``gpt2-small (random)``: ``GPT2Config()`` (124M parameters, 50257 tokens) with
   random weights. Its logits are nearly flat, so top-p keeps most of the
@@ -44,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch
 
-from thermoscope.generation.processor import SamplerLogitsProcessor, generate_kwargs
+from thermoscope.generation.config import generate_kwargs
+from thermoscope.generation.processor import SamplerLogitsProcessor
 from thermoscope.sampling import Sampler
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -60,7 +61,7 @@ def load_models(quick: bool) -> list[tuple[str, Any]]:
 
     out: list[tuple[str, Any]] = []
     try:
-        from thermoscope.models import load_model
+        from thermoscope.generation.model import load_model
 
         model, _ = load_model()
         out.append(("embedded", model))

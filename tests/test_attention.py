@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import special, stats
 
+from backends import needs_torch, torch
 from thermoscope.attention import attention_entropy, attention_weights
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
+F = None if torch is None else torch.nn.functional
 
 
 def _qk(q_shape, k_shape, seed=0):
@@ -29,13 +29,14 @@ def _sdpa_weights(q, k, scale=None, mask=None):
     return F.scaled_dot_product_attention(qt, kt, eye, attn_mask=m, scale=scale).numpy()
 
 
+@needs_torch  # the reference is torch's scaled_dot_product_attention
 # ---------------------------------------------------------------- vs torch SDPA
 @pytest.mark.parametrize(
     ("q_shape", "k_shape"),
     [((5, 8), (7, 8)), ((2, 3, 5, 8), (2, 3, 7, 8)), ((2, 1, 4, 16), (1, 3, 6, 16))],
     ids=["2d", "BHLd", "broadcast"],
 )
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("torch", marks=needs_torch)])
 def test_default_temperature_matches_sdpa_default_scale(q_shape, k_shape, backend):
     q, k = _qk(q_shape, k_shape)
     conv = torch.tensor if backend == "torch" else np.asarray
@@ -44,8 +45,9 @@ def test_default_temperature_matches_sdpa_default_scale(q_shape, k_shape, backen
     np.testing.assert_allclose(got, _sdpa_weights(q, k), rtol=1e-12, atol=1e-15)
 
 
+@needs_torch  # the reference is torch's scaled_dot_product_attention
 @pytest.mark.parametrize("temp", [0.1, 1.0, 3.0, 50.0])
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("torch", marks=needs_torch)])
 def test_temperature_is_inverse_sdpa_scale_with_mask(temp, backend):
     q, k = _qk((2, 4, 6, 8), (2, 4, 9, 8), seed=1)
     rng = np.random.default_rng(2)
@@ -60,6 +62,7 @@ def test_temperature_is_inverse_sdpa_scale_with_mask(temp, backend):
     np.testing.assert_allclose(got.sum(axis=-1), 1.0, rtol=1e-12)
 
 
+@needs_torch
 def test_matches_explicit_softmax_with_per_head_temperature():
     q, k = _qk((3, 2, 5, 4), (3, 2, 6, 4), seed=3)
     temps = np.array([[0.5], [2.0]])  # (H, 1): one temperature per head
@@ -72,7 +75,7 @@ def test_matches_explicit_softmax_with_per_head_temperature():
 
 
 # ---------------------------------------------------------------- limits
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("torch", marks=needs_torch)])
 def test_zero_temperature_is_hard_attention_and_inf_is_uniform(backend):
     q = np.array([[1.0, 0.0], [0.0, 1.0]])
     k = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 1.0]])
@@ -87,6 +90,7 @@ def test_zero_temperature_is_hard_attention_and_inf_is_uniform(backend):
     np.testing.assert_allclose(flat, [[0.25] * 4, [1 / 3, 0, 1 / 3, 1 / 3]], rtol=1e-15)
 
 
+@needs_torch
 def test_torch_limits_per_row_mix_with_finite_temperatures():
     q, k = _qk((3, 4), (5, 4), seed=4)
     temps = np.array([0.0, 2.0, np.inf])
@@ -95,6 +99,7 @@ def test_torch_limits_per_row_mix_with_finite_temperatures():
 
 
 # ---------------------------------------------------------------- gradients
+@needs_torch
 def test_gradcheck_q_k_and_learnable_temperature():
     q, k = _qk((2, 3, 4), (2, 5, 4), seed=5)
     mask = torch.tensor([[True, True, False, True, True]] * 3)
@@ -103,11 +108,12 @@ def test_gradcheck_q_k_and_learnable_temperature():
         torch.tensor(k, requires_grad=True),
         torch.tensor(1.7, dtype=torch.float64, requires_grad=True),
     )
-    assert torch.autograd.gradcheck(lambda a, b, t: attention_weights(a, b, t, mask), args)
+    assert torch.autograd.gradcheck(lambda a, b, t: attention_weights(a, b, t, mask=mask), args)
     assert torch.autograd.gradcheck(lambda a, b, t: attention_entropy(a, b, t), args)
 
 
 # ---------------------------------------------------------------- entropy
+@needs_torch
 def test_attention_entropy_matches_scipy():
     q, k = _qk((2, 5, 8), (2, 7, 8), seed=6)
     w = attention_weights(q, k, temperature=1.5)
@@ -199,7 +205,7 @@ def test_default_is_sqrt_d(pair):
 Q, K = np.zeros((3, 4)), np.zeros((5, 4))
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("torch", marks=needs_torch)])
 def test_feature_size_mismatch(backend):
     conv = torch.tensor if backend == "torch" else np.asarray
     with pytest.raises(
@@ -219,7 +225,7 @@ def test_batch_mismatch_and_rank():
         attention_weights(Q, np.zeros((0, 4)))
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("torch", marks=needs_torch)])
 def test_bad_temperature(backend):
     conv = torch.tensor if backend == "torch" else np.asarray
     with pytest.raises(ValueError, match=r"`temperature` must be >= 0, got -1\.0"):
@@ -235,12 +241,13 @@ def test_bad_temperature(backend):
         attention_weights(conv(Q), conv(K), temperature="warm")
 
 
+@needs_torch
 def test_bad_temperature_tensor():
     with pytest.raises(ValueError, match="`temperature` must be >= 0"):
         attention_weights(torch.tensor(Q), torch.tensor(K), temperature=torch.tensor(-2.0))
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("torch", marks=needs_torch)])
 def test_bad_mask(backend):
     conv = torch.tensor if backend == "torch" else np.asarray
     with pytest.raises(TypeError, match="`mask` must be boolean"):
@@ -260,7 +267,7 @@ def test_bad_mask(backend):
         attention_weights(conv(Q), conv(K), mask=conv(dead))
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("torch", marks=needs_torch)])
 def test_non_finite_inputs(backend):
     conv = torch.tensor if backend == "torch" else np.asarray
     bad = Q.copy()
@@ -271,6 +278,7 @@ def test_non_finite_inputs(backend):
         attention_weights(conv(Q), conv(np.full((5, 4), np.inf)))
 
 
+@needs_torch
 def test_non_numeric_and_bad_base():
     with pytest.raises(TypeError, match="`q` must be a numeric"):
         attention_weights([["a"]], K)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from thermoscope.calibration.accumulator import CalibrationAccumulator, accumulate_npy
 from thermoscope.calibration.metrics import CalibrationSummary, calibration_summary
+from thermoscope.calibration.streaming import CalibrationAccumulator, accumulate_npy
 
 
 def _data(seed: int, n: int, c: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import GaussianNB
 
 from thermoscope.calibration.classifier import TemperatureScaledClassifier
-from thermoscope.calibration.scaling import NotFittedError, fit_temperature
+from thermoscope.calibration.fit import fit_temperature
+from thermoscope.calibration.scaler import NotFittedError
 
 #: scikit-learn stops bounded Brent at about sqrt(eps) relative in log beta;
 #: thermoscope solves to machine precision. 1e-6 covers that with margin.
@@ -142,7 +143,7 @@ def test_errors(digits: tuple[np.ndarray, ...]) -> None:
         TemperatureScaledClassifier(np.asarray, validation_fraction=0.2).fit(X_val, y_val)
     with pytest.raises(TypeError, match="`estimator` must be a scikit-learn classifier"):
         TemperatureScaledClassifier(42).fit(X_val, y_val)
-    with pytest.raises(ValueError, match=r"`y` must be class indices in \[0, 2\), got 2"):
+    with pytest.raises(ValueError, match=r"`y` must be class indices in \[0, 1\], got 2"):
         TemperatureScaledClassifier(np.asarray).fit([[1.0, 0.0], [0.0, 1.0]], [0, 2])
     with pytest.raises(ValueError, match=r"`X` must give one row of logits per label \(3\)"):
         TemperatureScaledClassifier(np.asarray).fit([[1.0, 0.0], [0.0, 1.0]], [0, 1, 1])

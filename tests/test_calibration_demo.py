@@ -28,7 +28,7 @@ def table_row(text: str, name: str) -> list[float]:
 
 def test_before_after_numbers_are_right(report: tuple[str, Path]) -> None:
     text, _ = report
-    mlp, (_, X_val, X_test, _, y_val, y_test) = overconfident_mlp(0)
+    mlp, (_, X_val, X_test, _, y_val, y_test) = overconfident_mlp(seed=0)
     z_val, z_test = _mlp_logits(mlp, X_val), _mlp_logits(mlp, X_test)
     # The hand-written forward pass is the network's: its softmax is predict_proba.
     np.testing.assert_allclose(
@@ -83,3 +83,12 @@ def test_figures_are_written(report: tuple[str, Path]) -> None:
     _, out = report
     for name in ("calibration_before.png", "calibration_after.png", "calibration_reliability.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_seed_and_folder_fail_before_training(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"`seed` must be an integer >= 0, got -1\."):
+        calibration_demo(seed=-1, quick=True)
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    with pytest.raises(ValueError, match="`out_dir` must be a folder, got an existing file"):
+        calibration_demo(taken, quick=True)

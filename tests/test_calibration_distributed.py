@@ -7,14 +7,14 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from thermoscope.calibration.distributed import calibration_metrics_dask, nll_derivatives_dask
+from thermoscope.calibration._nll import nll_derivatives
+from thermoscope.calibration.dask import nll_derivatives_dask
 from thermoscope.calibration.metrics import (
     brier_score,
     calibration_summary,
     expected_calibration_error,
     maximum_calibration_error,
     negative_log_likelihood,
-    nll_derivatives,
     reliability_curve,
 )
 
@@ -61,7 +61,7 @@ def test_summary_on_cluster_equals_in_memory(client, strategy: str, from_logits:
     x = z if from_logits else _probs(z)
     expected = calibration_summary(x, y, n_bins=12, strategy=strategy, from_logits=from_logits)
     with distributed.get_task_stream(client) as tasks:
-        got = calibration_metrics_dask(
+        got = calibration_summary(
             da.from_array(x, chunks=(700, 6)),
             da.from_array(y, chunks=500),  # misaligned on purpose: rechunked to x's rows
             n_bins=12,
@@ -109,7 +109,7 @@ def test_binary_dask_input(client) -> None:
     rng = np.random.default_rng(2)
     p = rng.uniform(size=1_500)
     y = rng.integers(0, 2, size=1_500)
-    got = calibration_metrics_dask(da.from_array(p, chunks=400), y, n_bins=10)
+    got = calibration_summary(da.from_array(p, chunks=400), y, n_bins=10)
     expected = calibration_summary(p, y, n_bins=10)
     for key, value in expected.as_dict().items():
         assert got.as_dict()[key] == pytest.approx(value, rel=1e-12, abs=1e-15)
@@ -134,7 +134,7 @@ def test_errors_raised_on_workers_keep_type_and_message(client) -> None:
     p = _probs(z)
     p[450, 0] = np.nan  # in the last block: found on a worker
     with pytest.raises(ValueError, match=r"`probs` must be finite"):
-        calibration_metrics_dask(da.from_array(p, chunks=(200, 3)), y)
+        calibration_summary(da.from_array(p, chunks=(200, 3)), y)
     y_bad = y.copy()
     y_bad[10] = 3
     with pytest.raises(ValueError, match=r"`labels` must be class indices in \[0, 2\], got 3"):
@@ -145,17 +145,17 @@ def test_dask_argument_errors() -> None:
     # Raised while the graph is built, before any worker is involved.
     p = da.from_array(np.full((4, 2), 0.5), chunks=2)
     with pytest.raises(ValueError, match=r"`labels` must have shape \(4,\) to match `probs`"):
-        calibration_metrics_dask(p, np.zeros(3, dtype=int))
+        calibration_summary(p, np.zeros(3, dtype=int))
     with pytest.raises(ValueError, match=r"`probs` must not be empty"):
-        calibration_metrics_dask(da.zeros((0, 2), chunks=1), np.zeros(0, dtype=int))
+        calibration_summary(da.zeros((0, 2), chunks=1), np.zeros(0, dtype=int))
     with pytest.raises(ValueError, match=r"`probs` must be 1-D \(binary\) or 2-D"):
-        calibration_metrics_dask(da.zeros((2, 2, 2), chunks=1), np.zeros(2, dtype=int))
+        calibration_summary(da.zeros((2, 2, 2), chunks=1), np.zeros(2, dtype=int))
     with pytest.raises(ValueError, match=r"`strategy` must be 'uniform' for class-wise ECE"):
         expected_calibration_error(p, np.zeros(4, dtype=int), strategy="quantile", classwise=True)
     with pytest.raises(ValueError, match=r"`n_bins` must be an integer >= 1, got 0"):
-        calibration_metrics_dask(p, np.zeros(4, dtype=int), n_bins=0)
+        calibration_summary(p, np.zeros(4, dtype=int), n_bins=0)
     with pytest.raises(ValueError, match=r"`beta` must be a finite number >= 0, got -1.0"):
         nll_derivatives_dask(p, np.zeros(4, dtype=int), -1.0)
     unknown = p[p[:, 0] > 0]  # boolean indexing leaves chunk sizes unknown
     with pytest.raises(ValueError, match=r"must have known chunk sizes"):
-        calibration_metrics_dask(unknown, np.zeros(4, dtype=int))
+        calibration_summary(unknown, np.zeros(4, dtype=int))

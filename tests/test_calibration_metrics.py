@@ -8,13 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
+from thermoscope.calibration._nll import nll_derivatives
 from thermoscope.calibration.metrics import (
     brier_score,
     calibration_summary,
     expected_calibration_error,
     maximum_calibration_error,
     negative_log_likelihood,
-    nll_derivatives,
     reliability_curve,
 )
 
@@ -515,7 +515,11 @@ _Y = np.array([0, 1])
     [
         ({"labels": [0, 2]}, ValueError, r"`labels` must be class indices in \[0, 1\], got 2"),
         ({"labels": [-1, 0]}, ValueError, r"`labels` must be class indices in \[0, 1\], got -1"),
-        ({"labels": [0.5, 1.0]}, TypeError, r"`labels` must be integer class indices, got 0.5"),
+        (
+            {"labels": [0.5, 1.0]},
+            TypeError,
+            r"`labels` must be integer class indices, got dtype float64 with value \[0.5",
+        ),
         ({"labels": [True, False]}, TypeError, r"`labels` must be integer class indices"),
         ({"labels": ["a", "b"]}, TypeError, r"`labels` must be a numeric"),
         ({"labels": [0, 1, 1]}, ValueError, r"`labels` must have shape \(2,\)"),
@@ -762,7 +766,7 @@ def _edge_values(n_bins: int) -> np.ndarray:
 
 @pytest.mark.parametrize("n_bins", [*range(1, 40), 97, 100, 128, 1000, 4097])
 def test_uniform_bin_index_equals_searchsorted_on_and_around_every_edge(n_bins: int) -> None:
-    from thermoscope.calibration.metrics import uniform_bin_index, uniform_edges
+    from thermoscope.calibration._binning import uniform_bin_index, uniform_edges
 
     inner = uniform_edges(n_bins)[1:-1]
     values = _edge_values(n_bins)
@@ -778,7 +782,7 @@ def test_uniform_bin_index_equals_searchsorted_on_and_around_every_edge(n_bins: 
     n_bins=st.integers(1, 10_000),
 )
 def test_uniform_bin_index_property(values: list[float], n_bins: int) -> None:
-    from thermoscope.calibration.metrics import bin_index, uniform_bin_index, uniform_edges
+    from thermoscope.calibration._binning import bin_index, uniform_bin_index, uniform_edges
 
     v = np.array(values)
     edges = uniform_edges(n_bins)

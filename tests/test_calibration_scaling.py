@@ -15,15 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import optimize, special
 
-from thermoscope.calibration.scaling import (
-    NotFittedError,
+from thermoscope.calibration._nll import Derivatives
+from thermoscope.calibration.fit import (
     SeparableDataWarning,
     TemperatureBoundWarning,
-    TemperatureScaler,
-    _Derivatives,
     fit_temperature,
     temperature_for_confidence,
 )
+from thermoscope.calibration.scaler import NotFittedError, TemperatureScaler
 
 
 def make_data(
@@ -88,7 +87,7 @@ def test_closed_form_two_class_optimum() -> None:
 def test_derivatives_match_torch_autograd() -> None:
     torch = pytest.importorskip("torch")
     z, y = make_data(700, 7, seed=3)
-    kernel = _Derivatives(z, y)
+    kernel = Derivatives(z, y)
     for beta in (0.1, 0.5, 1.0, 3.0):
         b = torch.tensor(beta, dtype=torch.float64, requires_grad=True)
         zt = torch.from_numpy(z)
@@ -102,10 +101,10 @@ def test_derivatives_match_torch_autograd() -> None:
 
 
 def test_derivatives_match_metrics_kernel() -> None:
-    from thermoscope.calibration.metrics import nll_derivatives
+    from thermoscope.calibration._nll import nll_derivatives
 
     z, y = make_data(5000, 12, seed=4)
-    kernel = _Derivatives(z, y)
+    kernel = Derivatives(z, y)
     for beta in (0.2, 1.0, 2.5):
         ref = nll_derivatives(z, y, beta)
         f, g, h = kernel(beta)
@@ -117,7 +116,7 @@ def test_derivatives_match_metrics_kernel() -> None:
 def test_gradient_vanishes_at_the_answer() -> None:
     z, y = make_data(20_000, 10, seed=5)
     fit = fit_temperature(z, y)
-    _, g, h = _Derivatives(z, y)(1.0 / fit.temperature)
+    _, g, h = Derivatives(z, y)(1.0 / fit.temperature)
     # Machine precision: |g| is at rounding level of the sum of N terms of size ~|z|.
     assert abs(g) < 1e-12 * max(1.0, h)
     assert 3 <= fit.n_iter <= 12
@@ -272,7 +271,7 @@ def test_dask_separable_and_bad_labels() -> None:
     z = da.from_array(np.array([[3.0, 0.0], [0.0, 2.0]]), chunks=1)
     with pytest.warns(SeparableDataWarning):
         assert fit_temperature(z, np.array([0, 1])).temperature == 1e-4
-    with pytest.raises(ValueError, match=r"`labels` must be class indices in \[0, 2\), got 2"):
+    with pytest.raises(ValueError, match=r"`labels` must be class indices in \[0, 1\], got 2"):
         fit_temperature(z, np.array([0, 2]))
     with pytest.raises(ValueError, match="`objective` must be 'nll' for Dask"):
         TemperatureScaler(objective="ece").fit(z, np.array([0, 1]))
@@ -280,9 +279,11 @@ def test_dask_separable_and_bad_labels() -> None:
 
 def test_import_loads_no_heavy_backend() -> None:
     code = (
-        "import sys, thermoscope, thermoscope.calibration, thermoscope.calibration.scaling, "
+        "import sys, thermoscope, thermoscope.calibration, thermoscope.calibration.fit, "
+        "thermoscope.calibration.scaler, thermoscope.calibration.dask, "
+        "thermoscope.calibration.streaming, thermoscope.calibration.metrics, "
         "thermoscope.calibration.classifier, thermoscope.plots, thermoscope.demos.calibration, "
-        "thermoscope.cli.calibrate, thermoscope.cli.calibrate_demo\n"
+        "thermoscope.cli.calibrate, thermoscope.cli.demo\n"
         "bad = [m for m in ('torch', 'matplotlib', 'sklearn', 'dask', 'transformers') "
         "if m in sys.modules]\n"
         "assert not bad, bad"
@@ -316,6 +317,25 @@ def test_scaler_transform_predict_and_clone() -> None:
     assert repr(twin) == "TemperatureScaler(objective='ece', max_iter=50)"
     assert scaler.n_classes_ == 5
     assert scaler.n_iter_ >= 1
+
+
+@pytest.mark.parametrize(
+    ("bad", "pattern"),
+    [
+        (np.nan, r"`logits` must not contain NaN, got NaN at index \(1, 0\)"),
+        (np.inf, r"`logits` must be finite or -inf \(masked\), got \+inf at index \(1, 0\)"),
+    ],
+)
+def test_predict_refuses_rows_predict_proba_refuses(bad: float, pattern: str) -> None:
+    # predict used to take the argmax of any row, so a NaN row became class 0 silently.
+    scaler = TemperatureScaler().fit(np.array([[3.0, 0.0], [0.0, 3.0], [3.0, 0.0]]), [0, 1, 1])
+    z = np.array([[0.0, 1.0], [bad, 0.0]])
+    for method in (scaler.predict_proba, scaler.predict):
+        with pytest.raises(ValueError, match=pattern):
+            method(z)
+    with pytest.raises(ValueError, match=r"`logits` must keep at least one finite entry"):
+        scaler.predict(np.array([[-np.inf, -np.inf]]))
+    assert scaler.predict(np.array([[-np.inf, 0.0]])).tolist() == [1]  # masked is allowed
 
 
 def test_ece_objective_beats_a_dense_grid() -> None:
@@ -403,19 +423,19 @@ def test_from_json_missing_file(tmp_path: Path) -> None:
             [[1.0, 0.0], [0.0, 1.0]],
             [0, 2],
             ValueError,
-            r"`labels` must be class indices in \[0, 2\), got 2 at index 1",
+            r"`labels` must be class indices in \[0, 1\], got 2 at index 1",
         ),
         (
             [[1.0, 0.0], [0.0, 1.0]],
             [0, -1],
             ValueError,
-            r"`labels` must be class indices in \[0, 2\), got -1",
+            r"`labels` must be class indices in \[0, 1\], got -1",
         ),
         (
             [[1.0, 0.0], [0.0, 1.0]],
             [0, 0.5],
             TypeError,
-            r"`labels` must be integer class indices, got 0\.5",
+            r"`labels` must be integer class indices, got dtype float64",
         ),
         (
             [[1.0, 0.0], [0.0, 1.0]],
@@ -427,9 +447,14 @@ def test_from_json_missing_file(tmp_path: Path) -> None:
             [[1.0, 0.0], [0.0, 1.0]],
             [0, 1, 1],
             ValueError,
-            r"`labels` must have one label per row of logits \(2\), got 3",
+            r"`labels` must have shape \(2,\) \(one label per row\), got shape \(3,\)",
         ),
-        ([[1.0, 0.0], [0.0, 1.0]], [[0, 1]], ValueError, "`labels` must be a 1-D array"),
+        (
+            [[1.0, 0.0], [0.0, 1.0]],
+            [[0, 1]],
+            ValueError,
+            r"`labels` must have shape \(2,\) \(one label per row\), got shape \(1, 2\)",
+        ),
         (
             [[1.0, np.nan], [0.0, 1.0]],
             [0, 1],
@@ -456,9 +481,9 @@ def test_bad_input(logits: object, labels: object, exc: type, pattern: str) -> N
 
 def test_scaler_errors_name_y_and_params() -> None:
     z = np.array([[1.0, 0.0], [0.0, 1.0]])
-    with pytest.raises(ValueError, match=r"`y` must be class indices in \[0, 2\), got 5"):
+    with pytest.raises(ValueError, match=r"`y` must be class indices in \[0, 1\], got 5"):
         TemperatureScaler().fit(z, [0, 5])
-    with pytest.raises(ValueError, match="`objective` must be 'nll' or 'ece', got 'mse'"):
+    with pytest.raises(ValueError, match="`objective` must be one of 'nll', 'ece', got 'mse'"):
         TemperatureScaler(objective="mse").fit(z, [0, 1])
     with pytest.raises(ValueError, match="`n_bins` must be an integer >= 1, got 0"):
         TemperatureScaler(n_bins=0).fit(z, [0, 1])

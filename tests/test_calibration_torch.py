@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 
 import torch
 
-from thermoscope.calibration.scaling import fit_temperature
+from thermoscope.calibration.fit import fit_temperature
 from thermoscope.calibration.torch_module import TemperatureScaled
 
 
@@ -98,5 +98,5 @@ def test_errors() -> None:
         TemperatureScaled(net).fit([])
     with pytest.raises(TypeError, match="`model` must return a tensor of logits"):
         TemperatureScaled(lambda inputs: "nope").fit([(x, y)])
-    with pytest.raises(ValueError, match=r"`labels` must be class indices in \[0, 5\)"):
+    with pytest.raises(ValueError, match=r"`labels` must be class indices in \[0, 4\]"):
         TemperatureScaled(net).fit([(x, y + 5)])

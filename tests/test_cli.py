@@ -182,7 +182,7 @@ def _check_demo_report(out: Path, stdout: str) -> None:
     import html
 
     from thermoscope.demos import DEMOS
-    from thermoscope.report import THEORY_FIGURES
+    from thermoscope.demos.theory import THEORY_FIGURES
 
     page = out / "report.html"
     assert f"report: {page}" in stdout
@@ -194,9 +194,9 @@ def _check_demo_report(out: Path, stdout: str) -> None:
     assert "<link" not in text_only
     chunks = raw.split("<section ")[1:]
     assert len(chunks) == len(DEMOS)
-    for demo, chunk in zip(DEMOS, chunks, strict=True):
+    for demo, chunk in zip(DEMOS.values(), chunks, strict=True):
         assert f"<h2>{html.escape(demo.title)}</h2>" in chunk
-        assert html.escape(demo.reproduce(0, True)) in chunk
+        assert html.escape(demo.reproduce(seed=0, quick=True)) in chunk
     theory = chunks[0]
     for name in THEORY_FIGURES:
         png = (out / name).read_bytes()
@@ -220,3 +220,88 @@ def test_demo_refuses_a_file_as_output_folder(
 def test_negative_logits_need_no_equals_sign(capsys: pytest.CaptureFixture[str]) -> None:
     out = run_json(capsys, "softmax", "--logits", "-1,2,-inf", "-t", "1")
     np.testing.assert_allclose(out["rows"][0]["probs"], [*special.softmax([-1.0, 2.0]), 0.0])
+
+
+# --- thermoscope demo NAME, --list, and the old *-demo names ------------------------------------
+
+
+def test_demo_list_and_help_name_every_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    from thermoscope.demos import DEMOS
+
+    assert main(["demo", "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == list(DEMOS)
+    assert list(DEMOS) == [
+        "theory", "calibration", "generation", "distill", "attention", "bandit", "recommend"
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--help"])
+    assert info.value.code == 0
+    helped = capsys.readouterr().out
+    for name, demo in DEMOS.items():
+        assert f"  {name} " in helped
+        assert demo.summary in helped
+
+
+def test_demo_name_runs_one_demo(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from thermoscope.demos.recommend import recommend_demo
+
+    assert main(["demo", "recommend", "--quick", "--seed", "2", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out == recommend_demo(tmp_path, seed=2, quick=True) + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recommend.txt", "recommend_exposure.png"]
+
+
+def test_demo_unknown_name_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "exploration"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "invalid choice: 'exploration'" in err
+
+
+def test_demo_negative_seed_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "theory", "--seed", "-1"]) == 2
+    assert "`--seed` must be an integer >= 0, got -1." in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("old", "name"),
+    [
+        ("calibrate-demo", "calibration"),
+        ("distill-demo", "distill"),
+        ("attention-demo", "attention"),
+        ("explore-demo", "bandit"),
+        ("recommend-demo", "recommend"),
+    ],
+)
+def test_old_demo_commands_are_aliases_with_one_stderr_line(
+    capsys: pytest.CaptureFixture[str], old: str, name: str
+) -> None:
+    import thermoscope.cli
+
+    assert thermoscope.cli.ALIASES[old] == name
+    with pytest.raises(SystemExit) as info:
+        main([old, "--help"])
+    assert info.value.code == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"`thermoscope {old}` is now `thermoscope demo {name}`; "
+        "the old name goes in the next release\n"
+    )
+    assert "usage: thermoscope demo" in captured.out
+
+
+def test_old_demo_command_runs_the_same_code(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["--quick", "--seed", "1", "--out"]
+    assert main(["recommend-demo", *argv, str(tmp_path / "old")]) == 0
+    old = capsys.readouterr()
+    assert main(["demo", "recommend", *argv, str(tmp_path / "new")]) == 0
+    new = capsys.readouterr()
+    assert old.err.count("\n") == 1
+    assert new.err == ""
+    assert old.out.replace(str(tmp_path / "old"), str(tmp_path / "new")) == new.out

@@ -150,7 +150,7 @@ def test_a_real_server_answers_and_stops() -> None:
                 time.sleep(0.2)
         assert info is not None, "the server did not answer /api/info within 60 s"
         assert info["model"] is None
-        assert info["presets"][0]["name"] == "cat-dog-fish"
+        assert info["examples"][0]["name"] == "cat-dog-fish"
         request = urllib.request.Request(
             f"{url}/api/distribution",
             data=json.dumps({"logits": [2, 1, 0.5], "top_k": 2}).encode(),

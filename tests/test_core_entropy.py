@@ -15,6 +15,7 @@ import scipy.optimize as so
 import scipy.special as sc
 import scipy.stats as ss
 
+from backends import needs_torch
 from thermoscope.core import (
     entropy,
     max_probability,
@@ -91,14 +92,18 @@ def test_binary_entropy_closed_form():
 
 
 def test_entropy_kinds_and_dtypes():
-    import torch
-
     h = entropy([0.25, 0.75])
     assert float(h) == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)), rel=1e-15)
     p32 = np.array([[0.25, 0.75], [0.5, 0.5]], dtype=np.float32)
     h32 = entropy(p32)
     assert h32.shape == (2,)
     assert h32.dtype == np.float32
+
+
+@needs_torch
+def test_entropy_and_max_probability_of_tensors_are_tensors():
+    import torch
+
     ht = entropy(torch.tensor([[0.25, 0.75], [0.5, 0.5]], dtype=torch.float64))
     assert isinstance(ht, torch.Tensor)
     assert ht.dtype == torch.float64
@@ -286,6 +291,7 @@ def test_entropy_accepts_float16_softmax_output():
     assert float(h) == pytest.approx(ref, abs=3e-3)
 
 
+@needs_torch
 def test_entropy_accepts_bfloat16_softmax_output():
     import torch
 
@@ -297,20 +303,28 @@ def test_entropy_accepts_bfloat16_softmax_output():
     assert float(h) == pytest.approx(ref, abs=2e-2)
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32", "float64"])
-def test_every_torch_softmax_output_is_a_valid_distribution(dtype):
+def test_every_torch_softmax_output_is_accepted_as_a_distribution(dtype):
     import torch
 
     rng = np.random.default_rng(11)
     tdtype = getattr(torch, dtype)
+    tol = float(torch.finfo(tdtype).eps) * 8
     for k in (2, 3, 5, 10, 100):
         for _ in range(10):
             z = torch.from_numpy(rng.normal(scale=2, size=k)).to(tdtype)
             p = softmax(z, 0.8)
-            entropy(p)
-            reweight(p, 0.5)
+            stored = p.to(torch.float64).numpy()  # the values as stored in `dtype`
+            h = entropy(p)
+            assert h.dtype == tdtype
+            assert float(h) == pytest.approx(ss.entropy(stored), abs=tol * math.log(k) + tol)
+            q = reweight(p, 0.5)
+            ref = stored**2 / np.sum(stored**2)
+            np.testing.assert_allclose(q.to(torch.float64).numpy(), ref, atol=tol)
 
 
+@needs_torch
 def test_float32_probabilities_upcast_to_float64_are_accepted():
     # e.g. torch.softmax(...).double().numpy() over a GPT-2-sized vocabulary:
     # the float32 rounding (sum off by ~1e-6) must not be rejected in float64.
@@ -324,6 +338,7 @@ def test_float32_probabilities_upcast_to_float64_are_accepted():
         assert h == pytest.approx(float(ss.entropy(p64)), rel=1e-5)
 
 
+@needs_torch
 def test_temperature_for_entropy_torch_logits():
     import torch
 

@@ -265,3 +265,21 @@ def test_temperature_for_entropy_bits_error_shows_the_callers_value():
     with pytest.raises(ValueError, match="`target`") as info:
         temperature_for_entropy([1.0, 2.0, 3.0], 1.7, base=2)
     assert "1.7" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: softmax([1.0, 2.0], 1.0, -1),
+        lambda: log_softmax([1.0, 2.0], 1.0, -1),
+        lambda: reweight([0.5, 0.5], 1.0, -1),
+        lambda: entropy([0.5, 0.5], -1),
+        lambda: perplexity([0.5, 0.5], -1),
+        lambda: max_probability([0.5, 0.5], -1),
+        lambda: free_energy([0.5, 0.5], [1.0, 2.0], 1.0, -1),
+        lambda: temperature_for_entropy([1.0, 2.0], 0.5, 2),
+    ],
+)
+def test_options_after_the_temperature_are_keyword_only(call):
+    with pytest.raises(TypeError):
+        call()

@@ -16,6 +16,7 @@ import scipy.optimize as so
 import scipy.special as sc
 import scipy.stats as ss
 
+from backends import needs_torch
 from thermoscope.core import effective_temperature, entropy, free_energy, softmax
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -195,13 +196,17 @@ def test_infinite_temperature_never_gives_nan():
         assert not np.isnan(f), "free_energy(one-hot, z, inf) returned a silent NaN"
 
 
-def test_free_energy_float32_and_torch():
-    import torch
-
+def test_free_energy_keeps_float32():
     p = softmax(Z.astype(np.float32), 0.5)
     f = free_energy(p, Z.astype(np.float32), 0.5)
     assert np.asarray(f).dtype == np.float32
     assert float(f) == pytest.approx(ref_min_free_energy(Z, 0.5), rel=1e-5)
+
+
+@needs_torch
+def test_free_energy_of_tensors_is_a_tensor():
+    import torch
+
     ft = free_energy(torch.from_numpy(softmax(Z, 0.5)), torch.from_numpy(Z), 0.5)
     assert isinstance(ft, torch.Tensor)
     assert ft.dtype == torch.float64

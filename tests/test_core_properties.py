@@ -13,6 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from backends import needs_torch, torch
 from thermoscope.core import (
     effective_temperature,
     entropy,
@@ -22,8 +23,6 @@ from thermoscope.core import (
     softmax,
     temperature_for_entropy,
 )
-
-torch = pytest.importorskip("torch")
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -237,6 +236,7 @@ def test_softmax_minimises_free_energy(z, t, data):
 
 
 # ------------------------------------------------------------------------- torch
+@needs_torch
 @settings(max_examples=30, deadline=None)
 @given(
     z=hnp.arrays(np.float64, (3, 6), elements=st.floats(-30, 30)),

@@ -18,9 +18,8 @@ import pytest
 import scipy.special as sc
 
 import thermoscope
+from backends import needs_torch, torch
 from thermoscope.core import log_softmax, reweight, softmax
-
-torch = pytest.importorskip("torch")
 
 # Any RuntimeWarning escaping from thermoscope is a bug: turn warnings into errors.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -400,6 +399,7 @@ def test_per_row_temperature_3d_middle_axis():
 
 
 # ------------------------------------------------------------------------- torch
+@needs_torch
 @pytest.mark.parametrize(
     "dtype", ["float32", "float64", "float16", "bfloat16"], ids=lambda d: f"torch.{d}"
 )
@@ -423,6 +423,7 @@ def test_torch_tensor_in_tensor_out(dtype):
     assert lp[1, 3].item() == -np.inf
 
 
+@needs_torch
 def test_torch_matches_numpy_float64():
     rng = np.random.default_rng(6)
     z = rng.normal(scale=4, size=(3, 8))
@@ -433,6 +434,7 @@ def test_torch_matches_numpy_float64():
     )
 
 
+@needs_torch
 def test_torch_integer_tensor_gives_float64():
     p = softmax(torch.tensor([1, 2, 3]), 1.0)
     assert isinstance(p, torch.Tensor)
@@ -440,6 +442,7 @@ def test_torch_integer_tensor_gives_float64():
     np.testing.assert_allclose(p.numpy(), sc.softmax([1.0, 2.0, 3.0]), rtol=1e-14)
 
 
+@needs_torch
 def test_torch_requires_grad_input_is_accepted():
     z = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
     p = softmax(z, 2.0)
@@ -503,6 +506,10 @@ def test_reweight_dtype_and_kinds():
     assert isinstance(q, np.ndarray)
     assert q.dtype == np.float64
     np.testing.assert_allclose(q, [0.1, 0.9], rtol=1e-14)  # 1/16 : 9/16
+
+
+@needs_torch
+def test_reweight_of_a_tensor_is_a_tensor_of_its_dtype():
     tq = reweight(torch.tensor([0.25, 0.75], dtype=torch.float64), 0.5)
     assert isinstance(tq, torch.Tensor)
     assert tq.dtype == torch.float64

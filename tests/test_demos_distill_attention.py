@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from thermoscope.cli import attention_demo as attention_cli
-from thermoscope.cli import distill_demo as distill_cli
-from thermoscope.cli._args import CommandParser
+from thermoscope.cli import build_parser
 from thermoscope.demos.attention import (
     attention_entropy_curve,
     attention_table,
@@ -31,14 +29,6 @@ pytest.importorskip("matplotlib")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _parser() -> CommandParser:
-    p = CommandParser(prog="thermoscope")
-    sub = p.add_subparsers(dest="command", parser_class=CommandParser)
-    distill_cli.register(sub)
-    attention_cli.register(sub)
-    return p
-
-
 # ------------------------------------------------------------------ distill
 @pytest.fixture(scope="module")
 def quick_result():
@@ -47,10 +37,10 @@ def quick_result():
 
 @pytest.fixture(scope="module")
 def quick_cli_run(tmp_path_factory):
-    """``thermoscope distill-demo --quick`` through the command's parser, with torch's global
+    """``thermoscope demo distill --quick`` through the command's parser, with torch's global
     state recorded around it."""
     out = tmp_path_factory.mktemp("distill")
-    args = _parser().parse_args(["distill-demo", "--quick", "--out", str(out)])
+    args = build_parser().parse_args(["demo", "distill", "--quick", "--out", str(out)])
     threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
     text = args.run(args)
     return out, text, (threads, rng), (torch.get_num_threads(), torch.random.get_rng_state())
@@ -108,7 +98,12 @@ def test_soft_target_figure_plots_tempered_teacher_probabilities(quick_result):
     z = quick_result.example_logits
     assert int(np.argmax(z)) == quick_result.example_label  # a correctly classified digit
     temps = quick_result.config.figure_temperatures
-    fig = plot_soft_targets(z, temps, quick_result.example_label, quick_result.example_image)
+    fig = plot_soft_targets(
+        z,
+        temperatures=temps,
+        label=quick_result.example_label,
+        image=quick_result.example_image,
+    )
     image_ax, bar_ax = fig.axes
     np.testing.assert_array_equal(image_ax.images[0].get_array(), quick_result.example_image)
     assert len(bar_ax.containers) == len(temps)
@@ -215,7 +210,7 @@ def test_attention_figure_data(curve):
 
 
 def test_attention_cli_writes_table_and_png(tmp_path, curve):
-    args = _parser().parse_args(["attention-demo", "--quick", "--out", str(tmp_path)])
+    args = build_parser().parse_args(["demo", "attention", "--quick", "--out", str(tmp_path)])
     text = args.run(args)
     table = attention_table(curve)
     assert table in text
@@ -224,18 +219,18 @@ def test_attention_cli_writes_table_and_png(tmp_path, curve):
 
 
 # ------------------------------------------------------------------ CLI errors
-@pytest.mark.parametrize("command", ["distill-demo", "attention-demo"])
-def test_cli_rejects_a_non_integer_seed(command, capsys):
+@pytest.mark.parametrize("name", ["distill", "attention"])
+def test_cli_rejects_a_non_integer_seed(name, capsys):
     with pytest.raises(SystemExit) as exc:
-        _parser().parse_args([command, "--seed", "abc"])
+        build_parser().parse_args(["demo", name, "--seed", "abc"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "--seed" in err
 
 
-@pytest.mark.parametrize("command", ["distill-demo", "attention-demo"])
-def test_cli_negative_seed_is_a_value_error_naming_seed(command):
-    args = _parser().parse_args([command, "--seed", "-3", "--quick"])
+@pytest.mark.parametrize("name", ["distill", "attention"])
+def test_cli_negative_seed_is_a_value_error_naming_seed(name):
+    args = build_parser().parse_args(["demo", name, "--seed", "-3", "--quick"])
     with pytest.raises(ValueError, match="`--seed` must be an integer >= 0, got -3"):
         args.run(args)

@@ -23,10 +23,9 @@ torch = pytest.importorskip("torch")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from thermoscope import __version__  # noqa: E402
-from thermoscope.explorer import PRESETS, ExplorerLimits, create_app  # noqa: E402
+from thermoscope.explorer import EXAMPLES, ExplorerLimits, create_app  # noqa: E402
 from thermoscope.explorer.backend import ModelBackend  # noqa: E402
-from thermoscope.generation import generate_at_temperatures  # noqa: E402
-from thermoscope.models import load_model  # noqa: E402
+from thermoscope.generation import generate_at_temperatures, load_model  # noqa: E402
 from thermoscope.sampling import Sampler, summarize_sampling  # noqa: E402
 
 PROMPT = "import os\nimport sys\n\n\ndef main("
@@ -36,7 +35,7 @@ LIMITS = ExplorerLimits(max_new_tokens=32, max_prompt_chars=1500)
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
     """One app with the embedded model, loaded on first use and shared by the module."""
-    with TestClient(create_app(ModelBackend(), LIMITS)) as c:
+    with TestClient(create_app(ModelBackend(), limits=LIMITS)) as c:
         yield c
 
 
@@ -50,7 +49,7 @@ def lm() -> tuple[Any, Any]:
 def bare() -> Iterator[TestClient]:
     """An app without a model, with small caps."""
     limits = ExplorerLimits(max_logits=5, max_label_chars=8, max_body_bytes=1000)
-    with TestClient(create_app(None, limits)) as c:
+    with TestClient(create_app(None, limits=limits)) as c:
         yield c
 
 
@@ -70,8 +69,11 @@ def test_info_with_a_model(client: TestClient) -> None:
     assert info["version"] == __version__
     assert info["model"] == "tiny-python-gpt2"
     assert info["limits"] == dataclasses.asdict(LIMITS)
-    assert info["presets"] == [p.as_dict() for p in PRESETS]
-    first = info["presets"][0]
+    assert info["examples"] == [
+        {"name": e.name, "description": e.description, "logits": [*e.logits], "labels": [*e.labels]}
+        for e in EXAMPLES
+    ]
+    first = info["examples"][0]
     assert first["labels"] == ["cat", "dog", "fish"]
     assert first["logits"] == [2.0, 1.0, 0.5]
 
@@ -101,13 +103,7 @@ def test_info_without_a_model(bare: TestClient) -> None:
 def test_distribution_equals_summarize_sampling(client: TestClient, setting: dict) -> None:
     z = [5.0, 2.2, 2.0, 4.5, 3.0, 2.7]
     out = client.post("/api/distribution", json={"logits": z, **setting}).json()
-    s = summarize_sampling(
-        z,
-        setting.get("temperature", 1.0),
-        setting.get("top_k", 0),
-        setting.get("top_p", 1.0),
-        setting.get("min_p", 0.0),
-    )
+    s = summarize_sampling(z, **setting)
     # JSON carries floats exactly (shortest repr), so the numbers are identical.
     assert out["probabilities"] == s.probabilities.tolist()
     assert out["tempered"] == s.tempered.tolist()
@@ -150,7 +146,7 @@ def test_null_logits_are_masked(client: TestClient) -> None:
     assert out["kept"] == [True, False, True, False]
     assert out["probabilities"][1] == out["probabilities"][3] == 0.0
     np.testing.assert_allclose([out["probabilities"][0], out["probabilities"][2]], p, rtol=1e-12)
-    s = summarize_sampling([2.0, -np.inf, 1.0, -np.inf], 2.0)
+    s = summarize_sampling([2.0, -np.inf, 1.0, -np.inf], temperature=2.0)
     assert out["probabilities"] == s.probabilities.tolist()
 
 
@@ -396,6 +392,7 @@ def test_page_and_static_files(bare: TestClient) -> None:
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert '<script src="/static/sampling.js"' in page.text
+    assert '<script src="/static/state.js"' in page.text
     assert '<script src="/static/explorer.js"' in page.text
     csp = page.headers["content-security-policy"]
     assert "default-src 'self'" in csp
@@ -403,6 +400,7 @@ def test_page_and_static_files(bare: TestClient) -> None:
     assert page.headers["x-content-type-options"] == "nosniff"
     for path, kinds in (
         ("/static/sampling.js", ("text/javascript", "application/javascript")),
+        ("/static/state.js", ("text/javascript", "application/javascript")),
         ("/static/explorer.js", ("text/javascript", "application/javascript")),
         ("/static/explorer.css", ("text/css",)),
     ):
@@ -428,7 +426,7 @@ def test_max_new_tokens_defaults_to_the_servers_cap_when_lower() -> None:
     # A client that leaves max_new_tokens out must not be refused by a server whose cap is
     # below the default of 40.
     backend = ModelBackend()
-    with TestClient(create_app(backend, ExplorerLimits(max_new_tokens=5))) as c:
+    with TestClient(create_app(backend, limits=ExplorerLimits(max_new_tokens=5))) as c:
         r = c.post("/api/sample", json={"prompt": PROMPT, "temperature": 0})
         assert r.status_code == 200, r.text
         assert 1 <= len(r.json()["tokens"]) <= 5
@@ -517,7 +515,7 @@ def test_bad_draw_requests_are_422_naming_the_field(
 
 
 def test_allowed_hosts_refuse_other_host_names() -> None:
-    from thermoscope.explorer.app import LOOPBACK_HOSTS
+    from thermoscope.explorer.middleware import LOOPBACK_HOSTS
 
     app = create_app(None, allowed_hosts=LOOPBACK_HOSTS)
     with TestClient(app, base_url="http://127.0.0.1:8765") as ok:

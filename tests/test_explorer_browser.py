@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from thermoscope.explorer import PRESETS, BackgroundServer, ExplorerLimits, create_app
+from thermoscope.explorer import EXAMPLES, BackgroundServer, ExplorerLimits, create_app
 from thermoscope.explorer.backend import ModelBackend
 from thermoscope.sampling import Sampler, summarize_sampling
 
@@ -65,7 +65,7 @@ def backend() -> ModelBackend:
 
 @pytest.fixture(scope="module")
 def server(backend: ModelBackend) -> Iterator[str]:
-    with BackgroundServer(create_app(backend, ExplorerLimits(max_new_tokens=60))) as url:
+    with BackgroundServer(create_app(backend, limits=ExplorerLimits(max_new_tokens=60))) as url:
         yield url
 
 
@@ -153,11 +153,11 @@ def _setting(page: Any) -> dict[str, Any]:
 
 def test_page_opens_on_the_seed_example(page: Any, server: str) -> None:
     _open(page, server)
-    preset = PRESETS[0]
+    example = EXAMPLES[0]
     shown = _displayed(page)
-    assert shown["labels"] == list(preset.labels)
-    _assert_matches(shown, preset.logits, {})
-    assert page.input_value("#preset") == preset.name
+    assert shown["labels"] == list(example.labels)
+    _assert_matches(shown, example.logits, {})
+    assert page.input_value("#example") == example.name
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "explorer-logits.png"), full_page=True)
 
@@ -169,9 +169,9 @@ def test_page_opens_on_the_seed_example(page: Any, server: str) -> None:
 def test_each_slider_updates_bars_numbers_and_url(
     page: Any, server: str, name: str, value: float
 ) -> None:
-    preset = PRESETS[1]
+    example = EXAMPLES[1]
     _open(page, server)
-    page.select_option("#preset", preset.name)
+    page.select_option("#example", example.name)
     before = _displayed(page)
     _set(page, name, value, slider=True)
     after = _displayed(page)
@@ -183,14 +183,14 @@ def test_each_slider_updates_bars_numbers_and_url(
         **{"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0},
         **setting,
     }
-    _assert_matches(after, preset.logits, setting)
+    _assert_matches(after, example.logits, setting)
     assert after["exact"] != before["exact"]
 
 
 def test_random_settings_match_python(page: Any, server: str) -> None:
     rng = np.random.default_rng(7)
     _open(page, server)
-    vectors = [np.array(p.logits) for p in PRESETS[1:]]
+    vectors = [np.array(p.logits) for p in EXAMPLES[1:]]
     vectors.append(np.round(rng.normal(0, 2, 40), 1))  # rounding makes ties
     with_mask = rng.normal(0, 1.5, 25)
     with_mask[[3, 11, 17]] = -np.inf
@@ -241,7 +241,7 @@ def test_state_in_the_url_restores_the_view(page: Any, server: str, browser: Any
         assert _displayed(other) == shown
         assert other.input_value("#top-k") == "4"
         assert other.input_value("#logits-input") == "1.5, -0.5, 3, 3, -inf, 0.25"
-        assert other.input_value("#preset") == ""  # not one of the examples
+        assert other.input_value("#example") == ""  # not one of the examples
     finally:
         other.close()
     assert shown["labels"] == ["a", "b", "c", "d", "e", "f"]
@@ -327,13 +327,13 @@ def test_a_server_without_a_model_offers_the_logits_mode_only(page: Any) -> None
         assert page.is_disabled("#mode-model")
         assert page.is_hidden("#model-panel")
         assert "no model" in page.inner_text("#status")
-        _assert_matches(_displayed(page), PRESETS[0].logits, {"temperature": 0.5})
+        _assert_matches(_displayed(page), EXAMPLES[0].logits, {"temperature": 0.5})
 
 
 def test_draw_samples_marks_the_samplers_frequencies(page: Any, server: str) -> None:
-    preset = PRESETS[1]
+    example = EXAMPLES[1]
     _open(page, server)
-    page.select_option("#preset", preset.name)
+    page.select_option("#example", example.name)
     _set(page, "temperature", 0.7, slider=True)
     _set(page, "top_k", 4, slider=False)
     page.fill("#draw-n", "20000")
@@ -343,7 +343,7 @@ def test_draw_samples_marks_the_samplers_frequencies(page: Any, server: str) -> 
     rows = page.locator("#bars .bar-row")
     counts = [int(v) for v in _attributes(rows, "data-count")]
     sampler = Sampler.from_options(temperature=0.7, top_k=4)
-    z = np.array(preset.logits)
+    z = np.array(example.logits)
     assert counts == np.bincount(sampler.sample(z, n=20000, seed=3), minlength=z.size).tolist()
     assert page.locator("#bars .freq").count() == z.size
     status = page.inner_text("#status")

@@ -31,7 +31,7 @@ from thermoscope.explorer.backend import ModelBackend
 
 LIMITS = ExplorerLimits(max_new_tokens=8, max_prompt_chars=200)
 BACKEND = ModelBackend()
-APP = create_app(BACKEND, LIMITS)
+APP = create_app(BACKEND, limits=LIMITS)
 SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", APP)
 POST_ROUTES = ("/api/distribution", "/api/draw", "/api/next-token", "/api/sample")
 FIELDS = (
@@ -49,7 +49,7 @@ FIELDS = (
 
 #: What the app answers. The schema FastAPI generates declares only 200 and
 #: 422; 400 (a body FastAPI cannot parse), 405 (a wrong method) and 413 (a body
-#: over ``max_body_bytes``) are answered too (see the module docstring of app.py).
+#: over ``max_body_bytes``) are answered too (see the module docstring of explorer/app.py).
 EXPECTED_STATUSES = {200, 400, 405, 413, 422}
 REQUEST_TIMEOUT_S = 120.0
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import thermoscope.explorer
-from thermoscope.explorer import PRESETS
+from thermoscope.explorer import EXAMPLES
 from thermoscope.sampling import summarize_sampling
 
 SAMPLING_JS = Path(thermoscope.explorer.__file__).with_name("static") / "sampling.js"
@@ -118,7 +118,7 @@ def random_cases(n: int, seed: int) -> list[dict[str, Any]]:
     return cases
 
 
-def preset_cases() -> list[dict[str, Any]]:
+def example_cases() -> list[dict[str, Any]]:
     settings = [
         (1.0, 0, 1.0, 0.0),
         (0.0, 0, 1.0, 0.0),
@@ -137,7 +137,7 @@ def preset_cases() -> list[dict[str, Any]]:
             "topP": tp,
             "minP": mp,
         }
-        for p in PRESETS
+        for p in EXAMPLES
         for t, k, tp, mp in settings
     ]
 
@@ -147,14 +147,18 @@ def close(a: Any, b: Any, tol: float = 1e-9) -> bool:
 
 
 def test_summarize_matches_python(node: str) -> None:
-    cases = random_cases(400, seed=1234) + preset_cases()
+    cases = random_cases(400, seed=1234) + example_cases()
     payload = {"cases": [{**c, "logits": as_json(c["logits"])} for c in cases]}
     out = run_node(node, payload)
     assert len(out["summaries"]) == len(cases)
     problems = []
     for i, (case, js) in enumerate(zip(cases, out["summaries"], strict=True)):
         py = summarize_sampling(
-            case["logits"], case["temperature"], case["topK"], case["topP"], case["minP"]
+            case["logits"],
+            temperature=case["temperature"],
+            top_k=case["topK"],
+            top_p=case["topP"],
+            min_p=case["minP"],
         )
         checks = {
             "kept": js["kept"] == py.kept.tolist(),

@@ -46,9 +46,8 @@ def bench() -> Iterator[ModuleType]:
 def _expected(payload: dict[str, Any]) -> dict[str, Any]:
     """What /api/distribution should answer, computed by the library directly."""
     z = [-math.inf if v is None else v for v in payload["logits"]]
-    s = summarize_sampling(
-        z, payload["temperature"], payload["top_k"], payload["top_p"], payload["min_p"]
-    )
+    options = {k: payload[k] for k in ("temperature", "top_k", "top_p", "min_p")}
+    s = summarize_sampling(z, **options)
     return {
         "labels": payload.get("labels", [str(i) for i in range(len(z))]),
         "tempered": s.tempered.tolist(),
@@ -67,7 +66,13 @@ def test_distribution_under_load_has_no_errors(
 ) -> None:
     with BackgroundServer(create_app()) as base_url:
         result = bench.run_load(
-            base_url, REQUESTS, CLIENTS, "distribution", timeout=60.0, deadline_s=600.0, keep=40
+            base_url,
+            requests=REQUESTS,
+            clients=CLIENTS,
+            route="distribution",
+            timeout=60.0,
+            deadline_s=600.0,
+            keep=40,
         )
     print(
         f"\n/api/distribution: {result.count} requests, {result.clients} clients, "
@@ -115,7 +120,7 @@ def test_distribution_under_load_has_no_errors(
 )
 def test_run_load_refuses_a_non_loopback_url(bench: ModuleType, url: str) -> None:
     with pytest.raises(ValueError, match="`base_url` must be") as info:
-        bench.run_load(url, 1, 1, "distribution", timeout=1.0)
+        bench.run_load(url, requests=1, clients=1, route="distribution", timeout=1.0)
     assert repr(url) in str(info.value)
 
 

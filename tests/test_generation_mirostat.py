@@ -15,8 +15,8 @@ pytest.importorskip("transformers")
 
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
+from thermoscope.generation.config import generate_kwargs  # noqa: E402
 from thermoscope.generation.mirostat import Mirostat  # noqa: E402
-from thermoscope.generation.processor import generate_kwargs  # noqa: E402
 
 
 def llama_cpp_mirostat_v2(logits_seq, tau, eta, uniforms):

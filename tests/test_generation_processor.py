@@ -23,11 +23,8 @@ from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel  # noqa: 
 from transformers.generation.logits_process import TopPLogitsWarper  # noqa: E402
 
 import thermoscope.sampling  # noqa: E402
-from thermoscope.generation.processor import (  # noqa: E402
-    SamplerLogitsProcessor,
-    check_generation_config,
-    generate_kwargs,
-)
+from thermoscope.generation.config import check_generation_config, generate_kwargs  # noqa: E402
+from thermoscope.generation.processor import SamplerLogitsProcessor  # noqa: E402
 from thermoscope.sampling import (  # noqa: E402
     EntropyTemperature,
     Epsilon,
@@ -156,7 +153,7 @@ def test_schedule_replaces_the_temperature_where_it_stands():
     sampler = Sampler([TopK(2), Temperature(5.0)], order="as_given")
     proc = SamplerLogitsProcessor(sampler, schedule=0.5)
     assert [type(w).__name__ for w in proc.sampler_at(0).warpers] == ["TopK", "Temperature"]
-    assert proc.sampler_at(3).warpers[1].t == 0.5
+    assert proc.sampler_at(3).warpers[1].temperature == 0.5
 
 
 def test_processor_restarts_its_steps_for_each_generate_call(model):

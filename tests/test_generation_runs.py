@@ -20,10 +20,21 @@ pytest.importorskip("sacrebleu")
 
 from scipy import stats  # noqa: E402
 
-from thermoscope.generation import runs  # noqa: E402
+from thermoscope.generation import (  # noqa: E402
+    compare_dynamic,
+    continue_prompt,
+    dynamic_strategies,
+    format_strategies,
+    generate_at_temperatures,
+    load_model,
+    next_token_logits,
+    next_token_table,
+)
+from thermoscope.generation._inputs import torch_seeds  # noqa: E402
+from thermoscope.generation.config import generate_kwargs  # noqa: E402
 from thermoscope.generation.diversity import diversity  # noqa: E402
 from thermoscope.generation.mirostat import Mirostat  # noqa: E402
-from thermoscope.generation.processor import SamplerLogitsProcessor, generate_kwargs  # noqa: E402
+from thermoscope.generation.processor import SamplerLogitsProcessor  # noqa: E402
 from thermoscope.sampling import Sampler  # noqa: E402
 
 CONTEXT = 48
@@ -80,13 +91,13 @@ def lm_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def lm(lm_dir):
-    return runs.load_model(lm_dir)
+    return load_model(lm_dir)
 
 
 @pytest.fixture(scope="module")
 def result(lm):
     model, tokenizer = lm
-    return runs.generate_at_temperatures(
+    return generate_at_temperatures(
         model, tokenizer, PROMPT, [0.0, 0.8, 1.5], n=3, max_new_tokens=6, seed=0
     )
 
@@ -126,7 +137,7 @@ def test_mean_logprob_matches_the_generation_time_logits(lm, result):
     # Recompute the T = 0.8 batch by hand, with generate's own logits (not teacher forcing).
     model, tokenizer = lm
     ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"].repeat(3, 1)
-    seed = runs._torch_seeds(0, 3)[1]
+    seed = torch_seeds(0, 3)[1]
     kw = generate_kwargs(
         SamplerLogitsProcessor(Sampler.from_options(temperature=0.8)),
         attention_mask=torch.ones_like(ids),
@@ -151,10 +162,10 @@ def test_mean_logprob_matches_the_generation_time_logits(lm, result):
 
 def test_same_seed_same_samples_other_seed_other_samples(lm, result):
     model, tokenizer = lm
-    again = runs.generate_at_temperatures(
+    again = generate_at_temperatures(
         model, tokenizer, PROMPT, [0.0, 0.8, 1.5], n=3, max_new_tokens=6, seed=0
     )
-    other = runs.generate_at_temperatures(
+    other = generate_at_temperatures(
         model, tokenizer, PROMPT, [0.0, 0.8, 1.5], n=3, max_new_tokens=6, seed=1
     )
     assert again.samples == result.samples
@@ -164,13 +175,13 @@ def test_same_seed_same_samples_other_seed_other_samples(lm, result):
 def test_global_torch_rng_is_left_alone(lm):
     model, tokenizer = lm
     before = torch.random.get_rng_state()
-    runs.generate_at_temperatures(model, tokenizer, PROMPT, [1.0], n=1, max_new_tokens=2)
+    generate_at_temperatures(model, tokenizer, PROMPT, [1.0], n=1, max_new_tokens=2)
     assert torch.equal(before, torch.random.get_rng_state())
 
 
 def test_sampler_options_apply_at_every_temperature(lm, result):
     model, tokenizer = lm
-    top1 = runs.generate_at_temperatures(
+    top1 = generate_at_temperatures(
         model, tokenizer, PROMPT, [0.8, 1.5], n=2, max_new_tokens=6, sampler_options={"top_k": 1}
     )
     greedy = result.samples[0].tokens
@@ -191,7 +202,7 @@ def test_json_and_text(result):
 
 def test_next_token_table_against_torch_and_scipy(lm):
     model, tokenizer = lm
-    table = runs.next_token_table(model, tokenizer, PROMPT, [0.5, 1.0, 2.0], top=7)
+    table = next_token_table(model, tokenizer, PROMPT, [0.5, 1.0, 2.0], top=7)
     ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"]
     with torch.no_grad():
         z = model(input_ids=ids).logits[0, -1].double()
@@ -209,7 +220,7 @@ def test_next_token_table_against_torch_and_scipy(lm):
 
 def test_next_token_table_with_truncation_and_top_capped(lm):
     model, tokenizer = lm
-    table = runs.next_token_table(
+    table = next_token_table(
         model, tokenizer, PROMPT, [1.0], top=10_000, sampler_options={"top_k": 3}
     )
     assert table.probs.shape == (1, model.config.vocab_size)
@@ -219,14 +230,14 @@ def test_next_token_table_with_truncation_and_top_capped(lm):
 
 def test_compare_dynamic_one_row_per_strategy(lm):
     model, tokenizer = lm
-    strategies = runs.dynamic_strategies([0.7])
-    results = runs.compare_dynamic(
-        model, tokenizer, PROMPT, strategies, n=2, max_new_tokens=4, seed=0
+    strategies = dynamic_strategies([0.7])
+    results = compare_dynamic(
+        model, tokenizer, PROMPT, strategies=strategies, n=2, max_new_tokens=4, seed=0
     )
     assert [r.name for r in results] == [s.name for s in strategies]
     assert all(len(r.texts) == 2 and r.mean_logprob < 0 for r in results)
     assert all(0 < r.diversity.distinct_2 <= 1 for r in results)
-    table = runs.format_strategies(results)
+    table = format_strategies(results)
     assert "mirostat tau=3" in table
     assert "entropy T in [0.3, 1.3]" in table
     # Stateful processors are made fresh for every run.
@@ -255,41 +266,41 @@ def test_bad_generation_input(lm, kwargs, match):
     model, tokenizer = lm
     args = {"prompt": PROMPT, "temperatures": [1.0], "n": 1, "max_new_tokens": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
-        runs.generate_at_temperatures(model, tokenizer, **args)
+        generate_at_temperatures(model, tokenizer, **args)
 
 
 def test_bad_next_token_and_compare_input(lm):
     model, tokenizer = lm
     with pytest.raises(ValueError, match="`top` must be an integer >= 1"):
-        runs.next_token_table(model, tokenizer, PROMPT, [1.0], top=0)
+        next_token_table(model, tokenizer, PROMPT, [1.0], top=0)
     with pytest.raises(ValueError, match="`prompt` must be shorter"):
-        runs.next_token_table(model, tokenizer, "x = 1\n" * 40, [1.0])
+        next_token_table(model, tokenizer, "x = 1\n" * 40, [1.0])
     with pytest.raises(TypeError, match="`prompt` must be a string"):
-        runs.next_token_table(model, tokenizer, 3, [1.0])
+        next_token_table(model, tokenizer, 3, [1.0])
     with pytest.raises(ValueError, match="`strategies` must not be empty"):
-        runs.compare_dynamic(model, tokenizer, PROMPT, [])
+        compare_dynamic(model, tokenizer, PROMPT, strategies=[])
 
 
 def test_load_model_rejects_what_is_not_a_causal_lm(tmp_path):
     from transformers import ViTConfig, ViTModel
 
     with pytest.raises(ValueError, match="`model`"):
-        runs.load_model(tmp_path / "missing")
+        load_model(tmp_path / "missing")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ValueError, match="`model`"):
-        runs.load_model(empty)
+        load_model(empty)
     garbage = tmp_path / "garbage"
     garbage.mkdir()
     (garbage / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="`model`"):
-        runs.load_model(garbage)
+        load_model(garbage)
     vision = tmp_path / "vit"
     config = ViTConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                        intermediate_size=8, image_size=8, patch_size=4)  # fmt: skip
     ViTModel(config).save_pretrained(vision)
     with pytest.raises(ValueError, match="`model`"):
-        runs.load_model(vision)
+        load_model(vision)
 
 
 def test_generation_demo_writes_its_report(lm_dir, tmp_path):
@@ -312,16 +323,16 @@ def test_next_token_logits_are_the_last_positions_logits(lm):
     with torch.no_grad():
         # The whole sequence's logits, then the last row: an independent path.
         expected = model(ids).logits[0].double().numpy()[-1]
-    got = runs.next_token_logits(model, tokenizer, prompt)
+    got = next_token_logits(model, tokenizer, prompt)
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, expected)
     with pytest.raises(TypeError, match="`prompt`"):
-        runs.next_token_logits(model, tokenizer, 3)
+        next_token_logits(model, tokenizer, 3)
 
 
 def test_continue_prompt_is_one_seeded_sample_with_off_values_left_out(lm):
     model, tokenizer = lm
-    got = runs.continue_prompt(
+    got = continue_prompt(
         model,
         tokenizer,
         "the cat",
@@ -332,7 +343,7 @@ def test_continue_prompt_is_one_seeded_sample_with_off_values_left_out(lm):
         max_new_tokens=6,
         seed=3,
     )
-    expected = runs.generate_at_temperatures(
+    expected = generate_at_temperatures(
         model,
         tokenizer,
         "the cat",

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from thermoscope.models import EMBEDDED_MODEL, embedded_model_path, load_model
+from thermoscope.generation.model import embedded_model_path, load_model
+from thermoscope.models import EMBEDDED_MODEL
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -272,7 +273,7 @@ def test_load_model_loads_any_local_causal_lm(tmp_path: Path) -> None:
 def test_load_model_works_offline(tmp_path: Path) -> None:
     # HF_HUB_OFFLINE is read when huggingface_hub is imported: check it in a fresh process.
     code = (
-        "from thermoscope.models import load_model; m, t = load_model(); "
+        "from thermoscope.generation import load_model; m, t = load_model(); "
         "print(m.config.model_type, type(m).__name__)"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-home")}
@@ -431,7 +432,7 @@ def test_embedded_model_loads_without_a_progress_bar_and_leaves_the_setting_alon
     # model keeps the bar, so the global setting must be restored.
     code = (
         "import transformers.utils.logging as l\n"
-        "from thermoscope.models import load_model\n"
+        "from thermoscope.generation import load_model\n"
         "load_model()\n"
         "print(l.is_progress_bar_enabled())\n"
     )

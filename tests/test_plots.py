@@ -44,7 +44,7 @@ def is_png(path: Path) -> bool:
 
 def test_distribution_bars_are_scipy_softmax(tmp_path: Path) -> None:
     temps = (0.1, 0.5, 1, 2, 5)
-    fig = plot_distributions(Z, temps, labels=NAMES, save=tmp_path / "d.png")
+    fig = plot_distributions(Z, temperatures=temps, labels=NAMES, save=tmp_path / "d.png")
     (ax,) = fig.axes
     assert len(ax.containers) == len(temps)
     for t, container in zip(temps, ax.containers, strict=True):
@@ -59,7 +59,7 @@ def test_distribution_bars_are_scipy_softmax(tmp_path: Path) -> None:
 
 
 def test_distribution_bars_of_one_token_sit_side_by_side() -> None:
-    fig = plot_distributions([1.0, 0.0], (0.5, 1.0, 2.0))
+    fig = plot_distributions([1.0, 0.0], temperatures=(0.5, 1.0, 2.0))
     centers = [[b.get_x() + b.get_width() / 2 for b in c] for c in fig.axes[0].containers]
     # Token 0's bars, one per temperature, are left-to-right within [-0.4, 0.4].
     first = [c[0] for c in centers]
@@ -70,7 +70,7 @@ def test_distribution_bars_of_one_token_sit_side_by_side() -> None:
 
 
 def test_distribution_greedy_and_masked_limits() -> None:
-    fig = plot_distributions([1.0, 3.0, -np.inf], (0.0, np.inf))
+    fig = plot_distributions([1.0, 3.0, -np.inf], temperatures=(0.0, np.inf))
     greedy, uniform = fig.axes[0].containers
     np.testing.assert_array_equal(heights(greedy), [0.0, 1.0, 0.0])
     np.testing.assert_allclose(heights(uniform), [0.5, 0.5, 0.0])
@@ -97,7 +97,7 @@ def test_distribution_bad_input(kwargs: dict[str, Any], exc: type, match: str) -
 
 def test_entropy_lines_are_scipy_entropy_and_max_probability(tmp_path: Path) -> None:
     temps = np.geomspace(0.05, 50.0, 40)
-    fig = plot_entropy_vs_temperature(Z, temps, save=tmp_path / "e.png")
+    fig = plot_entropy_vs_temperature(Z, temperatures=temps, save=tmp_path / "e.png")
     left, right = fig.axes
     h_line, ln_k = left.get_lines()
     (p_line,) = right.get_lines()
@@ -123,14 +123,14 @@ def test_entropy_default_grid_spans_both_limits() -> None:
 
 
 def test_entropy_ln_k_counts_only_finite_logits() -> None:
-    fig = plot_entropy_vs_temperature([1.0, 0.0, -np.inf], [1.0, 2.0])
+    fig = plot_entropy_vs_temperature([1.0, 0.0, -np.inf], temperatures=[1.0, 2.0])
     np.testing.assert_allclose(fig.axes[0].get_lines()[1].get_ydata(), np.log(2))
 
 
 @pytest.mark.parametrize("bad", [[0.0, 1.0], [1.0, np.inf], [-1.0]])
 def test_entropy_rejects_temperatures_a_log_axis_cannot_show(bad: list[float]) -> None:
     with pytest.raises(ValueError, match="`temperatures` must be"):
-        plot_entropy_vs_temperature(Z, bad)
+        plot_entropy_vs_temperature(Z, temperatures=bad)
 
 
 # plot_sampling_vs_theory ------------------------------------------------------
@@ -139,7 +139,7 @@ def test_entropy_rejects_temperatures_a_log_axis_cannot_show(bad: list[float]) -
 def test_sampling_bars_and_chi_square_match_scipy(tmp_path: Path) -> None:
     sampler = Sampler.from_options(temperature=0.8)
     n, seed = 5000, 7
-    fig = plot_sampling_vs_theory(sampler, Z, n, seed, labels=NAMES, save=tmp_path / "s.png")
+    fig = plot_sampling_vs_theory(sampler, Z, n=n, seed=seed, labels=NAMES, save=tmp_path / "s.png")
     (ax,) = fig.axes
     theory, sampled = ax.containers
     p = sp_softmax(Z / 0.8)
@@ -160,7 +160,7 @@ def test_sampling_bars_and_chi_square_match_scipy(tmp_path: Path) -> None:
 def test_sampling_tests_only_the_kept_tokens() -> None:
     sampler = Sampler.from_options(temperature=1.0, top_k=3)
     n, seed = 3000, 1
-    fig = plot_sampling_vs_theory(sampler, Z, n, seed)
+    fig = plot_sampling_vs_theory(sampler, Z, n=n, seed=seed)
     theory, _sampled = fig.axes[0].containers
     kept = np.argsort(Z)[-3:]
     p = np.zeros(Z.size)
@@ -184,21 +184,21 @@ class _Liar:
 
 
 def test_sampling_exposes_a_sampler_that_does_not_follow_its_probabilities() -> None:
-    fig = plot_sampling_vs_theory(_Liar(), Z, 2000, 0)
+    fig = plot_sampling_vs_theory(_Liar(), Z, n=2000, seed=0)
     title = fig.axes[0].get_title()
     p_value = float(title.rsplit("p = ", 1)[1])
     assert p_value < 1e-6
 
 
 def test_sampling_with_one_kept_token_has_nothing_to_test() -> None:
-    fig = plot_sampling_vs_theory(Sampler.from_options(temperature=0.0), Z, 50, 0)
+    fig = plot_sampling_vs_theory(Sampler.from_options(temperature=0.0), Z, n=50, seed=0)
     assert "nothing to test" in fig.axes[0].get_title()
     np.testing.assert_array_equal(heights(fig.axes[0].containers[1]), [1, 0, 0, 0, 0, 0])
 
 
 def test_sampling_bad_n_is_the_samplers_error() -> None:
     with pytest.raises(ValueError, match="`n` must be an integer >= 1"):
-        plot_sampling_vs_theory(Sampler.from_options(), Z, 0, 0)
+        plot_sampling_vs_theory(Sampler.from_options(), Z, n=0, seed=0)
 
 
 # plot_free_energy ---------------------------------------------------------------
@@ -206,7 +206,7 @@ def test_sampling_bad_n_is_the_samplers_error() -> None:
 
 def test_free_energy_lines_match_closed_forms(tmp_path: Path) -> None:
     temps = np.geomspace(0.1, 10.0, 30)
-    fig = plot_free_energy(Z, temps, save=tmp_path / "f.png")
+    fig = plot_free_energy(Z, temperatures=temps, save=tmp_path / "f.png")
     (ax,) = fig.axes
     e_line, s_line, f_line = ax.get_lines()
     p = np.array([sp_softmax(Z / t) for t in temps])
@@ -225,8 +225,30 @@ def test_free_energy_lines_match_closed_forms(tmp_path: Path) -> None:
 
 
 def test_free_energy_with_a_masked_logit_stays_finite() -> None:
-    fig = plot_free_energy([2.0, 1.0, -np.inf], [0.5, 1.0, 4.0])
+    fig = plot_free_energy([2.0, 1.0, -np.inf], temperatures=[0.5, 1.0, 4.0])
     for line in fig.axes[0].get_lines():
         assert np.all(np.isfinite(line.get_ydata()))
     closed = [-t * logsumexp(np.array([2.0, 1.0]) / t) for t in (0.5, 1.0, 4.0)]
     np.testing.assert_allclose(fig.axes[0].get_lines()[2].get_ydata(), closed, rtol=1e-10)
+
+
+class _Leaky:
+    """Claims top-1 but sometimes draws a removed token: the title must count those draws."""
+
+    def probs(self, z: Any) -> np.ndarray:
+        return np.array([1.0] + [0.0] * (len(z) - 1))
+
+    def sample(self, z: Any, n: int, seed: int) -> np.ndarray:
+        return np.array([0] * (n - 3) + [1, 1, 2])
+
+
+def test_sampling_counts_draws_of_removed_tokens() -> None:
+    fig = plot_sampling_vs_theory(_Leaky(), Z, n=100, seed=0)
+    assert "3 draws of removed tokens" in fig.axes[0].get_title()
+
+
+def test_plot_options_are_keyword_only() -> None:
+    with pytest.raises(TypeError, match="positional"):
+        plot_distributions(Z, (0.5, 1.0))  # type: ignore[misc]
+    with pytest.raises(TypeError, match="positional"):
+        plot_sampling_vs_theory(Sampler.from_options(), Z, 100, 0)  # type: ignore[misc]

@@ -8,7 +8,12 @@ import pytest
 
 from thermoscope.cli import presets as presets_cli
 from thermoscope.cli._args import CommandParser
-from thermoscope.generation.presets import PRESETS, Preset, get_preset, presets_table
+from thermoscope.generation.task_presets import (
+    TASK_PRESETS,
+    TaskPreset,
+    get_preset,
+    presets_table,
+)
 from thermoscope.sampling import Sampler
 
 EXPECTED_RANGES = {
@@ -23,21 +28,21 @@ EXPECTED_RANGES = {
 
 
 def test_ranges_are_the_issues():
-    assert {p.name: p.temperature_range for p in PRESETS} == EXPECTED_RANGES
+    assert {p.name: p.temperature_range for p in TASK_PRESETS} == EXPECTED_RANGES
 
 
-@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
+@pytest.mark.parametrize("preset", TASK_PRESETS, ids=lambda p: p.name)
 def test_suggested_settings_are_valid_and_inside_the_range(preset):
     low, high = preset.temperature_range
     assert low <= preset.temperature <= high
     assert preset.temperatures() == (low, preset.temperature, high)
     sampler = Sampler.from_options(**preset.sampler_options())
-    assert sampler.warpers[0].t == preset.temperature
+    assert sampler.warpers[0].temperature == preset.temperature
     assert preset.top_p is not None or preset.min_p is not None
 
 
 def test_high_temperature_presets_use_min_p():
-    for p in PRESETS:
+    for p in TASK_PRESETS:
         if p.high > 1.0:
             assert p.min_p is not None
             assert p.top_p is None
@@ -61,12 +66,12 @@ def test_unknown_preset():
 
 def test_inconsistent_preset():
     with pytest.raises(ValueError, match=r"`temperature` must lie in \[low, high\]"):
-        Preset("x", "x", 0.2, 0.5, 0.9)
+        TaskPreset("x", "x", 0.2, 0.5, 0.9)
 
 
 def test_table_lists_every_preset():
     table = presets_table()
-    for p in PRESETS:
+    for p in TASK_PRESETS:
         assert p.name in table
 
 

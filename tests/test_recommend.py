@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from scipy import special, stats
+from scipy import special
 
 from thermoscope.recommend import coverage, exposure, gini, long_tail_share, sample_items
+from thermoscope.sampling import goodness_of_fit
 
 SCORES = np.array([1.2, 0.3, -0.4, 0.9, -np.inf, 0.0])
 
@@ -36,9 +37,12 @@ def chi_square_on_tuples(draws: np.ndarray, exact: dict[tuple[int, ...], float])
     assert set(seen) <= set(exact), "a tuple of probability 0 was drawn"
     keys = sorted(exact)
     observed = np.array([seen.get(key, 0) for key in keys])
-    expected = np.array([exact[key] for key in keys]) * len(draws)
-    assert math.isclose(expected.sum(), len(draws), rel_tol=1e-9)
-    return float(stats.chisquare(observed, expected).pvalue)
+    probs = np.array([exact[key] for key in keys])
+    assert math.isclose(probs.sum(), 1.0, rel_tol=1e-9)
+    fit = goodness_of_fit(observed, probs)
+    assert fit.removed_draws == 0
+    assert fit.p_value is not None
+    return fit.p_value
 
 
 # --- distribution ------------------------------------------------------------------------------
@@ -47,7 +51,7 @@ def chi_square_on_tuples(draws: np.ndarray, exact: dict[tuple[int, ...], float])
 @pytest.mark.parametrize(("t", "k"), [(0.5, 2), (1.0, 3), (2.5, 2), (1.0, 5)])
 def test_gumbel_top_k_matches_sequential_sampling(t: float, k: int) -> None:
     n = 40_000
-    draws = sample_items(np.tile(SCORES, (n, 1)), t, k, rng=np.random.default_rng(2024))
+    draws = sample_items(np.tile(SCORES, (n, 1)), t, k=k, rng=np.random.default_rng(2024))
     exact = ordered_subset_probs(special.softmax(SCORES / t), k)
     assert chi_square_on_tuples(draws, exact) > 1e-3
 
@@ -55,7 +59,7 @@ def test_gumbel_top_k_matches_sequential_sampling(t: float, k: int) -> None:
 def test_per_row_temperatures_each_match_their_distribution() -> None:
     n = 20_000
     temps = np.repeat([0.4, 3.0], n)
-    draws = sample_items(np.tile(SCORES, (2 * n, 1)), temps, 2, rng=5)
+    draws = sample_items(np.tile(SCORES, (2 * n, 1)), temps, k=2, rng=5)
     for half, t in ((draws[:n], 0.4), (draws[n:], 3.0)):
         assert (
             chi_square_on_tuples(half, ordered_subset_probs(special.softmax(SCORES / t), 2)) > 1e-3
@@ -64,7 +68,7 @@ def test_per_row_temperatures_each_match_their_distribution() -> None:
 
 def test_infinite_temperature_is_uniform_over_unmasked_items() -> None:
     n = 24_000
-    draws = sample_items(np.tile(SCORES, (n, 1)), math.inf, 2, rng=9)
+    draws = sample_items(np.tile(SCORES, (n, 1)), math.inf, k=2, rng=9)
     uniform = np.where(np.isfinite(SCORES), 1 / 5, 0.0)
     assert chi_square_on_tuples(draws, ordered_subset_probs(uniform, 2)) > 1e-3
 
@@ -72,16 +76,16 @@ def test_infinite_temperature_is_uniform_over_unmasked_items() -> None:
 def test_zero_temperature_gives_the_top_k_in_order() -> None:
     z = np.random.default_rng(0).normal(size=(20, 30))
     expected = np.argsort(-z, axis=1)[:, :7]
-    np.testing.assert_array_equal(sample_items(z, 0.0, 7, rng=1), expected)
-    np.testing.assert_array_equal(sample_items(z, 1e-12, 7, rng=1), expected)
-    np.testing.assert_array_equal(sample_items(z[0], 0.0, 30, rng=1), np.argsort(-z[0]))
+    np.testing.assert_array_equal(sample_items(z, 0.0, k=7, rng=1), expected)
+    np.testing.assert_array_equal(sample_items(z, 1e-12, k=7, rng=1), expected)
+    np.testing.assert_array_equal(sample_items(z[0], 0.0, k=30, rng=1), np.argsort(-z[0]))
 
 
 def test_zero_temperature_breaks_ties_uniformly() -> None:
     # Tied maxima come first in random order, then the tied runners-up: 4 equally likely tuples.
     z = np.array([3.0, 1.0, 3.0, 1.0, 0.0])
     n = 20_000
-    draws = sample_items(np.tile(z, (n, 1)), 0.0, 3, rng=3)
+    draws = sample_items(np.tile(z, (n, 1)), 0.0, k=3, rng=3)
     exact = {tup: 0.25 for tup in [(0, 2, 1), (0, 2, 3), (2, 0, 1), (2, 0, 3)]}
     assert chi_square_on_tuples(draws, exact) > 1e-3
 
@@ -90,7 +94,7 @@ def test_huge_score_spread_takes_the_exact_path() -> None:
     # (max - min) / T = 1e9: float64 keys would swamp the noise; ties must still be fair.
     z = np.array([1e9, 1e9, 0.0, 0.0])
     n = 20_000
-    draws = sample_items(np.tile(z, (n, 1)), 1.0, 3, rng=4)
+    draws = sample_items(np.tile(z, (n, 1)), 1.0, k=3, rng=4)
     exact = {tup: 0.25 for tup in [(0, 1, 2), (0, 1, 3), (1, 0, 2), (1, 0, 3)]}
     assert chi_square_on_tuples(draws, exact) > 1e-3
 
@@ -110,9 +114,9 @@ def test_never_returns_duplicates(z: np.ndarray, t: float, k: int, seed: int) ->
     available = int(np.isfinite(z).sum(axis=1).min())
     if k > available:
         with pytest.raises(ValueError, match="`k` must be <="):
-            sample_items(z, t, k, rng=seed)
+            sample_items(z, t, k=k, rng=seed)
         return
-    out = sample_items(z, t, k, rng=seed)
+    out = sample_items(z, t, k=k, rng=seed)
     assert out.shape == (z.shape[0], k)
     assert out.dtype == np.int64
     for row, picked in zip(z, out, strict=True):
@@ -122,10 +126,10 @@ def test_never_returns_duplicates(z: np.ndarray, t: float, k: int, seed: int) ->
 
 def test_reproducible_with_a_seed_and_accepts_a_generator() -> None:
     z = np.random.default_rng(0).normal(size=(10, 50))
-    a = sample_items(z, 1.0, 5, rng=11)
-    np.testing.assert_array_equal(a, sample_items(z, 1.0, 5, rng=np.random.default_rng(11)))
-    assert not np.array_equal(a, sample_items(z, 1.0, 5, rng=12))
-    assert sample_items(z[0], 1.0, 5, rng=11).shape == (5,)
+    a = sample_items(z, 1.0, k=5, rng=11)
+    np.testing.assert_array_equal(a, sample_items(z, 1.0, k=5, rng=np.random.default_rng(11)))
+    assert not np.array_equal(a, sample_items(z, 1.0, k=5, rng=12))
+    assert sample_items(z[0], 1.0, k=5, rng=11).shape == (5,)
 
 
 # --- metrics -----------------------------------------------------------------------------------
@@ -177,7 +181,7 @@ def test_temperature_spreads_exposure() -> None:
     z = np.log(pop) + np.random.default_rng(0).normal(size=(300, 100))
     g, cov = [], []
     for t in (0.0, 1.0, math.inf):
-        e = exposure(sample_items(z, t, 5, rng=1), 100)
+        e = exposure(sample_items(z, t, k=5, rng=1), 100)
         g.append(gini(e))
         cov.append(coverage(e))
     assert g[0] > g[1] > g[2]
@@ -190,31 +194,43 @@ def test_temperature_spreads_exposure() -> None:
 @pytest.mark.parametrize(
     ("call", "exc", "message"),
     [
-        (lambda: sample_items(SCORES, -1.0, 2), ValueError, "`temperature` must be >= 0, got -1.0"),
-        (lambda: sample_items(SCORES, math.nan, 2), ValueError, "`temperature` must be a number"),
         (
-            lambda: sample_items(np.zeros((3, 4)), [1.0, 2.0], 2),
+            lambda: sample_items(SCORES, -1.0, k=2),
+            ValueError,
+            "`temperature` must be >= 0, got -1.0",
+        ),
+        (lambda: sample_items(SCORES, math.nan, k=2), ValueError, "`temperature` must be a number"),
+        (
+            lambda: sample_items(np.zeros((3, 4)), [1.0, 2.0], k=2),
             ValueError,
             "`temperature` must be a scalar or have one value per row, shape (3,)",
         ),
         (
-            lambda: sample_items([1.0, 2.0, 3.0], 1.0, 4),
+            lambda: sample_items([1.0, 2.0, 3.0], 1.0, k=4),
             ValueError,
             "`k` must be <= the number of items (3), got 4.",
         ),
         (
-            lambda: sample_items(SCORES, 1.0, 6),
+            lambda: sample_items(SCORES, 1.0, k=6),
             ValueError,
             "`k` must be <= the number of items with a finite score in every row (5 in row 0)",
         ),
-        (lambda: sample_items(SCORES, 1.0, 0), ValueError, "`k` must be an integer >= 1, got 0."),
-        (lambda: sample_items(SCORES, 1.0, 1.5), TypeError, "`k` must be an integer >= 1"),
-        (lambda: sample_items(SCORES, 1.0, [1, 2]), TypeError, "`k` must be a single integer"),
-        (lambda: sample_items([], 1.0, 1), ValueError, "`scores` must not be empty"),
-        (lambda: sample_items(np.empty((2, 0)), 1.0, 1), ValueError, "`scores` must not be empty"),
-        (lambda: sample_items([1.0, np.nan], 1.0, 1), ValueError, "`scores` must not contain NaN"),
-        (lambda: sample_items(np.zeros((2, 2, 2)), 1.0, 1), ValueError, "`scores` must be 1-D"),
-        (lambda: sample_items(SCORES, 1.0, 1, rng="seed"), TypeError, "`rng` must be a numpy"),
+        (lambda: sample_items(SCORES, 1.0, k=0), ValueError, "`k` must be an integer >= 1, got 0."),
+        (lambda: sample_items(SCORES, 1.0, k=1.5), TypeError, "`k` must be an integer >= 1"),
+        (lambda: sample_items(SCORES, 1.0, k=[1, 2]), TypeError, "`k` must be a single integer"),
+        (lambda: sample_items([], 1.0, k=1), ValueError, "`scores` must not be empty"),
+        (
+            lambda: sample_items(np.empty((2, 0)), 1.0, k=1),
+            ValueError,
+            "`scores` must not be empty",
+        ),
+        (
+            lambda: sample_items([1.0, np.nan], 1.0, k=1),
+            ValueError,
+            "`scores` must not contain NaN",
+        ),
+        (lambda: sample_items(np.zeros((2, 2, 2)), 1.0, k=1), ValueError, "`scores` must be 1-D"),
+        (lambda: sample_items(SCORES, 1.0, k=1, rng="seed"), TypeError, "`rng` must be a numpy"),
         (lambda: gini([]), ValueError, "`exposure` must not be empty"),
         (lambda: gini([0, 0]), ValueError, "`exposure` must have a positive total"),
         (lambda: gini([1, -1]), ValueError, "`exposure` must be >= 0, got -1.0."),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from thermoscope.report import THEORY_FIGURES, ReportSection, build_report, theory_figures
+from thermoscope.report import ReportSection, build_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -86,7 +86,7 @@ def two_sections(tmp_path: Path) -> tuple[list[ReportSection], list[bytes]]:
     sections = [
         ReportSection("Theory & sampling", TRICKY, (paths[0], paths[1]), "thermoscope demo"),
         ReportSection(
-            "Calibration", "ECE 0.031", (paths[1],), "thermoscope calibrate-demo --seed 2"
+            "Calibration", "ECE 0.031", (paths[1],), "thermoscope demo calibration --seed 2"
         ),
     ]
     return sections, pngs
@@ -101,7 +101,7 @@ def test_report_structure_images_and_text(tmp_path: Path) -> None:
     assert [s["h2"] for s in page.sections] == [["Theory & sampling"], ["Calibration"]]
     assert [s["code"] for s in page.sections] == [
         ["thermoscope demo"],
-        ["thermoscope calibrate-demo --seed 2"],
+        ["thermoscope demo calibration --seed 2"],
     ]
     assert ["".join(s["pre"]) for s in page.sections] == [TRICKY, "ECE 0.031"]
     decoded = []
@@ -170,13 +170,6 @@ def test_report_rejects_a_bare_section(tmp_path: Path) -> None:
         build_report(ReportSection("A", "b"), tmp_path)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="`sections` must be a sequence of ReportSection"):
         build_report(["text"], tmp_path)  # type: ignore[list-item]
-
-
-def test_theory_figures_draws_the_four_plots(tmp_path: Path) -> None:
-    paths = theory_figures(tmp_path / "figs", seed=0)
-    assert [p.name for p in paths] == list(THEORY_FIGURES)
-    for p in paths:
-        assert p.read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_report_ends_by_pointing_to_the_interactive_explorers(tmp_path: Path) -> None:

@@ -204,7 +204,7 @@ def _reference(policy: str, k: int, steps: int, runs: int, seed: int, param: flo
 )
 def test_simulator_matches_per_run_reference(name: str, policy: BanditPolicy, param: float) -> None:
     k, steps, runs, seed = 4, 150, 6, 42
-    result = run_bandit(policy, n_arms=k, n_steps=steps, n_runs=runs, seed=seed)
+    result = run_bandit(policy, n_arms=k, n_steps=steps, n_runs=runs, rng=seed)
     actions, regret = _reference(name, k, steps, runs, seed, param)
     np.testing.assert_array_equal(result.actions, actions)
     np.testing.assert_allclose(result.regret, regret, rtol=1e-12, atol=1e-12)
@@ -214,7 +214,7 @@ def test_simulator_matches_per_run_reference(name: str, policy: BanditPolicy, pa
 def test_greedy_with_noiseless_rewards_is_stuck_closed_form() -> None:
     # Estimates start at 0 and arm 0 pays exactly 0: greedy keeps the tie and pulls arm 0.
     kw = {"arm_means": [0.0, 1.0], "reward_std": 0.0}
-    r = run_bandit(EpsilonGreedy(0.0), n_arms=2, n_steps=20, n_runs=3, seed=0, **kw)
+    r = run_bandit(EpsilonGreedy(0.0), n_arms=2, n_steps=20, n_runs=3, rng=0, **kw)
     np.testing.assert_array_equal(r.regret, np.tile(np.arange(1, 21.0), (3, 1)))
     np.testing.assert_array_equal(r.optimal_rate, np.zeros(20))
 
@@ -225,29 +225,42 @@ def test_annealing_to_zero_passes_subnormal_temperatures_quietly() -> None:
     sched = ExponentialDecay(1.0, rate=0.3)
     assert 0 < sched(600) < np.finfo(float).tiny
     assert sched(699) == 0.0
-    r = run_bandit(BoltzmannPolicy(sched), n_arms=4, n_steps=700, n_runs=5, seed=0)
+    r = run_bandit(BoltzmannPolicy(sched), n_arms=4, n_steps=700, n_runs=5, rng=0)
     assert np.isfinite(r.regret).all()
     assert BoltzmannPolicy(sched).probs([1.0, 0.0], step=600).tolist() == [1.0, 0.0]
 
 
 def test_result_summaries() -> None:
-    r = run_bandit(UCB1(), n_arms=5, n_steps=100, n_runs=50, seed=3)
+    r = run_bandit(UCB1(), n_arms=5, n_steps=100, n_runs=50, rng=3)
     np.testing.assert_allclose(r.mean_regret, r.regret.mean(axis=0))
     np.testing.assert_allclose(r.regret_sem, stats.sem(r.regret, axis=0))
     best = r.means.argmax(axis=1)
     np.testing.assert_allclose(r.optimal_rate, (r.actions == best[:, None]).mean(axis=0))
     assert np.all(np.diff(r.regret, axis=1) >= 0)
     # Common random numbers: the same seed gives every policy the same arms.
-    other = run_bandit(BoltzmannPolicy(0.5), n_arms=5, n_steps=10, n_runs=50, seed=3)
+    other = run_bandit(BoltzmannPolicy(0.5), n_arms=5, n_steps=10, n_runs=50, rng=3)
     np.testing.assert_array_equal(other.means, r.means)
     assert (
-        run_bandit(UCB1(), n_arms=5, n_steps=10, n_runs=1, seed=3).regret_sem.tolist() == [0.0] * 10
+        run_bandit(UCB1(), n_arms=5, n_steps=10, n_runs=1, rng=3).regret_sem.tolist() == [0.0] * 10
     )
+
+
+def test_bandit_rng_takes_a_generator_or_its_seed() -> None:
+    # A seed and a fresh Generator of that seed split into the same three streams.
+    kw = {"n_arms": 4, "n_steps": 30, "n_runs": 5}
+    by_seed = run_bandit(BoltzmannPolicy(0.5), rng=11, **kw)
+    by_gen = run_bandit(BoltzmannPolicy(0.5), rng=np.random.default_rng(11), **kw)
+    np.testing.assert_array_equal(by_seed.actions, by_gen.actions)
+    np.testing.assert_array_equal(by_seed.regret, by_gen.regret)
+    # One generator shared by two calls gives two different, independent simulations.
+    gen = np.random.default_rng(11)
+    first, second = (run_bandit(UCB1(), rng=gen, **kw) for _ in range(2))
+    assert not np.array_equal(first.means, second.means)
 
 
 def test_annealing_beats_fixed_cold_and_ucb_beats_greedy() -> None:
     # A statistical claim the demo makes, checked with a fixed seed and its standard errors.
-    kw = {"n_arms": 10, "n_steps": 500, "n_runs": 400, "seed": 5}
+    kw = {"n_arms": 10, "n_steps": 500, "n_runs": 400, "rng": 5}
     greedy = run_bandit(EpsilonGreedy(0.0), **kw)
     ucb = run_bandit(UCB1(), **kw)
     anneal = run_bandit(BoltzmannPolicy(ExponentialDecay(1.0, end=0.05, steps=250)), **kw)
@@ -316,7 +329,9 @@ def test_annealing_beats_fixed_cold_and_ucb_beats_greedy() -> None:
         (lambda: run_bandit(UCB1(), n_arms=0), ValueError, "`n_arms` must be an integer >= 1"),
         (lambda: run_bandit(UCB1(), n_steps=0), ValueError, "`n_steps` must be an integer >= 1"),
         (lambda: run_bandit(UCB1(), n_runs=0), ValueError, "`n_runs` must be an integer >= 1"),
-        (lambda: run_bandit(UCB1(), seed=-1), ValueError, "`seed` must be an integer >= 0"),
+        (lambda: run_bandit(UCB1(), rng=-1), ValueError, "`rng` must be a numpy.random.Generator"),
+        (lambda: run_bandit(UCB1(), rng=1.5), TypeError, "`rng` must be a numpy.random.Generator"),
+        (lambda: run_bandit(UCB1(), 3), TypeError, "positional argument"),
         (
             lambda: run_bandit(UCB1(), n_arms=3, n_runs=2, arm_means=[0.0, 1.0]),
             ValueError,

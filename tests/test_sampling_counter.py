@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from backends import needs_torch, torch
 from thermoscope.sampling import _counter
 from thermoscope.sampling._counter import uniforms
 from thermoscope.sampling._draw import draw, draw_torch, fixed_point_bits
 
-torch = pytest.importorskip("torch")
-
 _MASK = 0xFFFFFFFF
+LIBS = ["numpy", pytest.param("torch", marks=needs_torch)]
 _TOP = 2**63 - 1
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+cuda = pytest.mark.skipif(torch is None or not torch.cuda.is_available(), reason="needs CUDA")
 
 
 def _philox_reference(ctr: list[int], key: list[int], rounds: int = 10) -> list[int]:
@@ -69,7 +69,7 @@ KAT = [
 ]
 
 
-@pytest.mark.parametrize("lib", ["numpy", "torch"])
+@pytest.mark.parametrize("lib", LIBS)
 @pytest.mark.parametrize(("ctr", "key", "expected"), KAT)
 def test_philox_known_answers(
     lib: str, ctr: tuple[int, ...], key: tuple[int, ...], expected: tuple[int, ...]
@@ -89,6 +89,7 @@ def test_uniforms_match_python_reference() -> None:
     np.testing.assert_array_equal(got, want)
 
 
+@needs_torch
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 64, 1001])
 def test_numpy_and_torch_cpu_are_bit_identical(n: int) -> None:
     rng = np.random.default_rng(n)
@@ -112,6 +113,7 @@ def test_values_are_53_bit_fractions_in_unit_interval() -> None:
     assert u.max() < 1.0
 
 
+@needs_torch
 def test_row_depends_only_on_its_own_seed_step_and_index() -> None:
     rng = np.random.default_rng(7)
     seeds = rng.integers(0, 2**63, 64)
@@ -126,6 +128,7 @@ def test_row_depends_only_on_its_own_seed_step_and_index() -> None:
     assert np.array_equal(batch, tb.numpy()[::-1])
 
 
+@needs_torch
 def test_scalar_step_broadcasts() -> None:
     seeds = np.array([3, 4, 5])
     same = uniforms(seeds, np.full(3, 11), 4)
@@ -133,7 +136,7 @@ def test_scalar_step_broadcasts() -> None:
     assert np.array_equal(uniforms(torch.from_numpy(seeds), 11, 4).numpy(), same)
 
 
-@pytest.mark.parametrize("lib", ["numpy", "torch"])
+@pytest.mark.parametrize("lib", LIBS)
 def test_slicing_does_not_change_values(lib: str, monkeypatch: pytest.MonkeyPatch) -> None:
     seeds, steps = np.arange(5) * 977, np.arange(5)
     if lib == "torch":
@@ -152,6 +155,7 @@ def test_seeds_and_steps_give_different_streams() -> None:
     assert not np.array_equal(base, uniforms(np.array([5]), np.array([2**32]), 64))
 
 
+@needs_torch
 def test_torch_on_meta_device_makes_no_host_copy() -> None:
     """Meta tensors hold no data, so any ``.item()`` or ``.cpu()`` would fail."""
     seeds = torch.zeros(4, dtype=torch.int64, device="meta")
@@ -252,11 +256,13 @@ def _check_draw_torch(device: str, dtype: type, trials: int, seed: int) -> None:
         assert (np.take_along_axis(ints, want, axis=1) > 0).all()
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_draw_torch_equals_draw(dtype: type) -> None:
     _check_draw_torch("cpu", dtype, trials=60, seed=1 if dtype is np.float32 else 2)
 
 
+@needs_torch
 def test_draw_torch_extremes() -> None:
     # one kept token; weights below the resolution; all-equal weights
     w = np.zeros((3, 50))
@@ -278,6 +284,7 @@ def test_draw_torch_extremes() -> None:
     assert draw_torch(torch.from_numpy(w), torch.from_numpy(one), 40)[:, 0].tolist() == [40, 3, 49]
 
 
+@needs_torch
 def test_draw_torch_half_precision_weights() -> None:
     w = np.array([[0.25, 0.0, 1.0, 0.5]], dtype=np.float16)
     u = np.linspace(0, 1, 11, endpoint=False)[None]
@@ -285,6 +292,7 @@ def test_draw_torch_half_precision_weights() -> None:
     np.testing.assert_array_equal(got.numpy(), draw(w.astype(np.float32), u, 40))
 
 
+@needs_torch
 def test_counter_uniforms_drive_the_same_tokens_on_both_backends() -> None:
     rng = np.random.default_rng(3)
     w = _weights(rng, 8, 500, np.float32)
@@ -301,6 +309,7 @@ def test_counter_uniforms_drive_the_same_tokens_on_both_backends() -> None:
 # -- CUDA -----------------------------------------------------------------------
 
 
+@needs_torch
 @cuda
 def test_cuda_uniforms_equal_numpy() -> None:
     rng = np.random.default_rng(11)
@@ -313,6 +322,7 @@ def test_cuda_uniforms_equal_numpy() -> None:
         assert np.array_equal(got.cpu().numpy().view(np.int64), want.view(np.int64))
 
 
+@needs_torch
 @cuda
 def test_cuda_draw_torch_equals_draw() -> None:
     _check_draw_torch("cuda", np.float32, trials=20, seed=5)

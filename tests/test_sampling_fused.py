@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backends import needs_torch, torch
 from thermoscope._temperature import row_weights, softmax_rows
 from thermoscope.sampling import MinP, Sampler, Temperature, TopK, TopP, Typical, _fused
 from thermoscope.sampling import _kernels as K
@@ -18,9 +19,9 @@ from thermoscope.sampling._draw import draw, fixed_point_bits
 from thermoscope.sampling._input import prepare
 from thermoscope.sampling._rowdraw import bits_for, draw_rows
 
-torch = pytest.importorskip("torch")
-from thermoscope.sampling import _fused_torch  # noqa: E402  (needs torch)
-from thermoscope.sampling import _kernels_torch as KT  # noqa: E402
+if torch is not None:  # the torch paths import torch at module level
+    from thermoscope.sampling import _fused_torch
+    from thermoscope.sampling import _kernels_torch as KT
 
 
 def plain(sampler: Sampler, x):
@@ -94,12 +95,13 @@ def test_fused_equals_plain(seed):
     np.testing.assert_array_equal(fused.sample(u, bits), draw_rows(row_weights(ref)[0], u, bits))
 
 
+@needs_torch
 @pytest.mark.parametrize("seed", range(0, 300, 2))
 def test_torch_fused_equals_torch_plain_and_numpy(seed):
     x, sampler = random_case(seed)
     xt = torch.from_numpy(x.copy())
     rows = prepare(xt)
-    chain = _fused_torch.plan(sampler.warpers, rows)
+    chain = _fused.plan(sampler.warpers, rows)
     if all(isinstance(w, Temperature) for w in sampler.warpers):
         assert chain is None
         return
@@ -119,6 +121,7 @@ def test_torch_fused_equals_torch_plain_and_numpy(seed):
     np.testing.assert_array_equal(want.numpy(), draw_rows(row_weights(ref_np)[0], u.numpy(), bits))
 
 
+@needs_torch
 @pytest.mark.parametrize("seed", range(20))
 def test_public_methods_use_fused_and_match_plain(seed):
     x, sampler = random_case(1000 + seed)
@@ -269,6 +272,7 @@ def test_band_search_exact_tie_with_target_falls_back():
     np.testing.assert_array_equal(fused_top_p(x, p), plain_top_p(x, p))
 
 
+@needs_torch
 @pytest.mark.parametrize("t", [0.05, 0.7, 1.0, 3.0, 1e4, "rows"])
 @pytest.mark.parametrize("vocab", [50257, 128256])
 def test_top_k_first_with_deferred_temperature(t, vocab):
@@ -292,7 +296,7 @@ def test_top_k_first_with_deferred_temperature(t, vocab):
         xt = torch.from_numpy(x)
         assert torch.equal(sampler.logits(xt), torch.from_numpy(ref))
         rows = prepare(xt)
-        got = _fused_torch.run(_fused_torch.plan(sampler.warpers, rows), rows).sample(
+        got = _fused_torch.run(_fused.plan(sampler.warpers, rows), rows).sample(
             torch.from_numpy(u), bits_for(ref.shape[1])
         )
         np.testing.assert_array_equal(got.numpy(), expected)
@@ -448,6 +452,7 @@ def test_validation_row_maxima_are_reused_exactly():
 # -- the torch fused path's own machinery -----------------------------------------
 
 
+@needs_torch
 @pytest.mark.parametrize("seed", range(15))
 def test_torch_top_p_first_cut_on_varied_wide_rows(seed):
     """Bands, refinement and fallbacks on torch keep the torch plain kernel's set."""
@@ -463,6 +468,7 @@ def test_torch_top_p_first_cut_on_varied_wide_rows(seed):
     assert torch.equal(chained.logits(x), plain(chained, x))
 
 
+@needs_torch
 def test_torch_top_p_exact_tie_with_target_falls_back():
     x = torch.zeros((2, 40000), dtype=torch.float32)
     x[1, :20000] = -torch.inf
@@ -470,6 +476,7 @@ def test_torch_top_p_exact_tie_with_target_falls_back():
     assert torch.equal(sampler.logits(x), plain(sampler, x))
 
 
+@needs_torch
 @pytest.mark.parametrize(
     "sampler",
     [
@@ -495,6 +502,7 @@ def test_torch_top_k_never_sorts_the_vocabulary(sampler, monkeypatch):
     assert max(seen, default=0) < vocab // 10  # group maxima and candidates only
 
 
+@needs_torch
 @pytest.mark.parametrize("t", [0.05, 1.0, 3.0, "rows"])
 def test_torch_top_k_ties_outside_the_candidates_take_the_slow_route(t):
     rng = np.random.default_rng(9)
@@ -510,6 +518,7 @@ def test_torch_top_k_ties_outside_the_candidates_take_the_slow_route(t):
     )
 
 
+@needs_torch
 def test_torch_tiny_temperature_before_a_cut_matches_plain():
     """A temperature whose z / T overflows is shifted first, on candidates and maxima alike."""
     x = torch.tensor([[1e30, 5e29, 1.0, -3.0] * 50, [2.0, 1.0, 0.5, 0.0] * 50], dtype=torch.float32)

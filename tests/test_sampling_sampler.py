@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backends import needs_torch, torch
 from thermoscope.sampling import (
     LLAMA_CPP_ORDER,
     TRANSFORMERS_ORDER,
@@ -120,6 +121,67 @@ def test_from_options():
     assert names(Sampler.from_options(top_k=3, top_p=0.5, order="llama.cpp")) == ["top_k", "top_p"]
 
 
+def test_from_options_neutral_values_and_none_both_mean_off():
+    # transformers' and vLLM's neutral values keep every token, so the step is left out.
+    neutral = {
+        "temperature": 1.0,
+        "top_k": 0,
+        "top_p": 1.0,
+        "min_p": 0.0,
+        "typical_p": 1.0,
+        "epsilon": 0.0,
+    }
+    assert names(Sampler.from_options(**neutral)) == []
+    assert names(Sampler.from_options(**dict.fromkeys(neutral))) == []
+    for option, off in neutral.items():
+        others = {name: value for name, value in neutral.items() if name != option}
+        assert names(Sampler.from_options(**{option: off}, **others)) == []
+    # Per-row arrays always build their step.
+    assert names(Sampler.from_options(top_p=[1.0, 0.9])) == ["top_p"]
+
+
+def test_from_options_top_k_message_says_zero_is_allowed():
+    with pytest.raises(ValueError, match=r"`top_k` must be an integer >= 0, got -1") as info:
+        Sampler.from_options(top_k=-1)
+    assert type(info.value) is ValueError
+
+
+@pytest.mark.parametrize(
+    ("build", "name"),
+    [
+        (lambda: Temperature(temperature=-1.0), "temperature"),
+        (lambda: Sampler.from_options(temperature=-1.0), "temperature"),
+        (lambda: TopK(top_k=0), "top_k"),
+        (lambda: TopP(top_p=1.5), "top_p"),
+        (lambda: Sampler.from_options(top_p=1.5), "top_p"),
+        (lambda: MinP(min_p=-0.1), "min_p"),
+        (lambda: Typical(typical_p=0.0), "typical_p"),
+        (lambda: Epsilon(epsilon=2.0), "epsilon"),
+        (lambda: TopNSigma(top_n_sigma=-1.0), "top_n_sigma"),
+    ],
+)
+def test_warper_errors_name_the_argument_the_user_typed(build, name):
+    with pytest.raises(ValueError, match=f"`{name}`") as info:
+        build()
+    assert type(info.value) is ValueError
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: Sampler([TopK(2)], "llama.cpp"),
+        lambda: Sampler.from_options(0.7),
+        lambda: TopK(2, 1),
+        lambda: EntropyTemperature(0.5, 1.5, 2.0),
+        lambda: Sampler([TopK(2)]).sample([1.0, 2.0, 3.0], 4),
+        lambda: Sampler([TopK(2)]).sample_with_logprobs([1.0, 2.0, 3.0], 4),
+    ],
+)
+def test_options_are_keyword_only(call):
+    with pytest.raises(TypeError):
+        call()
+
+
 def test_empty_chain_is_plain_softmax():
     z = np.array([[1.0, 2.0, 3.0]])
     s = Sampler()
@@ -179,8 +241,8 @@ def test_integer_and_list_input():
         Sampler([Typical(0.9), Temperature(1.2)]),  # plain path
     ],
 )
+@needs_torch
 def test_torch_numpy_and_list_agree(sampler):
-    torch = pytest.importorskip("torch")
     x = np.random.default_rng(8).standard_normal((3, 20)).astype(np.float32)
     xt = torch.from_numpy(x.copy())
     for method in ("logits", "probs"):
@@ -201,8 +263,8 @@ def test_torch_numpy_and_list_agree(sampler):
     np.testing.assert_array_equal(xt.numpy(), x)  # input untouched
 
 
+@needs_torch
 def test_torch_half_precision_round_trip():
-    torch = pytest.importorskip("torch")
     x = torch.randn(2, 30, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
     s = Sampler.from_options(temperature=0.9, top_p=0.8)
     assert s.probs(x).dtype == torch.bfloat16
@@ -303,16 +365,14 @@ def test_many_batch_shapes_keep_results_exact():
 
 # -- every method on every backend ---------------------------------------------------
 
-torch = pytest.importorskip("torch")
-
 BACKEND_KINDS = [
-    ("numpy", np.float64),
-    ("numpy", np.float32),
-    ("torch", "float64"),
-    ("torch", "float32"),
+    pytest.param("numpy", np.float64, id="numpy-float64"),
+    pytest.param("numpy", np.float32, id="numpy-float32"),
+    pytest.param("torch", "float64", id="torch-float64", marks=needs_torch),
+    pytest.param("torch", "float32", id="torch-float32", marks=needs_torch),
 ]
-if torch.cuda.is_available():
-    BACKEND_KINDS.append(("cuda", "float32"))
+if torch is not None and torch.cuda.is_available():
+    BACKEND_KINDS.append(pytest.param("cuda", "float32", id="cuda-float32"))
 
 
 def make(x: np.ndarray, lib: str, dtype):
@@ -323,7 +383,7 @@ def make(x: np.ndarray, lib: str, dtype):
 
 
 def to_host(out):
-    if isinstance(out, torch.Tensor):
+    if torch is not None and isinstance(out, torch.Tensor):
         return out.to("cpu", torch.float64 if out.is_floating_point() else torch.int64).numpy()
     return out
 
@@ -338,9 +398,7 @@ CHAINS = {
 }
 
 
-@pytest.mark.parametrize(
-    ("lib", "dtype"), BACKEND_KINDS, ids=lambda v: str(np.dtype(v)) if not isinstance(v, str) else v
-)
+@pytest.mark.parametrize(("lib", "dtype"), BACKEND_KINDS)
 @pytest.mark.parametrize("name", sorted(CHAINS))
 def test_every_method_on_every_backend(name, lib, dtype):
     """Same numbers as numpy float64 (1e-6; 1e-5 for float32), of the input's kind and device."""
@@ -383,6 +441,7 @@ def test_every_method_on_every_backend(name, lib, dtype):
     )
 
 
+@needs_torch
 def test_torch_seeds_and_steps_on_the_device_and_no_host_copy(monkeypatch):
     """Seeds and steps as tensors work, and the logits are never turned into numpy."""
     x = torch.randn(4, 500, generator=torch.Generator().manual_seed(1))
@@ -395,6 +454,7 @@ def test_torch_seeds_and_steps_on_the_device_and_no_host_copy(monkeypatch):
     np.testing.assert_array_equal(got.numpy(), want)
 
 
+@needs_torch
 def test_requires_grad_input_is_accepted():
     x = torch.randn(2, 50, requires_grad=True)
     s = Sampler.from_options(temperature=0.7, top_p=0.9)
@@ -402,7 +462,7 @@ def test_requires_grad_input_is_accepted():
     assert s.sample(x, seed=0).shape == (2, 1)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.skipif(torch is None or not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
     x = torch.randn(8, 32000, generator=torch.Generator().manual_seed(0))
     for sampler in CHAINS.values():

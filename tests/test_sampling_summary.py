@@ -9,6 +9,7 @@ is below p.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import numpy as np
@@ -17,10 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from thermoscope.sampling import Sampler, sampler_for, summarize_sampling
+from backends import torch
+from thermoscope.sampling import Sampler, summarize_sampling
 
-torch = pytest.importorskip("torch")
-lp = pytest.importorskip("transformers.generation.logits_process")
+needs_transformers = pytest.mark.skipif(
+    torch is None or importlib.util.find_spec("transformers") is None,
+    reason="needs torch and transformers",
+)
 
 INF = np.inf
 
@@ -103,7 +107,7 @@ def test_matches_the_reference_on_random_settings() -> None:
 
 def test_probabilities_are_the_samplers() -> None:
     z = np.array([5, 2.2, 2, 4.5, 3, 2.7])
-    s = summarize_sampling(z, 0.7, top_k=4, top_p=0.9, min_p=0.05)
+    s = summarize_sampling(z, temperature=0.7, top_k=4, top_p=0.9, min_p=0.05)
     expected = Sampler.from_options(temperature=0.7, top_k=4, top_p=0.9, min_p=0.05).probs(z)
     np.testing.assert_allclose(s.probabilities, expected, rtol=0, atol=1e-15)
 
@@ -118,6 +122,8 @@ def test_worked_example_cat_dog_fish() -> None:
 
 
 def transformers_chain(z: np.ndarray, t: float, k: int, p: float, m: float) -> Any:
+    from transformers.generation import logits_process as lp
+
     scores = torch.from_numpy(z.copy())[None]
     ids = torch.zeros((1, 1), dtype=torch.long)
     if t != 1.0:
@@ -131,6 +137,7 @@ def transformers_chain(z: np.ndarray, t: float, k: int, p: float, m: float) -> A
     return scores[0]
 
 
+@needs_transformers
 def test_matches_transformers_warpers_on_tie_free_logits() -> None:
     rng = np.random.default_rng(7)
     for _ in range(200):
@@ -142,7 +149,7 @@ def test_matches_transformers_warpers_on_tie_free_logits() -> None:
         p = float(rng.choice([1.0, rng.uniform(0.05, 0.99)]))
         m = float(rng.choice([0.0, rng.uniform(0.001, 0.5)]))
         theirs = transformers_chain(z, t, k, p, m)
-        s = summarize_sampling(z, t, top_k=k, top_p=p, min_p=m)
+        s = summarize_sampling(z, temperature=t, top_k=k, top_p=p, min_p=m)
         np.testing.assert_array_equal(s.kept, torch.isfinite(theirs).numpy())
         ref_probs = torch.softmax(theirs, dim=-1).numpy()
         np.testing.assert_allclose(s.probabilities, ref_probs, rtol=0, atol=1e-12)
@@ -190,7 +197,7 @@ def test_tiny_temperature_is_one_hot_but_keeps_every_token(t: float) -> None:
     assert s.max_probability == 1.0
     # Tied maxima share the mass at any small T.
     np.testing.assert_array_equal(
-        summarize_sampling([3.0, 3.0, 1.0], t).probabilities, [0.5, 0.5, 0]
+        summarize_sampling([3.0, 3.0, 1.0], temperature=t).probabilities, [0.5, 0.5, 0]
     )
 
 
@@ -203,7 +210,7 @@ def test_temperature_so_small_that_z_over_t_overflows_is_the_greedy_limit(
     # z / T leaves the float64 range here; the result must be T = 0's, with no warning.
     got = Sampler.from_options(temperature=t, **options).probs(np.array(z))
     np.testing.assert_array_equal(got, np.eye(3)[int(np.argmax(z))])
-    assert summarize_sampling(z, t, **options).probabilities.tolist() == got.tolist()
+    assert summarize_sampling(z, temperature=t, **options).probabilities.tolist() == got.tolist()
 
 
 @pytest.mark.parametrize("t", [1e-40, 1e-46])  # float32: subnormal, and rounding to 0
@@ -243,15 +250,12 @@ def test_headline_numbers_are_what_the_docstring_says() -> None:
 
 
 def test_switched_off_steps_are_left_out() -> None:
-    assert [w.name for w in sampler_for().warpers] == []
-    assert [w.name for w in sampler_for(0.5, 3, 0.9, 0.1).warpers] == [
-        "temperature",
-        "top_k",
-        "top_p",
-        "min_p",
-    ]
+    off_values = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0}
+    assert [w.name for w in Sampler.from_options(**off_values).warpers] == []
+    on = Sampler.from_options(temperature=0.5, top_k=3, top_p=0.9, min_p=0.1)
+    assert [w.name for w in on.warpers] == ["temperature", "top_k", "top_p", "min_p"]
     z = [1.0, 0.5, -0.3]
-    off = summarize_sampling(z, 1.0, top_k=0, top_p=1.0, min_p=0.0)
+    off = summarize_sampling(z, **off_values)
     np.testing.assert_allclose(off.probabilities, special.softmax(z), rtol=1e-12)
     assert off.kept.all()
     assert off.nucleus_mass == pytest.approx(1.0, rel=1e-15)
@@ -272,7 +276,7 @@ min_ps = st.floats(0.0, 1.0)
 def test_probabilities_sum_to_one_and_removed_tokens_get_zero(
     z: list[float], t: float, k: int, p: float, m: float
 ) -> None:
-    s = summarize_sampling(z, t, top_k=k, top_p=p, min_p=m)
+    s = summarize_sampling(z, temperature=t, top_k=k, top_p=p, min_p=m)
     assert s.probabilities.sum() == pytest.approx(1.0, abs=1e-12)
     assert s.tempered.sum() == pytest.approx(1.0, abs=1e-12)
     assert np.all(s.probabilities[~s.kept] == 0.0)
@@ -289,8 +293,8 @@ def test_probabilities_sum_to_one_and_removed_tokens_get_zero(
 def test_adding_a_constant_to_the_logits_changes_nothing(
     z: list[float], t: float, k: int, p: float, m: float, c: int
 ) -> None:
-    a = summarize_sampling(z, t, top_k=k, top_p=p, min_p=m)
-    b = summarize_sampling(np.asarray(z) + c, t, top_k=k, top_p=p, min_p=m)
+    a = summarize_sampling(z, temperature=t, top_k=k, top_p=p, min_p=m)
+    b = summarize_sampling(np.asarray(z) + c, temperature=t, top_k=k, top_p=p, min_p=m)
     np.testing.assert_array_equal(a.kept, b.kept)
     np.testing.assert_allclose(a.probabilities, b.probabilities, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(a.tempered, b.tempered, rtol=1e-9, atol=1e-12)
@@ -301,8 +305,8 @@ def test_kept_set_shrinks_as_top_p_decreases(
     z: list[float], t: float, p1: float, p2: float
 ) -> None:
     lo, hi = sorted((p1, p2))
-    small = summarize_sampling(z, t, top_p=lo).kept
-    large = summarize_sampling(z, t, top_p=hi).kept
+    small = summarize_sampling(z, temperature=t, top_p=lo).kept
+    large = summarize_sampling(z, temperature=t, top_p=hi).kept
     assert np.all(large[small])
 
 
@@ -311,17 +315,17 @@ def test_kept_set_shrinks_as_min_p_increases(
     z: list[float], t: float, m1: float, m2: float
 ) -> None:
     lo, hi = sorted((m1, m2))
-    strict = summarize_sampling(z, t, min_p=hi).kept
-    loose = summarize_sampling(z, t, min_p=lo).kept
+    strict = summarize_sampling(z, temperature=t, min_p=hi).kept
+    loose = summarize_sampling(z, temperature=t, min_p=lo).kept
     assert np.all(loose[strict])
 
 
 @given(z=grid_logits, t=temperatures, k1=st.integers(1, 35), k2=st.integers(1, 35))
 def test_kept_set_shrinks_as_top_k_decreases(z: list[float], t: float, k1: int, k2: int) -> None:
     lo, hi = sorted((k1, k2))
-    small = summarize_sampling(z, t, top_k=lo).kept
-    large = summarize_sampling(z, t, top_k=hi).kept
-    off = summarize_sampling(z, t, top_k=0).kept
+    small = summarize_sampling(z, temperature=t, top_k=lo).kept
+    large = summarize_sampling(z, temperature=t, top_k=hi).kept
+    off = summarize_sampling(z, temperature=t, top_k=0).kept
     assert np.all(large[small])
     assert np.all(off[large])
     assert small.sum() >= min(lo, off.sum())
@@ -356,6 +360,11 @@ def test_bad_input_raises_naming_the_argument(
         summarize_sampling(logits, **kwargs)
     assert type(info.value) is exc
     assert name in str(info.value)
+
+
+def test_settings_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        summarize_sampling([1.0, 2.0], 0.7)  # type: ignore[misc]
 
 
 def test_negative_top_k_message_says_zero_is_allowed() -> None:

@@ -185,7 +185,9 @@ def test_entropy_temperature_matches_llama_cpp_formula():
     probs = np.exp(finite) / np.exp(finite).sum()
     ent = -np.sum(probs * np.log(probs))
     t = 0.3 + (1.3 - 0.3) * (ent / np.log(4)) ** 2.0
-    np.testing.assert_allclose(EntropyTemperature(0.3, 1.3, 2.0)(z)[:4], finite / t, rtol=1e-12)
+    np.testing.assert_allclose(
+        EntropyTemperature(0.3, 1.3, exponent=2.0)(z)[:4], finite / t, rtol=1e-12
+    )
 
 
 def test_entropy_temperature_equal_bounds_is_plain_temperature():
@@ -237,9 +239,9 @@ def test_per_row_array_parameters_are_read_only_copies():
     p = np.array([0.5, 0.9])
     w = TopP(p)
     p[0] = 0.1
-    assert w.p[0] == 0.5
+    assert w.top_p[0] == 0.5
     with pytest.raises(ValueError, match="read-only"):
-        w.p[0] = 0.2
+        w.top_p[0] = 0.2
 
 
 def test_batch_shape_beyond_two_dims():

@@ -227,3 +227,10 @@ def test_bad_steps(step: object, exc: type, message: str) -> None:
     with pytest.raises(exc) as info:
         Linear(1.0, 0.0, 10)(step)
     assert message in str(info.value)
+
+
+def test_schedule_options_are_keyword_only():
+    with pytest.raises(TypeError):
+        ExponentialDecay(1.0, 0.01, 10)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        WarmupDecay(1.0, 2, 4, 0.0)  # type: ignore[misc]

@@ -18,9 +18,12 @@ __all__ = [
     "as_float",
     "as_float_array",
     "as_generator",
+    "check_axis",
+    "check_finite",
     "check_fraction",
     "check_integer",
     "check_labels",
+    "check_log_base",
     "check_logits",
     "check_probabilities",
     "check_seed",
@@ -303,7 +306,14 @@ def as_generator(rng: Any, name: str = "rng") -> np.random.Generator:
     return np.random.default_rng(int(rng))
 
 
-def check_labels(labels: Any, n_classes: int, shape: tuple[int, ...], name: str = "labels") -> Any:
+def check_labels(
+    labels: Any,
+    n_classes: int,
+    shape: tuple[int, ...],
+    name: str = "labels",
+    *,
+    where: Any = None,
+) -> Any:
     """Class indices as int64 of the input's own library, checked in one wording.
 
     ``shape`` is the shape the labels must have (the data's shape without the
@@ -311,7 +321,9 @@ def check_labels(labels: Any, n_classes: int, shape: tuple[int, ...], name: str 
     booleans, fractions, NaN and complex values are a TypeError; a wrong shape
     or an index outside ``[0, n_classes - 1]`` is a ValueError that names the
     first offender and its position. A tensor is checked with torch
-    reductions on its own device and stays there.
+    reductions on its own device and stays there. ``where`` (a boolean array
+    of ``shape``, the labels' library) limits the range check to the positions
+    that count: padding may hold any index, such as transformers' ``-100``.
     """
     if is_torch(labels):
         import torch
@@ -337,12 +349,54 @@ def check_labels(labels: Any, n_classes: int, shape: tuple[int, ...], name: str 
         )
     out = labels.to(torch.int64) if is_torch(labels) else labels.astype(np.int64, copy=False)
     # Two reductions decide; the first offender is located only on the error path.
-    size = out.numel() if is_torch(out) else out.size
-    if size and (int(out.min()) < 0 or int(out.max()) >= n_classes):
-        flat = ((out < 0) | (out >= n_classes)).reshape(-1)
+    counted = out if where is None else out[where]
+    size = counted.numel() if is_torch(counted) else counted.size
+    if size and (int(counted.min()) < 0 or int(counted.max()) >= n_classes):
+        outside = (out < 0) | (out >= n_classes)
+        flat = (outside if where is None else outside & where).reshape(-1)
         i = int(flat.nonzero()[0][0]) if is_torch(flat) else int(np.argmax(flat))
         raise ValueError(
             f"`{name}` must be class indices in [0, {n_classes - 1}], "
             f"got {int(out.reshape(-1)[i])} at index {i}."
         )
     return out
+
+
+def check_axis(axis: Any, ndim: int, name: str = "axis") -> int:
+    """Return ``axis`` as a non-negative index into ``ndim`` dimensions; reject non-integers."""
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"`{name}` must be an integer, got {axis!r}.")
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"`{name}` must be in [{-ndim}, {ndim - 1}] for {ndim}-D input, got {axis}."
+        )
+    return int(axis) % ndim
+
+
+def check_log_base(base: Any, name: str = "base") -> float:
+    """Return a logarithm base as a float; reject non-numbers, non-positive values and 1."""
+    try:
+        b = float(base)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a positive number other than 1, got {base!r}.") from None
+    if not np.isfinite(b) or b <= 0 or b == 1:
+        raise ValueError(f"`{name}` must be a positive number other than 1, got {base!r}.")
+    return b
+
+
+def check_finite(arr: Any, name: str) -> None:
+    """Reject NaN and infinities, naming the first offender and its index.
+
+    A tensor is checked with one reduction on its device; only bad input is
+    searched for the entry to report.
+    """
+    if is_torch(arr):
+        import torch
+
+        finite = torch.isfinite(arr)
+    else:
+        finite = np.isfinite(arr)
+    if bool(finite.all()):
+        return
+    where = _first_index(~finite)
+    raise ValueError(f"`{name}` must be finite, got {_show(arr[where])} at index {where}.")

@@ -14,14 +14,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from thermoscope import _temperature as kernel
 from thermoscope._backend import is_torch
-from thermoscope._validation import _show, as_float, check_temperature
-from thermoscope.core import _check_base
+from thermoscope._typing import FloatArray
+from thermoscope._validation import (
+    _first_index,
+    as_float,
+    check_finite,
+    check_log_base,
+    check_temperature,
+)
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["attention_entropy", "attention_weights"]
 
@@ -47,27 +57,6 @@ def _check_qk_shapes(q_shape: tuple[int, ...], k_shape: tuple[int, ...]) -> tupl
             f"{q_shape[:-2]}, got {k_shape[:-2]}."
         ) from None
     return (*batch, q_shape[-2], k_shape[-2])
-
-
-def _first(mask: Any) -> tuple[int, ...]:
-    """The index of the first true entry (error messages only: the one place it is read)."""
-    if is_torch(mask):
-        return tuple(int(i) for i in mask.nonzero()[0].tolist())
-    return tuple(int(i) for i in np.argwhere(mask)[0])
-
-
-def _check_finite(arr: Any, name: str) -> None:
-    """Reject NaN and infinities; a tensor is checked on its device (one boolean to the host)."""
-    if is_torch(arr):
-        import torch
-
-        finite = torch.isfinite(arr)
-    else:
-        finite = np.isfinite(arr)
-    if bool(finite.all()):
-        return
-    where = _first(~finite)
-    raise ValueError(f"`{name}` must be finite, got {_show(arr[where])} at index {where}.")
 
 
 def _fits(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
@@ -119,7 +108,7 @@ def _check_mask(mask: Any, scores_shape: tuple[int, ...]) -> Any:
     if bool(dead.any()):
         raise ValueError(
             f"`mask` must let every query attend to at least one key, got a query with "
-            f"none at index {_first(dead)}."
+            f"none at index {_first_index(dead)}."
         )
     return m
 
@@ -127,7 +116,8 @@ def _check_mask(mask: Any, scores_shape: tuple[int, ...]) -> Any:
 # --------------------------------------------------------------------- kernel
 def _out_dtype(arr: np.ndarray, back: Callable[[Any], Any]) -> np.dtype[Any]:
     """The dtype a numpy input's results are returned in (``back`` applied to an empty probe)."""
-    return np.dtype(back(np.empty(0, dtype=arr.dtype)).dtype)
+    dtype: np.dtype[Any] = np.dtype(back(np.empty(0, dtype=arr.dtype)).dtype)
+    return dtype
 
 
 def _tempered_scores(
@@ -146,8 +136,8 @@ def _tempered_scores(
     qa, back_q = as_float(q, "q")
     ka, back_k = as_float(k, "k")
     scores_shape = _check_qk_shapes(tuple(qa.shape), tuple(ka.shape))
-    _check_finite(qa, "q")
-    _check_finite(ka, "k")
+    check_finite(qa, "q")
+    check_finite(ka, "k")
     t = _check_temperature(temperature, int(qa.shape[-1]), scores_shape[:-1])
     m = _check_mask(mask, scores_shape)
     if not any(is_torch(x) for x in (q, k, temperature, mask)):
@@ -188,7 +178,23 @@ def _tensor(x: Any, dtype: Any, device: Any) -> Any:
 
 
 # --------------------------------------------------------------------- public
-def attention_weights(q: Any, k: Any, temperature: Any = None, mask: Any = None) -> Any:
+@overload
+def attention_weights(
+    q: torch.Tensor, k: Any, temperature: Any = ..., *, mask: Any = ...
+) -> torch.Tensor: ...
+@overload
+def attention_weights(
+    q: Any, k: torch.Tensor, temperature: Any = ..., *, mask: Any = ...
+) -> torch.Tensor: ...
+@overload
+def attention_weights(
+    q: npt.ArrayLike,
+    k: npt.ArrayLike,
+    temperature: npt.ArrayLike | None = ...,
+    *,
+    mask: npt.ArrayLike | None = ...,
+) -> FloatArray: ...
+def attention_weights(q: Any, k: Any, temperature: Any = None, *, mask: Any = None) -> Any:
     """Attention weights ``softmax(q k^T / T)`` over the key axis.
 
     Parameters
@@ -266,8 +272,35 @@ def attention_weights(q: Any, k: Any, temperature: Any = None, mask: Any = None)
     return back(kernel.softmax(scores, t, -1))
 
 
+@overload
 def attention_entropy(
-    q: Any, k: Any, temperature: Any = None, mask: Any = None, base: float | None = None
+    q: torch.Tensor,
+    k: Any,
+    temperature: Any = ...,
+    *,
+    mask: Any = ...,
+    base: float | None = ...,
+) -> torch.Tensor: ...
+@overload
+def attention_entropy(
+    q: Any,
+    k: torch.Tensor,
+    temperature: Any = ...,
+    *,
+    mask: Any = ...,
+    base: float | None = ...,
+) -> torch.Tensor: ...
+@overload
+def attention_entropy(
+    q: npt.ArrayLike,
+    k: npt.ArrayLike,
+    temperature: npt.ArrayLike | None = ...,
+    *,
+    mask: npt.ArrayLike | None = ...,
+    base: float | None = ...,
+) -> FloatArray: ...
+def attention_entropy(
+    q: Any, k: Any, temperature: Any = None, *, mask: Any = None, base: float | None = None
 ) -> Any:
     """Entropy of each query's attention distribution, shape ``(..., Lq)``.
 
@@ -301,5 +334,5 @@ def attention_entropy(
     scores, t, back = _tempered_scores(q, k, temperature, mask)
     h = kernel.entropy(kernel.softmax(scores, t, -1), -1)
     if base is not None:
-        h = h / float(np.log(_check_base(base)))
+        h = h / float(np.log(check_log_base(base)))
     return back(h if is_torch(h) else np.asarray(h))

@@ -36,13 +36,18 @@ stays comparable across batches of different lengths. Flatten to
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from thermoscope import _temperature as kernel
-from thermoscope._backend import is_torch
-from thermoscope._validation import _show, check_fraction
+from thermoscope._backend import is_torch, numeric_numpy
+from thermoscope._typing import FloatArray
+from thermoscope._validation import _show, check_fraction, check_labels, check_logits
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["kd_loss"]
 
@@ -116,43 +121,6 @@ def _check_shapes(s_shape: tuple[int, ...], t_shape: tuple[int, ...]) -> None:
         raise ValueError(f"`student_logits` must not be empty, got shape {s_shape}.")
 
 
-def _first(mask: Any) -> tuple[int, ...]:
-    """The index of the first true entry (error messages only: the one place it is read)."""
-    if is_torch(mask):
-        return tuple(int(i) for i in mask.nonzero()[0].tolist())
-    return tuple(int(i) for i in np.argwhere(mask)[0])
-
-
-def _check_values(arr: Any, name: str) -> None:
-    """NaN and +inf are errors; -inf (a masked class) is allowed, as in ``thermoscope.softmax``.
-
-    One reduction clears valid input (NaN, +inf and an all -inf row each make
-    that row's maximum non-finite); a tensor is checked on its device and only
-    one boolean comes back. The passes that locate a bad entry run on bad input only.
-    """
-    lib: Any
-    if is_torch(arr):
-        import torch as lib
-
-        if bool(lib.isfinite(arr.amax(dim=-1)).all()):
-            return
-    else:
-        lib = np
-        if np.isfinite(np.max(arr, axis=-1)).all():
-            return
-    isnan, isposinf, isneginf = lib.isnan, lib.isposinf, lib.isneginf
-    if bool(isnan(arr).any()):
-        raise ValueError(f"`{name}` must not contain NaN, got NaN at index {_first(isnan(arr))}.")
-    if bool(isposinf(arr).any()):
-        where = _first(isposinf(arr))
-        raise ValueError(f"`{name}` must be finite or -inf (masked), got +inf at index {where}.")
-    row = _first(isneginf(arr).all(-1))
-    raise ValueError(
-        f"`{name}` must keep at least one finite entry per row, got a row of all -inf "
-        f"at index {row}."
-    )
-
-
 def _check_mask(mask: Any, batch: tuple[int, ...]) -> Any:
     """The padding mask as a boolean array of its own library (a tensor stays on its device)."""
     if mask is None:
@@ -185,43 +153,6 @@ def _check_mask(mask: Any, batch: tuple[int, ...]) -> Any:
     if not bool(m.any()):
         raise ValueError("`mask` must keep at least one position, got all False.")
     return m
-
-
-def _check_labels(labels: Any, batch: tuple[int, ...]) -> Any:
-    """Hard labels as int64 of their own library (a tensor stays on its device); range later."""
-    if is_torch(labels):
-        import torch
-
-        y = labels
-        if y.dtype.is_floating_point and bool((torch.isfinite(y) & (y == y.round())).all()):
-            y = y.to(torch.int64)
-        if y.dtype.is_floating_point or y.is_complex() or y.dtype == torch.bool:
-            raise TypeError(f"`labels` must be integer class indices, got dtype {y.dtype}.")
-        y = y.to(torch.int64)
-    else:
-        y = np.asarray(labels)
-        if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
-            y = y.astype(np.int64)
-        if y.dtype.kind not in "iu" or y.dtype == np.bool_:
-            raise TypeError(f"`labels` must be integer class indices, got dtype {y.dtype}.")
-        y = y.astype(np.int64)
-    if tuple(y.shape) != batch:
-        raise ValueError(
-            f"`labels` must have the logits' shape without the class axis, {batch}, "
-            f"got {tuple(y.shape)}."
-        )
-    return y
-
-
-def _check_label_range(y: Any, classes: int, mask: Any) -> None:
-    """Labels in ``[0, C)`` where they count; padding positions (mask False) may hold anything,
-    e.g. the -100 of transformers. ``y`` and ``mask`` are of the same library and device."""
-    bad = (y < 0) | (y >= classes)
-    if mask is not None:
-        bad = bad & mask
-    if bool(bad.any()):
-        first = int(y[bad].reshape(-1)[0])
-        raise ValueError(f"`labels` must be class indices in [0, {classes - 1}], got {first}.")
 
 
 # --------------------------------------------------------------------- kernels
@@ -289,10 +220,55 @@ def _reduce(loss: Any, mask: Any, reduction: str) -> Any:
 
 
 # ---------------------------------------------------------------------- public
+@overload
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: Any,
+    temperature: Any,
+    *,
+    labels: Any = ...,
+    alpha: float = ...,
+    reduction: Reduction = ...,
+    mask: Any = ...,
+) -> torch.Tensor: ...
+@overload
+def kd_loss(
+    student_logits: Any,
+    teacher_logits: torch.Tensor,
+    temperature: Any,
+    *,
+    labels: Any = ...,
+    alpha: float = ...,
+    reduction: Reduction = ...,
+    mask: Any = ...,
+) -> torch.Tensor: ...
+@overload
+def kd_loss(
+    student_logits: npt.ArrayLike,
+    teacher_logits: npt.ArrayLike,
+    temperature: float,
+    *,
+    labels: npt.ArrayLike | None = ...,
+    alpha: float = ...,
+    reduction: Literal["mean", "sum"] = ...,
+    mask: npt.ArrayLike | None = ...,
+) -> float: ...
+@overload
+def kd_loss(
+    student_logits: npt.ArrayLike,
+    teacher_logits: npt.ArrayLike,
+    temperature: float,
+    *,
+    labels: npt.ArrayLike | None = ...,
+    alpha: float = ...,
+    reduction: Literal["none"],
+    mask: npt.ArrayLike | None = ...,
+) -> FloatArray: ...
 def kd_loss(
     student_logits: Any,
     teacher_logits: Any,
     temperature: Any,
+    *,
     labels: Any = None,
     alpha: float = 0.5,
     reduction: Reduction = "mean",
@@ -398,31 +374,18 @@ def kd_loss(
     temp, a = _check_options(temperature, labels, alpha, reduction)
     if any(is_torch(x) for x in (student_logits, teacher_logits, temp, labels, mask)):
         return _kd_loss_torch(student_logits, teacher_logits, temp, labels, a, reduction, mask)
-    s = _as_logits(student_logits, "student_logits")
-    t = _as_logits(teacher_logits, "teacher_logits")
+    s = _as_float64(student_logits, "student_logits")
+    t = _as_float64(teacher_logits, "teacher_logits")
     _check_shapes(s.shape, t.shape)
-    _check_values(s, "student_logits")
-    _check_values(t, "teacher_logits")
+    check_logits(s, "student_logits")
+    check_logits(t, "teacher_logits")
     batch, classes = s.shape[:-1], s.shape[-1]
     m = _check_mask(mask, batch)
     y = None
     if a < 1:
-        y = _check_labels(labels, batch)
-        _check_label_range(y, classes, m)
+        y = check_labels(labels, classes, batch, where=m)
     out = _reduce(_kd_numpy(s, t, temp, y, a), m, reduction)
     return np.asarray(out, dtype=np.float64) if reduction == "none" else float(out)
-
-
-def _as_logits(x: Any, name: str) -> np.ndarray:
-    try:
-        arr = np.asarray(x)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"`{name}` must be a numeric array, got {type(x).__name__}: {exc}"
-        ) from None
-    if arr.dtype.kind not in "iuf" or arr.dtype == np.bool_:
-        raise TypeError(f"`{name}` must be a numeric (int or float) array, got dtype {arr.dtype}.")
-    return arr.astype(np.float64)
 
 
 def _kd_loss_torch(
@@ -448,16 +411,17 @@ def _kd_loss_torch(
     s = _as_tensor(student_logits, "student_logits", dtype, device)
     t = _as_tensor(teacher_logits, "teacher_logits", dtype, device)
     _check_shapes(tuple(s.shape), tuple(t.shape))
-    _check_values(s, "student_logits")
-    _check_values(t, "teacher_logits")
+    check_logits(s, "student_logits")
+    check_logits(t, "teacher_logits")
     batch, classes = tuple(s.shape[:-1]), int(s.shape[-1])
     m = _check_mask(mask, batch)
     if m is not None:
         m = torch.as_tensor(m, device=device)
     y = None
     if alpha < 1:
-        y = torch.as_tensor(_check_labels(labels, batch), device=device)
-        _check_label_range(y, classes, m)
+        if not is_torch(labels):
+            labels = torch.as_tensor(numeric_numpy(labels, "labels")[0])
+        y = check_labels(labels.to(device), classes, batch, where=m)
     if is_torch(temp):
         temp = temp.to(dtype=dtype, device=device)
     return _reduce(_kd_torch(s, t, temp, y, alpha), m, reduction)
@@ -470,4 +434,10 @@ def _as_tensor(x: Any, name: str, dtype: Any, device: Any) -> Any:
         if x.is_complex() or x.dtype == torch.bool:
             raise TypeError(f"`{name}` must be a real numeric tensor, got dtype {x.dtype}.")
         return x.to(dtype=dtype, device=device)
-    return torch.as_tensor(_as_logits(x, name), dtype=dtype, device=device)
+    return torch.as_tensor(_as_float64(x, name), dtype=dtype, device=device)
+
+
+def _as_float64(x: Any, name: str) -> FloatArray:
+    """Non-tensor logits as float64: the numpy loss is computed in double precision."""
+    arr, _ = numeric_numpy(x, name)
+    return arr.astype(np.float64)

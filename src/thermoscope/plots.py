@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from thermoscope._typing import FloatArray
 from thermoscope._validation import check_temperature, logit_row
 from thermoscope.core import entropy, free_energy, softmax
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "plot_distributions",
@@ -29,7 +33,7 @@ _COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 def _as_curves(curves: Any, labels: Any, n_bins: int, from_logits: bool) -> dict[str, Any]:
     """Name -> ReliabilityCurve for a curve, an array, or a sequence / mapping of them."""
-    from thermoscope.calibration.metrics import ReliabilityCurve, reliability_curve
+    from thermoscope.calibration import ReliabilityCurve, reliability_curve
 
     if isinstance(curves, Mapping):
         items = list(curves.items())
@@ -67,7 +71,7 @@ def plot_reliability(
     from_logits: bool = False,
     title: str = "Reliability diagram",
     save: str | os.PathLike[str] | None = None,
-) -> Any:
+) -> Figure:
     """Reliability diagram with the confidence histogram under it; overlay several models.
 
     Parameters
@@ -150,9 +154,7 @@ def plot_reliability(
     bottom.set_xlabel("confidence (max probability)")
     bottom.set_ylabel("fraction of samples")
     bottom.grid(alpha=0.3)
-    if save is not None:
-        fig.savefig(os.fspath(save), dpi=120)
-    return fig
+    return _finish(fig, save)
 
 
 def _tick_labels(labels: Sequence[Any] | None, k: int) -> list[str]:
@@ -165,7 +167,7 @@ def _tick_labels(labels: Sequence[Any] | None, k: int) -> list[str]:
     return [str(label) for label in labels]
 
 
-def _temperature_grid(temperatures: Any, default: tuple[float, float]) -> np.ndarray:
+def _temperature_grid(temperatures: Any, default: tuple[float, float]) -> FloatArray:
     """Sorted positive finite temperatures (a log axis cannot show 0 or inf)."""
     if temperatures is None:
         return np.geomspace(default[0], default[1], 121)
@@ -180,7 +182,7 @@ def _temperature_grid(temperatures: Any, default: tuple[float, float]) -> np.nda
     return np.sort(t)
 
 
-def _finish(fig: Any, save: str | os.PathLike[str] | None) -> Any:
+def _finish(fig: Figure, save: str | os.PathLike[str] | None) -> Figure:
     if save is not None:
         fig.savefig(os.fspath(save), dpi=120)
     return fig
@@ -188,12 +190,12 @@ def _finish(fig: Any, save: str | os.PathLike[str] | None) -> Any:
 
 def plot_distributions(
     logits: Any,
+    *,
     temperatures: Sequence[float] = (0.1, 0.5, 1, 2, 5),
     labels: Sequence[Any] | None = None,
-    *,
     title: str = "softmax(z / T) at several temperatures",
     save: str | os.PathLike[str] | None = None,
-) -> Any:
+) -> Figure:
     """Grouped bars: the softmax of one row of logits at each temperature.
 
     Parameters
@@ -254,11 +256,11 @@ def plot_distributions(
 
 def plot_entropy_vs_temperature(
     logits: Any,
-    temperatures: Any = None,
     *,
+    temperatures: Any = None,
     title: str = "Entropy and max probability against temperature",
     save: str | os.PathLike[str] | None = None,
-) -> Any:
+) -> Figure:
     """Entropy (nats) and the largest probability of ``softmax(z / T)`` on a log T axis.
 
     Entropy rises from 0 (one winner) towards ``ln K`` (uniform over the K
@@ -321,27 +323,28 @@ def plot_entropy_vs_temperature(
 def plot_sampling_vs_theory(
     sampler: Any,
     logits: Any,
-    n: int,
-    seed: int,
     *,
+    n: int = 10_000,
+    seed: int = 0,
     labels: Sequence[Any] | None = None,
     title: str = "Sampled frequencies against theory",
     save: str | os.PathLike[str] | None = None,
-) -> Any:
+) -> Figure:
     """Empirical frequencies of ``n`` draws beside the sampler's probabilities.
 
-    The title carries Pearson's chi-square goodness-of-fit p-value
-    (``scipy.stats.chisquare``) over the tokens the sampler keeps; a small
-    p-value (say below 0.001) means the draws do not follow the distribution.
+    The title carries the verdict of `thermoscope.sampling.goodness_of_fit`:
+    Pearson's chi-square p-value over the tokens the sampler keeps (a small
+    p-value, say below 0.001, means the draws do not follow the
+    distribution), or the number of draws of removed tokens.
 
     Parameters
     ----------
     sampler : thermoscope.sampling.Sampler
         Any object with ``probs(logits)`` and ``sample(logits, n=, seed=)``.
     logits : array_like, shape (K,)
-    n : int
+    n : int, default 10000
         Number of draws, >= 1.
-    seed : int
+    seed : int, default 0
         Seed for the draws.
     labels : sequence, optional
         Token names for the x axis.
@@ -353,7 +356,7 @@ def plot_sampling_vs_theory(
     matplotlib.figure.Figure
         One axis with two bar containers: ``theory`` (``sampler.probs``) and
         ``sampled`` (``count / n``); the title ends with ``chi-square p = ...``
-        (or says that a single kept token leaves nothing to test).
+        (or says that a single possible token leaves nothing to test).
 
     Examples
     --------
@@ -366,7 +369,8 @@ def plot_sampling_vs_theory(
     0.0
     """
     from matplotlib.figure import Figure
-    from scipy.stats import chisquare
+
+    from thermoscope.sampling import goodness_of_fit
 
     z = logit_row(logits)
     names = _tick_labels(labels, z.size)
@@ -375,15 +379,7 @@ def plot_sampling_vs_theory(
     count = np.bincount(draws, minlength=z.size)
     total = int(count.sum())
     freq = count / total
-    kept = probs > 0
-    outside = int(count[~kept].sum())
-    if kept.sum() >= 2 and outside == 0:
-        p_value = float(chisquare(count[kept], total * probs[kept]).pvalue)
-        verdict = f"chi-square p = {p_value:.3g}"
-    elif outside:
-        verdict = f"{outside} draws of removed tokens"
-    else:
-        verdict = "one kept token: nothing to test"
+    verdict = goodness_of_fit(count, probs).describe()
     fig = Figure(figsize=(max(6.0, 0.9 * z.size + 2.0), 4.0), layout="constrained")
     ax = fig.subplots()
     x = np.arange(z.size, dtype=np.float64)
@@ -400,11 +396,11 @@ def plot_sampling_vs_theory(
 
 def plot_free_energy(
     logits: Any,
-    temperatures: Any = None,
     *,
+    temperatures: Any = None,
     title: str = "Energy, entropy and free energy of softmax(z / T)",
     save: str | os.PathLike[str] | None = None,
-) -> Any:
+) -> Figure:
     """Mean energy E, entropy S and free energy F = E - T S at the softmax, against T.
 
     With energies ``E_i = -z_i`` and ``p = softmax(z, T)``: ``E = -sum p z``,

@@ -33,17 +33,17 @@ import numpy as np
 from thermoscope import _temperature as kernel
 from thermoscope._arrays import to_numpy
 from thermoscope._backend import is_torch
+from thermoscope._typing import FloatArray, IntArray
 from thermoscope._validation import (
     as_float_array,
     as_generator,
+    check_finite,
     check_fraction,
     check_integer,
     check_logits,
     check_temperature,
     per_row,
 )
-
-Array = np.ndarray[Any, np.dtype[Any]]
 
 __all__ = ["coverage", "exposure", "gini", "long_tail_share", "sample_items"]
 
@@ -55,9 +55,10 @@ _FAST_SPREAD = 2.0**26
 def sample_items(
     scores: Any,
     temperature: Any,
+    *,
     k: int,
     rng: np.random.Generator | int | None = None,
-) -> Array:
+) -> IntArray:
     """Sample ``k`` distinct items per row, in order, from ``softmax(scores / temperature)``.
 
     The result is distributed exactly as ``k`` sequential draws without
@@ -150,14 +151,14 @@ def sample_items(
     return out[0] if z.ndim == 1 else out
 
 
-def _top_k(key: Array, k: int) -> Array:
+def _top_k(key: FloatArray, k: int) -> IntArray:
     """Indices of the ``k`` largest keys per row, largest first."""
     part = np.argpartition(-key, k - 1, axis=1)[:, :k]
     picked = np.take_along_axis(key, part, axis=1)
     return np.take_along_axis(part, np.argsort(-picked, axis=1, kind="stable"), axis=1)
 
 
-def exposure(recommendations: Any, n_items: int) -> Array:
+def exposure(recommendations: Any, n_items: int) -> IntArray:
     """How often each item was recommended: counts of shape (n_items,).
 
     Parameters
@@ -189,17 +190,16 @@ def exposure(recommendations: Any, n_items: int) -> Array:
         raise TypeError(f"`recommendations` must be integer item indices, got dtype {recs.dtype}.")
     if recs.min() < 0 or recs.max() >= int(n):
         bad = recs.min() if recs.min() < 0 else recs.max()
-        raise ValueError(f"`recommendations` must be item indices in [0, {int(n)}), got {bad}.")
+        raise ValueError(f"`recommendations` must be item indices in [0, {int(n) - 1}], got {bad}.")
     return np.bincount(recs.ravel(), minlength=int(n)).astype(np.int64)
 
 
-def _exposure_vector(x: Any, *, positive_sum: bool) -> Array:
+def _exposure_vector(x: Any, *, positive_sum: bool) -> FloatArray:
     e, _ = as_float_array(x, "exposure")
     if e.ndim != 1:
         raise ValueError(f"`exposure` must be 1-D (one count per item), got shape {e.shape}.")
     e = e.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(e)):
-        raise ValueError("`exposure` must be finite, got NaN or inf.")
+    check_finite(e, "exposure")
     if np.any(e < 0):
         raise ValueError(f"`exposure` must be >= 0, got {float(e[e < 0][0])!r}.")
     if positive_sum and e.sum() == 0:
@@ -228,7 +228,7 @@ def coverage(exposure: Any) -> float:
     return float(np.count_nonzero(e) / e.size)
 
 
-def long_tail_share(exposure: Any, popularity: Any, head_fraction: float = 0.2) -> float:
+def long_tail_share(exposure: Any, popularity: Any, *, head_fraction: float = 0.2) -> float:
     """Share of all exposure that goes to long-tail items.
 
     Parameters

@@ -17,15 +17,7 @@ from pathlib import Path
 
 from thermoscope._files import write_text_atomic
 
-__all__ = ["THEORY_FIGURES", "ReportSection", "build_report", "render_report", "theory_figures"]
-
-#: File names of the figures `theory_figures` draws, in order.
-THEORY_FIGURES = (
-    "theory_distributions.png",
-    "theory_entropy.png",
-    "theory_sampling.png",
-    "theory_free_energy.png",
-)
+__all__ = ["ReportSection", "build_report", "render_report"]
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto;
@@ -85,7 +77,7 @@ def _figure_html(path: Path) -> str:
     return f'<figure><img src="{uri}" alt="{name}"><figcaption>{name}</figcaption></figure>'
 
 
-def render_report(sections: Sequence[ReportSection], title: str = "thermoscope report") -> str:
+def render_report(sections: Sequence[ReportSection], *, title: str = "thermoscope report") -> str:
     """The report page as an HTML string (see `build_report`).
 
     Examples
@@ -126,6 +118,7 @@ def render_report(sections: Sequence[ReportSection], title: str = "thermoscope r
 def build_report(
     sections: Sequence[ReportSection],
     out_dir: str | os.PathLike[str],
+    *,
     title: str = "thermoscope report",
 ) -> Path:
     """Write ``out_dir/report.html``: one self-contained page, a section per entry.
@@ -155,50 +148,9 @@ def build_report(
     >>> out.name, "H &lt;= ln K" in out.read_text(encoding="utf-8")
     ('report.html', True)
     """
-    page = render_report(sections, title)
+    page = render_report(sections, title=title)
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"`out_dir` must be a folder, got the file {str(folder)!r}.")
     folder.mkdir(parents=True, exist_ok=True)
     return write_text_atomic(folder / "report.html", page)
-
-
-def theory_figures(out_dir: str | os.PathLike[str], seed: int = 0) -> list[Path]:
-    """Draw the four theory plots for the seeds' "wonderful ___" logits into ``out_dir``.
-
-    The logits are ``thermoscope.tour.SEED_TOKEN_LOGITS`` with their tokens as
-    labels: the distributions at T = 0.1 ... 5, entropy and max probability
-    against T, 20,000 draws at T = 1 against theory (seeded with ``seed``), and
-    E, S and F against T. Files are named as in ``THEORY_FIGURES``.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> [p.name for p in theory_figures(tempfile.mkdtemp(), seed=0)][:2]
-    ['theory_distributions.png', 'theory_entropy.png']
-    """
-    from thermoscope.plots import (
-        plot_distributions,
-        plot_entropy_vs_temperature,
-        plot_free_energy,
-        plot_sampling_vs_theory,
-    )
-    from thermoscope.sampling import Sampler
-    from thermoscope.tour import SEED_TOKEN_LOGITS, SEED_TOKENS
-
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    z = list(SEED_TOKEN_LOGITS)
-    paths = [folder / name for name in THEORY_FIGURES]
-    plot_distributions(z, labels=SEED_TOKENS, save=paths[0])
-    plot_entropy_vs_temperature(z, save=paths[1])
-    plot_sampling_vs_theory(
-        Sampler.from_options(temperature=1.0),
-        z,
-        n=20_000,
-        seed=seed,
-        labels=SEED_TOKENS,
-        save=paths[2],
-    )
-    plot_free_energy(z, save=paths[3])
-    return paths

@@ -1,18 +1,29 @@
 """Calibration: honest metrics and exact temperature scaling.
 
 Metrics (:mod:`.metrics`) reduce to per-bin sums, so they also stream
-(:mod:`.accumulator`) and run on Dask arrays (:mod:`.distributed`).
-Temperature scaling (:mod:`.scaling`) solves the convex 1-D problem in
-``beta = 1/T`` exactly. ``TemperatureScaled`` (a ``torch.nn.Module``) loads
-torch only when first used.
+(:mod:`.streaming`) and run on Dask arrays (:mod:`.dask`). The temperature
+fit (:mod:`.fit`) solves the convex 1-D problem in ``beta = 1/T`` exactly;
+:mod:`.scaler` wraps it as a scikit-learn estimator and :mod:`.classifier`
+around a fitted classifier. ``TemperatureScaled`` (a ``torch.nn.Module``,
+:mod:`.torch_module`) loads torch only when first used.
+
+Modules import downwards only: ``_binning`` <- ``_inputs`` <- ``_nll``,
+``_results``, ``_torch_metrics``, ``_chunks`` <- ``streaming``, ``dask`` <-
+``metrics`` <- ``fit`` <- ``scaler`` <- ``classifier``, ``torch_module``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from thermoscope.calibration.accumulator import CalibrationAccumulator, accumulate_npy
 from thermoscope.calibration.classifier import TemperatureScaledClassifier
+from thermoscope.calibration.fit import (
+    SeparableDataWarning,
+    TemperatureBoundWarning,
+    TemperatureFit,
+    fit_temperature,
+    temperature_for_confidence,
+)
 from thermoscope.calibration.metrics import (
     CalibrationSummary,
     ReliabilityCurve,
@@ -23,14 +34,8 @@ from thermoscope.calibration.metrics import (
     negative_log_likelihood,
     reliability_curve,
 )
-from thermoscope.calibration.scaling import (
-    SeparableDataWarning,
-    TemperatureBoundWarning,
-    TemperatureFit,
-    TemperatureScaler,
-    fit_temperature,
-    temperature_for_confidence,
-)
+from thermoscope.calibration.scaler import TemperatureScaler
+from thermoscope.calibration.streaming import CalibrationAccumulator, accumulate_npy
 
 __all__ = [
     "CalibrationAccumulator",

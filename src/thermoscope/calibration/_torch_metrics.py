@@ -34,17 +34,11 @@ import torch
 from thermoscope import _temperature as kernel
 from thermoscope._arrays import to_numpy
 from thermoscope._backend import input_eps, is_torch
-from thermoscope._validation import as_float, check_logits, check_probabilities
-from thermoscope.calibration.metrics import (
-    BinSums,
-    CalibrationSummary,
-    ReliabilityCurve,
-    check_from_logits,
-    check_temperature_rows,
-    quantile_positions,
-    uniform_edges,
-)
-from thermoscope.calibration.metrics import _check_labels as _check_labels_numpy
+from thermoscope._typing import Array
+from thermoscope._validation import as_float, check_labels, check_logits, check_probabilities
+from thermoscope.calibration._binning import BinSums, quantile_positions, uniform_edges
+from thermoscope.calibration._inputs import check_from_logits, check_temperature_rows
+from thermoscope.calibration._results import CalibrationSummary, ReliabilityCurve
 
 __all__ = [
     "Batch",
@@ -68,7 +62,7 @@ WIDE = torch.float64
 
 @dataclass(frozen=True, eq=False)
 class Batch:
-    """Validated tensors on one device: the torch twin of ``metrics._Batch``.
+    """Validated tensors on one device: the torch twin of ``_inputs.Batch``.
 
     ``probs`` is ``(n, n_classes)`` or ``(n,)`` (``P(y = 1)``) in its compute
     dtype (float32 probabilities stay float32 and are widened per use);
@@ -79,7 +73,7 @@ class Batch:
 
     probs: torch.Tensor
     labels: torch.Tensor
-    back: Callable[[Any], Any]
+    back: Callable[[Any], torch.Tensor]
     log_p_true: torch.Tensor | None = None
 
     @property
@@ -120,7 +114,7 @@ class Batch:
         return self.top_label()[1].sum()
 
     def brier_terms(self) -> torch.Tensor:
-        """Per-sample Brier loss in float64, as ``metrics.brier_terms``."""
+        """Per-sample Brier loss in float64, as ``_inputs.Batch.brier_terms``."""
         p = self.probs.to(WIDE)
         if self.binary:
             return (p - self.labels) ** 2
@@ -129,38 +123,15 @@ class Batch:
         return (diff * diff).sum(dim=1)
 
 
-def check_labels(
-    labels: Any, n_samples: int, n_classes: int, shape: tuple[int, ...], device: torch.device
-) -> torch.Tensor:
-    """Labels as int64 on ``device``, checked like ``metrics._check_labels`` (same messages).
-
-    A tensor is checked with torch reductions where it lies; anything else
-    (lists, numpy) is checked by the numpy function and moved to ``device``.
+def device_labels(labels: Any, n_classes: int, n_samples: int, device: Any) -> torch.Tensor:
+    """Labels as checked int64 on ``device``: a tensor is checked where it lies, with torch
+    reductions; anything else (lists, numpy) is checked on the host and moved there.
     """
     if not is_torch(labels):
-        return torch.as_tensor(
-            _check_labels_numpy(labels, n_samples, n_classes, shape), device=device
-        )
-    if labels.is_complex():
-        raise TypeError(f"`labels` must be a real numeric tensor, got dtype {labels.dtype}.")
-    if tuple(labels.shape) != (n_samples,):
-        raise ValueError(
-            f"`labels` must have shape ({n_samples},) to match `probs` of shape {shape}, "
-            f"got shape {tuple(labels.shape)}."
-        )
-    if labels.dtype == torch.bool:
-        raise TypeError("`labels` must be integer class indices, got dtype bool.")
-    if labels.dtype.is_floating_point:
-        whole = torch.isfinite(labels) & (labels == torch.round(labels))
-        if not bool(whole.all()):
-            bad = labels[~whole][0].tolist()
-            raise TypeError(f"`labels` must be integer class indices, got {bad!r}.")
-    out = labels.to(device=device, dtype=torch.int64)
-    bad_range = (out < 0) | (out >= n_classes)
-    if bool(bad_range.any()):
-        raise ValueError(
-            f"`labels` must be class indices in [0, {n_classes - 1}], got {int(out[bad_range][0])}."
-        )
+        labels, _ = to_numpy(labels, "labels")  # the "numeric" check of every other path
+    out: torch.Tensor = torch.as_tensor(
+        check_labels(labels, n_classes, (n_samples,)), device=device
+    )
     return out
 
 
@@ -189,7 +160,7 @@ def prepare(probs: Any, labels: Any, from_logits: bool, temperature: Any = 1.0) 
             f"`probs` must have at least 2 classes (columns), got shape {tuple(x.shape)}."
         )
     n_classes = 2 if x.ndim == 1 else int(x.shape[1])
-    y = check_labels(labels, int(x.shape[0]), n_classes, tuple(x.shape), x.device)
+    y = device_labels(labels, n_classes, int(x.shape[0]), x.device)
     binary = x.ndim == 1
     if from_logits:
         check_temperature_rows(temperature, int(x.shape[0]))
@@ -214,7 +185,7 @@ def prepare(probs: Any, labels: Any, from_logits: bool, temperature: Any = 1.0) 
 # ----------------------------------------------------------------------------
 
 
-def _on(values: np.ndarray, device: torch.device, dtype: torch.dtype = WIDE) -> torch.Tensor:
+def _on(values: Array, device: torch.device, dtype: torch.dtype = WIDE) -> torch.Tensor:
     """A small host-made constant (edges, positions) on ``device``."""
     return torch.as_tensor(values, dtype=dtype, device=device)
 
@@ -223,9 +194,9 @@ def quantile_edges(values: torch.Tensor, n_bins: int) -> torch.Tensor:
     """Equal-mass edges of float64 ``values``: numpy's percentiles, computed on the device.
 
     The positions and weights depend only on the number of values and are
-    numpy's own (``metrics.quantile_positions``); the values are sorted and
+    numpy's own (``_binning.quantile_positions``); the values are sorted and
     interpolated on the device with numpy's two-sided ``lerp``, operation for
-    operation, so the edges are bit-identical to ``metrics.quantile_edges``.
+    operation, so the edges are bit-identical to ``_binning.quantile_edges``.
     """
     lower, upper, weight = quantile_positions(int(values.shape[0]), n_bins)
     ordered = torch.sort(values).values
@@ -265,7 +236,7 @@ def top_label_sums(batch: Batch, n_bins: int, strategy: str) -> tuple[BinSums, t
 
 
 def classwise_sums(batch: Batch, n_bins: int, strategy: str) -> BinSums:
-    """Per-class per-bin sums, shape ``(n_classes, n_bins)``, as ``metrics.classwise_sums``."""
+    """Per-class per-bin sums, shape ``(n_classes, n_bins)``, as ``_binning.classwise_sums``."""
     p = batch.probs.to(WIDE)
     probs = torch.stack([1.0 - p, p], dim=1) if batch.binary else p
     k = probs.shape[1]
@@ -287,8 +258,8 @@ def classwise_sums(batch: Batch, n_bins: int, strategy: str) -> BinSums:
 
 
 def error_from_sums(sums: BinSums, norm: str) -> torch.Tensor:
-    """Calibration error along the last axis of tensor sums, as ``metrics.error_from_sums``."""
-    count = sums.count.to(WIDE)
+    """Calibration error along the last axis of tensor sums, as ``_binning.error_from_sums``."""
+    count: torch.Tensor = sums.count.to(WIDE)
     n = count.sum(dim=-1)
     gap_sum = torch.abs(sums.hit - sums.conf)  # = count * |accuracy - confidence|
     if norm == "l1":
@@ -378,7 +349,7 @@ def calibration_summary(
 
 
 def chunk_sums(
-    probs: Any, labels: Any, edges: np.ndarray, from_logits: bool, temperature: float = 1.0
+    probs: Any, labels: Any, edges: Array, from_logits: bool, temperature: float = 1.0
 ) -> tuple[BinSums, int, int, float, float, bool, int]:
     """One chunk's sums for the streaming accumulator, reduced on the device.
 

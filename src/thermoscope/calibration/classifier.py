@@ -40,25 +40,15 @@ from typing import Any
 import numpy as np
 
 from thermoscope._arrays import to_numpy
-from thermoscope.calibration.scaling import (
-    MAX_TEMPERATURE,
-    MIN_TEMPERATURE,
-    NotFittedError,
-    TemperatureScaler,
-)
+from thermoscope._params import Params
+from thermoscope._typing import Array, IntArray
+from thermoscope.calibration._inputs import check_choice, numpy_labels
+from thermoscope.calibration.fit import MAX_TEMPERATURE, MIN_TEMPERATURE
+from thermoscope.calibration.scaler import NotFittedError, TemperatureScaler
 
 __all__ = ["TemperatureScaledClassifier"]
 
 _RESPONSES = ("auto", "decision_function", "predict_proba")
-_PARAMS = (
-    "estimator",
-    "response",
-    "validation_fraction",
-    "random_state",
-    "proba_floor",
-    "min_temperature",
-    "max_temperature",
-)
 
 
 def _is_sklearn_classifier(obj: object) -> bool:
@@ -67,7 +57,7 @@ def _is_sklearn_classifier(obj: object) -> bool:
     )
 
 
-class TemperatureScaledClassifier:
+class TemperatureScaledClassifier(Params):
     """A classifier whose probabilities are ``softmax(logits / T)``, ``T`` fitted on held-out data.
 
     Parameters
@@ -92,7 +82,7 @@ class TemperatureScaledClassifier:
         Added to probabilities before the log, so a zero stays finite
         (scikit-learn's value and rule, for equal temperatures).
     min_temperature, max_temperature : float
-        Bounds on ``T`` (see `thermoscope.calibration.scaling.fit_temperature`).
+        Bounds on ``T`` (see `thermoscope.calibration.fit.fit_temperature`).
 
     Attributes
     ----------
@@ -114,6 +104,16 @@ class TemperatureScaledClassifier:
     [0, 1, 0]
     """
 
+    _PARAMS = (
+        "estimator",
+        "response",
+        "validation_fraction",
+        "random_state",
+        "proba_floor",
+        "min_temperature",
+        "max_temperature",
+    )
+
     def __init__(
         self,
         estimator: Any,
@@ -133,32 +133,6 @@ class TemperatureScaledClassifier:
         self.min_temperature = min_temperature
         self.max_temperature = max_temperature
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters (scikit-learn convention).
-
-        Examples
-        --------
-        >>> TemperatureScaledClassifier(abs).get_params()["response"]
-        'auto'
-        """
-        return {name: getattr(self, name) for name in _PARAMS}
-
-    def set_params(self, **params: Any) -> TemperatureScaledClassifier:
-        """Set constructor parameters; unknown names are a ValueError.
-
-        Examples
-        --------
-        >>> TemperatureScaledClassifier(abs).set_params(random_state=3).random_state
-        3
-        """
-        for name, value in params.items():
-            if name not in _PARAMS:
-                raise ValueError(
-                    f"`{name}` must be one of the parameters {', '.join(_PARAMS)}, got {name!r}."
-                )
-            setattr(self, name, value)
-        return self
-
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "scaler_")
 
@@ -175,11 +149,7 @@ class TemperatureScaledClassifier:
     # ------------------------------------------------------------------ logits
 
     def _check_params(self) -> None:
-        if self.response not in _RESPONSES:
-            raise ValueError(
-                f"`response` must be one of {', '.join(map(repr, _RESPONSES))}, "
-                f"got {self.response!r}."
-            )
+        check_choice(self.response, "response", _RESPONSES)
         if not (_is_sklearn_classifier(self.estimator) or callable(self.estimator)):
             raise TypeError(
                 "`estimator` must be a scikit-learn classifier (with decision_function or "
@@ -206,7 +176,7 @@ class TemperatureScaledClassifier:
             )
         return self.response
 
-    def _logits(self, estimator: Any, X: Any) -> np.ndarray:
+    def _logits(self, estimator: Any, X: Any) -> Array:
         """Logits of ``X``: decision values, log-probabilities, or the callable's output."""
         method = self._method(estimator)
         if method == "call":
@@ -224,11 +194,9 @@ class TemperatureScaledClassifier:
             return np.stack([np.zeros_like(d), d], axis=1)
         return raw
 
-    def _encode(self, y: Any, classes: np.ndarray | None, n_classes: int) -> np.ndarray:
-        from thermoscope.calibration.scaling import check_labels
-
+    def _encode(self, y: Any, classes: Array | None, n_classes: int) -> IntArray:
         if classes is None:
-            return check_labels(y, len(y), n_classes, "y")
+            return numpy_labels(y, n_classes, len(y), "y")
         y_arr = np.asarray(y)
         index = np.searchsorted(classes, y_arr)
         index = np.clip(index, 0, len(classes) - 1)
@@ -302,7 +270,7 @@ class TemperatureScaledClassifier:
             )
         return self.estimator_
 
-    def decision_function(self, X: Any) -> np.ndarray:
+    def decision_function(self, X: Any) -> Array:
         """Calibrated logits ``logits / T``.
 
         Examples
@@ -316,7 +284,7 @@ class TemperatureScaledClassifier:
         estimator = self._fitted()
         return np.asarray(self.scaler_.transform(self._logits(estimator, X)))
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: Any) -> Array:
         """Calibrated probabilities ``softmax(logits / T)``, columns in ``classes_`` order.
 
         Examples
@@ -330,7 +298,7 @@ class TemperatureScaledClassifier:
         estimator = self._fitted()
         return np.asarray(self.scaler_.predict_proba(self._logits(estimator, X)))
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any) -> Array:
         """The predicted classes; temperature never changes them.
 
         Examples
@@ -341,7 +309,8 @@ class TemperatureScaledClassifier:
         array([1])
         """
         estimator = self._fitted()
-        return np.asarray(self.classes_)[np.argmax(self._logits(estimator, X), axis=1)]
+        predicted: Array = np.asarray(self.classes_)[np.argmax(self._logits(estimator, X), axis=1)]
+        return predicted
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy on ``(X, y)`` (scikit-learn's classifier convention).

@@ -8,7 +8,7 @@ The classic recipe (Guo et al., 2017) wraps a network, makes ``T`` an
 cross-entropy: a fixed step budget that may stop short of the optimum (it
 typically does on large validation sets). Here ``fit`` collects the
 validation logits once and solves the convex problem in ``beta = 1 / T``
-exactly (`thermoscope.calibration.scaling.fit_temperature`). ``T`` is a
+exactly (`thermoscope.calibration.fit.fit_temperature`). ``T`` is a
 buffer, not a parameter: it is saved in ``state_dict`` and moves with
 ``.to(device)``, but an optimiser of the wrapper never touches it.
 
@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from thermoscope._arrays import to_numpy
-from thermoscope.calibration.scaling import MAX_TEMPERATURE, MIN_TEMPERATURE, fit_temperature
+from thermoscope.calibration.fit import MAX_TEMPERATURE, MIN_TEMPERATURE, fit_temperature
 
 __all__ = ["TemperatureScaled"]
 

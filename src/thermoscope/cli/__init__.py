@@ -15,18 +15,13 @@ from typing import Any
 
 from thermoscope import __version__
 from thermoscope.cli import (
-    attention_demo,
     calibrate,
-    calibrate_demo,
     demo,
-    distill_demo,
     entropy_target,
     explore,
-    explore_demo,
     generate,
     next_token,
     presets,
-    recommend_demo,
     sample,
     softmax,
 )
@@ -45,12 +40,17 @@ COMMANDS = (
     presets,
     demo,
     explore,
-    calibrate_demo,
-    distill_demo,
-    attention_demo,
-    explore_demo,
-    recommend_demo,
 )
+
+#: The old ``*-demo`` commands and the demo each now is (``thermoscope demo NAME``).
+#: They keep working for one release, with a note on stderr; the next release drops them.
+ALIASES = {
+    "calibrate-demo": "calibration",
+    "distill-demo": "distill",
+    "attention-demo": "attention",
+    "explore-demo": "bandit",
+    "recommend-demo": "recommend",
+}
 
 _EPILOG = """\
 examples:
@@ -58,7 +58,11 @@ examples:
   thermoscope sample --logits 5,2.2,2,4.5,3,2.7 -t 0.7 --top-k 3 -n 10000 --seed 0
   thermoscope entropy-target --logits 5,2.2,2,4.5,3,2.7 --entropy 1.0
   thermoscope demo
+  thermoscope demo calibration --quick
   thermoscope explore
+
+The old demo commands (calibrate-demo, distill-demo, attention-demo, explore-demo,
+recommend-demo) still run, as `thermoscope demo NAME`, until the next release.
 
 Run `thermoscope COMMAND --help` for each command's options.
 """
@@ -104,6 +108,19 @@ def _glue_logits(argv: list[str]) -> list[str]:
     return out
 
 
+def _resolve_alias(argv: list[str]) -> list[str]:
+    """Rewrite an old ``*-demo`` command as ``demo NAME``, saying so on stderr."""
+    if not argv or argv[0] not in ALIASES:
+        return argv
+    name = ALIASES[argv[0]]
+    print(
+        f"`thermoscope {argv[0]}` is now `thermoscope demo {name}`; "
+        "the old name goes in the next release",
+        file=sys.stderr,
+    )
+    return ["demo", name, *argv[1:]]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``thermoscope`` command line; return the exit status.
 
@@ -114,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     parser = build_parser()
-    args = parser.parse_args(_glue_logits(sys.argv[1:] if argv is None else list(argv)))
+    given = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(_glue_logits(_resolve_alias(given)))
     if args.command is None:
         parser.print_help()
         return 2

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
 
+from thermoscope._typing import FloatArray
+
 __all__ = [
     "CommandParser",
-    "add_demo_arguments",
     "add_logits_arguments",
     "add_subcommand",
     "labels_for",
     "parse_logits",
     "parse_temperature",
-    "prepare_out",
 ]
 
 
@@ -45,7 +44,7 @@ def add_subcommand(
     )
 
 
-def parse_logits(text: str) -> np.ndarray:
+def parse_logits(text: str) -> FloatArray:
     """Comma-separated numbers (``-inf`` allowed) as a float64 array.
 
     Examples
@@ -95,31 +94,3 @@ def add_logits_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--labels", help="comma-separated names, one per logit")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-
-
-def add_demo_arguments(
-    p: argparse.ArgumentParser, files: str, quick_help: str = "a small, fast run (a smoke test)"
-) -> None:
-    """``--out``, ``--seed`` and ``--quick``, shared by the demo commands."""
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("out"),
-        help=f"folder for the outputs ({files}); default: out",
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed >= 0 (default 0)")
-    p.add_argument("--quick", action="store_true", help=quick_help)
-
-
-def prepare_out(args: argparse.Namespace) -> Path:
-    """Check ``--seed`` and create ``--out``, turning failures into one-line errors."""
-    if args.seed < 0:
-        raise ValueError(f"`--seed` must be an integer >= 0, got {args.seed}.")
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"`--out` must be a folder, got an existing file {str(out)!r}.")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"`--out` must be a folder that can be created, got {exc}.") from None
-    return out

@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from thermoscope._typing import Array
 from thermoscope.cli._args import CommandParser, add_subcommand
 
 #: .npy inputs larger than this are streamed from disk instead of loaded.
-STREAM_BYTES = 256 * 2**20
+_STREAM_BYTES = 256 * 2**20
 #: Rows per chunk when streaming the metrics.
-CHUNK_ROWS = 65_536
+_CHUNK_ROWS = 65_536
 _SUFFIXES = (".npy", ".npz", ".csv")
 
 EXAMPLES = """\
@@ -89,7 +90,7 @@ def _check_path(path: str, option: str) -> pathlib.Path:
     return p
 
 
-def load_array(path: str, option: str, *, mmap: bool = False) -> np.ndarray:
+def _load_array(path: str, option: str, *, mmap: bool = False) -> Array:
     """Load a numeric array from ``.npy``/``.npz``/``.csv`` without unpickling anything.
 
     With ``mmap=True`` a ``.npy`` file is memory-mapped instead of read.
@@ -99,7 +100,7 @@ def load_array(path: str, option: str, *, mmap: bool = False) -> np.ndarray:
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> _ = (d / "y.csv").write_text("0\\n2\\n1\\n")
-    >>> load_array(str(d / "y.csv"), "--labels")
+    >>> _load_array(str(d / "y.csv"), "--labels")
     array([0., 2., 1.])
     """
     p = _check_path(path, option)
@@ -146,16 +147,15 @@ def load_array(path: str, option: str, *, mmap: bool = False) -> np.ndarray:
 
 def _inputs(
     logits_path: str, labels_path: str, logits_opt: str, labels_opt: str, args: argparse.Namespace
-) -> tuple[np.ndarray, np.ndarray, bool]:
+) -> tuple[Array, Array, bool]:
     """(logits or memmap, labels, streaming) for one split, validated with the options' names."""
-    from thermoscope._validation import check_logits, check_probabilities
-    from thermoscope.calibration.scaling import check_labels
+    from thermoscope._validation import check_labels, check_logits, check_probabilities
 
     stream = pathlib.Path(logits_path).suffix.lower() == ".npy" and (
-        args.stream or _check_path(logits_path, logits_opt).stat().st_size > STREAM_BYTES
+        args.stream or _check_path(logits_path, logits_opt).stat().st_size > _STREAM_BYTES
     )
-    z = load_array(logits_path, logits_opt, mmap=stream)
-    y = load_array(labels_path, labels_opt)
+    z = _load_array(logits_path, logits_opt, mmap=stream)
+    y = _load_array(labels_path, labels_opt)
     if z.ndim != 2:
         raise ValueError(
             f"`{logits_opt}` must be a 2-D array (samples, classes), got shape {z.shape}."
@@ -164,7 +164,7 @@ def _inputs(
         raise ValueError(f"`{logits_opt}` must not be empty, got shape {z.shape}.")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    labels = check_labels(y, z.shape[0], z.shape[1], labels_opt)
+    labels = check_labels(y, z.shape[1], (z.shape[0],), labels_opt)
     if stream:
         if args.probs:
             raise ValueError(
@@ -192,12 +192,10 @@ def _inputs(
 # --------------------------------------------------------------------------- metrics
 
 
-def _summaries(
-    z: np.ndarray, y: np.ndarray, t: float, streaming: bool, n_bins: int
-) -> tuple[Any, Any]:
+def _summaries(z: Array, y: Array, t: float, streaming: bool, n_bins: int) -> tuple[Any, Any]:
     """Metrics at T = 1 and at ``t``: in memory, or streamed through accumulators."""
-    from thermoscope.calibration.accumulator import CalibrationAccumulator
-    from thermoscope.calibration.metrics import calibration_summary
+    from thermoscope._progress import progress_iter
+    from thermoscope.calibration import CalibrationAccumulator, calibration_summary
 
     if not streaming:
         return (
@@ -206,17 +204,10 @@ def _summaries(
         )
     before = CalibrationAccumulator(n_bins=n_bins, from_logits=True)
     after = CalibrationAccumulator(n_bins=n_bins, from_logits=True)
-    starts: Any = range(0, z.shape[0], CHUNK_ROWS)
-    try:
-        from tqdm.auto import tqdm
-
-        # disable=None: the bar shows only when stderr is a terminal.
-        starts = tqdm(starts, desc="metrics", unit="chunk", leave=False, disable=None)
-    except ImportError:  # tqdm is optional (the "progress" extra)
-        pass
-    for lo in starts:
-        chunk = np.asarray(z[lo : lo + CHUNK_ROWS], dtype=np.float64)
-        labels = y[lo : lo + CHUNK_ROWS]
+    starts = range(0, z.shape[0], _CHUNK_ROWS)
+    for lo in progress_iter(starts, desc="metrics", unit="chunk", total=len(starts)):
+        chunk = np.asarray(z[lo : lo + _CHUNK_ROWS], dtype=np.float64)
+        labels = y[lo : lo + _CHUNK_ROWS]
         before.update(chunk, labels)
         after.update(chunk, labels, temperature=t)
     return before.compute(), after.compute()
@@ -235,7 +226,7 @@ def _table_rows(splits: dict[str, tuple[Any, Any]]) -> list[list[object]]:
 def run(args: argparse.Namespace) -> str:
     """Fit, score, save and format for parsed ``calibrate`` arguments."""
     from thermoscope._tables import format_table
-    from thermoscope.calibration.scaling import TemperatureBoundWarning, TemperatureScaler
+    from thermoscope.calibration import TemperatureBoundWarning, TemperatureScaler
 
     if args.n_bins < 1:
         raise ValueError(f"`--n-bins` must be an integer >= 1, got {args.n_bins}.")

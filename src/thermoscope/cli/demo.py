@@ -1,12 +1,18 @@
-"""``thermoscope demo``: the main job, every section computed live on real data."""
+"""``thermoscope demo [NAME]``: every demo into one report, or one demo on its own."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import textwrap
 from pathlib import Path
 
 from thermoscope.cli._args import CommandParser, add_subcommand
+from thermoscope.demos import DEMOS
+
+
+def _listing() -> str:
+    width = max(len(name) for name in DEMOS)
+    return "\n".join(f"  {name:<{width}}  {demo.summary}" for name, demo in DEMOS.items())
 
 
 def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
@@ -14,51 +20,76 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p = add_subcommand(
         sub,
         "demo",
-        help="the main job: every topic computed live, figures written to --out",
-        description="Run every demo in turn: the theory tour (limits, entropy, free "
-        "energy, symmetries, the seeds' worked examples recomputed, sampling checked "
-        "against theory), then calibration, distillation, attention, exploration and "
-        "recommendation on real or seeded data. Text goes to stdout and to OUT/demo.txt, "
-        "figures to OUT/, and everything, figures embedded, to the self-contained page "
-        "OUT/report.html with the command that reproduces each section.",
-        examples="  thermoscope demo\n  thermoscope demo --out out/ --quick --seed 1\n",
+        help="the main job: every demo computed live into OUT/report.html, or one by NAME",
+        description=textwrap.fill(
+            "Without NAME, run every demo in turn (the order below): text goes to stdout "
+            "and to OUT/demo.txt, figures to OUT/, and everything, figures embedded, to the "
+            "self-contained page OUT/report.html with the command that reproduces each "
+            "section. With NAME, run that demo alone (its text to stdout, its files to OUT/).",
+            width=88,
+        )
+        + f"\n\ndemos:\n{_listing()}",
+        examples="  thermoscope demo\n"
+        "  thermoscope demo --out out/ --quick --seed 1\n"
+        "  thermoscope demo calibration --quick\n"
+        "  thermoscope demo --list\n",
     )
-    p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "name",
+        nargs="?",
+        choices=list(DEMOS),
+        metavar="NAME",
+        help=f"run only this demo: {', '.join(DEMOS)}",
+    )
+    p.add_argument("--list", action="store_true", help="list the demos and exit")
+    p.add_argument(
+        "--out", type=Path, default=Path("out"), help="folder for the outputs (default: out)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed >= 0 (default 0)")
     p.add_argument("--quick", action="store_true", help="smaller runs, for a fast smoke test")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> str:
-    """Run every demo with a progress bar on stderr; return the combined text."""
+    """List the demos, run one, or run all of them into the report; return the text."""
+    from thermoscope._validation import check_seed
+    from thermoscope.demos._output import prepare_out_dir
+
+    if args.list:
+        return _listing()
+    seed = check_seed(args.seed, "--seed")
+    out = prepare_out_dir(args.out, name="--out")
+    assert out is not None  # --out always has a value
+    if args.name is not None:
+        return DEMOS[args.name].load()(out, seed=seed, quick=args.quick)
+    return _run_all(out, seed=seed, quick=args.quick)
+
+
+def _run_all(out: Path, *, seed: int, quick: bool) -> str:
+    """Every demo with a progress bar on stderr, then demo.txt and report.html."""
     from thermoscope._files import write_text_atomic
-    from thermoscope.demos import DEMOS
+    from thermoscope._progress import progress_bar
     from thermoscope.report import ReportSection, build_report
 
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"`--out` must be a folder, got the file {str(out)!r}.")
-    out.mkdir(parents=True, exist_ok=True)
     sections = []
     parts = []
-    progress = _progress(len(DEMOS) + 1)
-    for demo in DEMOS:
-        progress.set_description(demo.title)
+    bar = progress_bar(len(DEMOS) + 1, desc="demo", unit="demo")
+    for demo in DEMOS.values():
+        bar.set_description(demo.title)
         before = _pngs(out)
-        text = demo.load()(out, args.seed, args.quick)
+        text = demo.load()(out, seed=seed, quick=quick)
         after = _pngs(out)
         # New or rewritten files: a rerun into the same folder still finds its figures.
         figures = tuple(out / name for name in sorted(after) if before.get(name) != after[name])
-        parts.append(
-            ReportSection(demo.title, text, figures, demo.reproduce(args.seed, args.quick))
-        )
-        sections.append(f"# {demo.title}\n\n{text}")
-        progress.update(1)
-    progress.set_description("report")
-    page = build_report(parts, out)
-    progress.update(1)
-    progress.close()
-    report = "\n\n".join(sections)
+        command = demo.reproduce(seed=seed, quick=quick)
+        sections.append(ReportSection(demo.title, text, figures, command))
+        parts.append(f"# {demo.title}\n\n{text}")
+        bar.update(1)
+    bar.set_description("report")
+    page = build_report(sections, out)
+    bar.update(1)
+    bar.close()
+    report = "\n\n".join(parts)
     write_text_atomic(out / "demo.txt", report + "\n")
     return f"{report}\n\nwritten: {out / 'demo.txt'} and the figures in {out}/\nreport: {page}"
 
@@ -70,25 +101,3 @@ def _pngs(folder: Path) -> dict[str, tuple[int, int]]:
         st = path.stat()
         found[path.name] = (st.st_mtime_ns, st.st_size)
     return found
-
-
-def _progress(total: int) -> _Bar:
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is an extra; without it, no bar
-        return _Bar()
-    bar: _Bar = tqdm(total=total, file=sys.stderr, unit="demo", leave=False)
-    return bar
-
-
-class _Bar:
-    """The part of tqdm's interface used here, doing nothing."""
-
-    def set_description(self, text: str) -> None:
-        """Ignore the stage name."""
-
-    def update(self, n: int) -> None:
-        """Ignore progress."""
-
-    def close(self) -> None:
-        """Nothing to close."""

@@ -15,8 +15,6 @@ EXAMPLES = """\
   thermoscope explore --no-model           # logits mode only (no torch / transformers needed)
 """
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
 
 def _port(text: str) -> int:
     try:
@@ -29,7 +27,17 @@ def _port(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
-    """Add the ``explore`` subcommand."""
+    """Add the ``explore`` subcommand.
+
+    Examples
+    --------
+    >>> from thermoscope.cli._args import CommandParser
+    >>> sub = CommandParser(prog="thermoscope").add_subparsers(parser_class=CommandParser)
+    >>> register(sub)
+    >>> args = sub.choices["explore"].parse_args(["--no-model", "--port", "9000"])
+    >>> args.host, args.port, args.no_model
+    ('127.0.0.1', 9000, True)
+    """
     p = add_subcommand(
         sub,
         "explore",
@@ -70,10 +78,19 @@ def _check_free(host: str, port: int) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
-    """Load the model, check the address and serve until interrupted."""
+    """Load the model, check the address and serve until interrupted.
+
+    Examples
+    --------
+    >>> args = argparse.Namespace(no_model=True, model="gpt2", host="127.0.0.1", port=8765)
+    >>> run(args)
+    Traceback (most recent call last):
+    ...
+    ValueError: `model` cannot be given with --no-model.
+    """
     from thermoscope.explorer import create_app, serve
-    from thermoscope.explorer.app import LOOPBACK_HOSTS
     from thermoscope.explorer.backend import ModelBackend
+    from thermoscope.explorer.middleware import LOOPBACK_HOSTS
 
     if args.no_model and args.model is not None:
         raise ValueError("`model` cannot be given with --no-model.")
@@ -88,12 +105,13 @@ def run(args: argparse.Namespace) -> str:
                 f"`model` needs {exc.name} for the model mode: pip install 'thermoscope[hf]', "
                 "or start the explorer with --no-model."
             ) from None
-    if args.host not in _LOOPBACK:
+    loopback = args.host in LOOPBACK_HOSTS
+    if not loopback:
         print(
             f"thermoscope explore: warning: serving on {args.host}, reachable from other machines",
             file=sys.stderr,
         )
     print(f"thermoscope explorer on http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
-    hosts = [*LOOPBACK_HOSTS, args.host] if args.host not in _LOOPBACK else list(LOOPBACK_HOSTS)
+    hosts = list(LOOPBACK_HOSTS) if loopback else [*LOOPBACK_HOSTS, args.host]
     serve(create_app(backend, allowed_hosts=hosts), host=args.host, port=args.port)
     return "thermoscope explorer stopped"

@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
 
 def settings(args: argparse.Namespace) -> tuple[list[float], dict[str, Any]]:
     """Temperatures and sampler options from ``-t``, ``--preset`` and the truncation flags."""
-    from thermoscope.generation.presets import get_preset
+    from thermoscope.generation.task_presets import get_preset
 
     temps = None if args.temperature is None else list(args.temperature)
     options: dict[str, Any] = {}
@@ -91,16 +91,18 @@ def settings(args: argparse.Namespace) -> tuple[list[float], dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> str:
     """Generate (or compare strategies) for parsed ``generate`` arguments."""
-    from thermoscope.generation import runs
+    from thermoscope.generation._inputs import check_max_new_tokens
+    from thermoscope.generation.model import load_model
+    from thermoscope.generation.sweep import generate_at_temperatures
 
     temps, options = settings(args)
     if args.compare_dynamic:
         return _compare(args, temps)
-    runs.check_max_new_tokens(args.max_new_tokens)
+    check_max_new_tokens(args.max_new_tokens)
     if args.prompt == "":
         raise ValueError("`prompt` must not be empty, got ''.")
-    model, tokenizer = runs.load_model(args.model)
-    result = runs.generate_at_temperatures(
+    model, tokenizer = load_model(args.model)
+    result = generate_at_temperatures(
         model,
         tokenizer,
         args.prompt,
@@ -116,18 +118,24 @@ def run(args: argparse.Namespace) -> str:
 
 
 def _compare(args: argparse.Namespace, temps: list[float]) -> str:
-    from thermoscope.generation import runs
+    from thermoscope.generation._inputs import check_max_new_tokens
+    from thermoscope.generation.compare import (
+        compare_dynamic,
+        dynamic_strategies,
+        format_strategies,
+    )
+    from thermoscope.generation.model import load_model
 
-    runs.check_max_new_tokens(args.max_new_tokens)
+    check_max_new_tokens(args.max_new_tokens)
     if args.prompt == "":
         raise ValueError("`prompt` must not be empty, got ''.")
-    strategies = runs.dynamic_strategies(temps)
-    model, tokenizer = runs.load_model(args.model)
-    results = runs.compare_dynamic(
+    strategies = dynamic_strategies(temps)
+    model, tokenizer = load_model(args.model)
+    results = compare_dynamic(
         model,
         tokenizer,
         args.prompt,
-        strategies,
+        strategies=strategies,
         n=args.n,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
@@ -139,7 +147,7 @@ def _compare(args: argparse.Namespace, temps: list[float]) -> str:
         )  # fmt: skip
     return (
         f"prompt {args.prompt!r}: {args.n} samples of {args.max_new_tokens} tokens per strategy\n"
-        f"{runs.format_strategies(results)}\n"
+        f"{format_strategies(results)}\n"
         "distinct-2 over token ids (higher: more diverse); self-BLEU (lower: more diverse); "
         "mean log p under the model at T = 1 (higher: more likely text)."
     )

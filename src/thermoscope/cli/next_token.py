@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
 
 def run(args: argparse.Namespace) -> str:
     """Compute the next-token table for parsed ``next`` arguments."""
-    from thermoscope.generation import runs
+    from thermoscope.generation.model import load_model
+    from thermoscope.generation.next_token import next_token_table
 
     if args.prompt == "":
         raise ValueError("`prompt` must not be empty, got ''.")
@@ -54,8 +55,8 @@ def run(args: argparse.Namespace) -> str:
         options["top_p"] = args.top_p
     if args.min_p is not None:
         options["min_p"] = args.min_p
-    model, tokenizer = runs.load_model(args.model)
-    table = runs.next_token_table(
+    model, tokenizer = load_model(args.model)
+    table = next_token_table(
         model, tokenizer, args.prompt, args.temperature, top=args.top, sampler_options=options
     )
     if args.json:

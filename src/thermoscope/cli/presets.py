@@ -33,10 +33,10 @@ def run(args: argparse.Namespace) -> str:
     """The presets table (or JSON)."""
     from dataclasses import asdict
 
-    from thermoscope.generation.presets import PRESETS, presets_table
+    from thermoscope.generation.task_presets import TASK_PRESETS, presets_table
 
     if args.json:
-        return json.dumps({"presets": [asdict(p) for p in PRESETS]})
+        return json.dumps({"presets": [asdict(p) for p in TASK_PRESETS]})
     return (
         f"{presets_table()}\n"
         "Starting points, not measured optima: low T where there is one right answer, "

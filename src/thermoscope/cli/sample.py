@@ -50,16 +50,14 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
         help="transformers: temperature first (default); llama.cpp: temperature last",
     )
     p.add_argument("-n", type=int, default=10_000, help="number of draws (default 10000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed >= 0 (default 0)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> str:
     """Sample, count, and test the counts for parsed ``sample`` arguments."""
-    from scipy import stats
-
     from thermoscope._tables import format_table
-    from thermoscope.sampling import Sampler
+    from thermoscope.sampling import Sampler, goodness_of_fit
 
     z = parse_logits(args.logits)
     labels = labels_for(args, z.size)
@@ -84,12 +82,7 @@ def run(args: argparse.Namespace) -> str:
     counts = np.bincount(draws, minlength=z.size)
     kept = np.flatnonzero(probs > 0)
     freq = counts / args.n
-    if kept.size > 1:
-        p_value: float | None = float(
-            stats.chisquare(counts[kept], probs[kept] / probs[kept].sum() * args.n).pvalue
-        )
-    else:
-        p_value = None
+    fit = goodness_of_fit(counts, probs)
     if args.json:
         return json.dumps(
             {
@@ -106,8 +99,8 @@ def run(args: argparse.Namespace) -> str:
                     }
                     for i in kept
                 ],
-                "masked_draws": int(counts[probs == 0].sum()),
-                "chi_square_p_value": p_value,
+                "masked_draws": fit.removed_draws,
+                "chi_square_p_value": fit.p_value,
             }
         )
     rows = [[labels[i], int(i), float(probs[i]), float(freq[i]), int(counts[i])] for i in kept]
@@ -117,11 +110,12 @@ def run(args: argparse.Namespace) -> str:
         f"sampler: {sampler!r}",
         table,
         f"kept {kept.size} of {z.size} tokens; removed: {', '.join(dropped) or 'none'}",
-        f"draws: {args.n} (seed {args.seed}); draws of removed tokens: "
-        f"{int(counts[probs == 0].sum())}",
+        f"draws: {args.n} (seed {args.seed}); draws of removed tokens: {fit.removed_draws}",
     ]
-    if p_value is None:
+    if fit.p_value is None:
         lines.append("chi-square: not applicable (a single token is kept; every draw is it)")
     else:
-        lines.append(f"chi-square goodness of fit, frequencies vs probabilities: p = {p_value:.4f}")
+        lines.append(
+            f"chi-square goodness of fit, frequencies vs probabilities: p = {fit.p_value:.4f}"
+        )
     return "\n".join(lines)

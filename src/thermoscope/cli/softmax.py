@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p.set_defaults(run=run)
 
 
-def format_temperature(t: float) -> str:
+def _format_temperature(t: float) -> str:
     """A temperature as a short label: ``0.5``, ``2``, ``inf``."""
     return "inf" if np.isinf(t) else f"{t:g}"
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> str:
         )
     table = format_table(
         ["T", *labels, "entropy", "max p"],
-        [[format_temperature(t), *map(float, p), float(h), float(m)] for t, p, h, m in rows],
+        [[_format_temperature(t), *map(float, p), float(h), float(m)] for t, p, h, m in rows],
     )
     note = f"entropy in nats; uniform over {z.size} would be ln {z.size} = {np.log(z.size):.4f}"
     return f"{table}\n{note}"

@@ -3,35 +3,51 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from thermoscope._files import write_bytes_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["figure_png", "prepare_out_dir", "save_outputs"]
 
 
-def prepare_out_dir(out_dir: Path | str | None) -> Path | None:
+def prepare_out_dir(
+    out_dir: str | os.PathLike[str] | None, *, name: str = "out_dir"
+) -> Path | None:
     """Create the output folder (``None``: write nothing); a bad path is a ValueError.
 
     Call it before the expensive work so that a bad folder fails fast.
+    ``name`` is the argument the message names (``--out`` on the command line).
 
     Examples
     --------
     >>> prepare_out_dir(None) is None
     True
+    >>> import tempfile, pathlib
+    >>> taken = pathlib.Path(tempfile.mkdtemp()) / "taken"
+    >>> _ = taken.write_text("x")
+    >>> prepare_out_dir(taken, name="--out")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `--out` must be a folder, got an existing file '...taken'.
     """
     if out_dir is None:
         return None
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"`{name}` must be a folder, got an existing file {str(out)!r}.")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"`out_dir` must be a writable folder, got {str(out)!r}: {exc}") from None
+        raise ValueError(f"`{name}` must be a writable folder, got {str(out)!r}: {exc}") from None
     return out
 
 
-def figure_png(fig: Any, dpi: int = 120) -> bytes:
+def figure_png(fig: Figure, *, dpi: int = 120) -> bytes:
     """A matplotlib figure rendered to PNG bytes."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
@@ -39,7 +55,7 @@ def figure_png(fig: Any, dpi: int = 120) -> bytes:
 
 
 def save_outputs(
-    out_dir: Path | str, text: str, text_name: str, fig: Any, figure_name: str
+    out_dir: Path | str, text: str, text_name: str, fig: Figure, figure_name: str
 ) -> list[Path]:
     """Write a demo's text and figure under ``out_dir``, atomically; return both paths."""
     out = prepare_out_dir(out_dir)

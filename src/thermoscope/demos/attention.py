@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from thermoscope._tables import format_table
+from thermoscope._typing import Array
 from thermoscope._validation import check_seed
 from thermoscope.demos._output import prepare_out_dir, save_outputs
 
@@ -50,17 +51,18 @@ class AttentionEntropyCurve:
 
     dims: tuple[int, ...]
     ratios: tuple[float, ...]
-    entropy: np.ndarray  # (len(dims), len(ratios))
-    entropy_unscaled: np.ndarray  # (len(dims),): at T = 1
+    entropy: Array  # (len(dims), len(ratios))
+    entropy_unscaled: Array  # (len(dims),): at T = 1
     n_queries: int
     n_keys: int
 
-    def theory(self) -> np.ndarray:
+    def theory(self) -> Array:
         """The small-spread approximation ``ln Lk - 1 / (2 r^2)`` for each ratio."""
         return math.log(self.n_keys) - 0.5 / np.asarray(self.ratios) ** 2
 
 
 def attention_entropy_curve(
+    *,
     dims: Sequence[int] = (16, 64, 256),
     ratios: Sequence[float] = RATIOS,
     n_queries: int = 512,
@@ -79,7 +81,7 @@ def attention_entropy_curve(
     """
     from thermoscope.attention import attention_entropy
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     h = np.empty((len(dims), len(ratios)))
     h1 = np.empty(len(dims))
     for i, d in enumerate(dims):
@@ -158,7 +160,7 @@ def plot_attention_entropy(curve: AttentionEntropyCurve) -> Any:
     return fig
 
 
-def attention_demo(out_dir: Path | None = None, seed: int = 0, quick: bool = False) -> str:
+def attention_demo(out_dir: Path | None = None, *, seed: int = 0, quick: bool = False) -> str:
     """Attention entropy vs temperature: return the report, write the table and figure.
 
     Parameters
@@ -178,7 +180,7 @@ def attention_demo(out_dir: Path | None = None, seed: int = 0, quick: bool = Fal
     """
     seed = check_seed(seed)
     out = prepare_out_dir(out_dir)
-    curve = attention_entropy_curve(n_queries=64 if quick else 512, seed=int(seed))
+    curve = attention_entropy_curve(n_queries=64 if quick else 512, seed=seed)
     table = attention_table(curve)
     at_default = curve.entropy[:, curve.ratios.index(1.0)]
     lines = [

@@ -22,6 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from thermoscope._typing import Array
+from thermoscope._validation import check_seed
+from thermoscope.demos._output import prepare_out_dir
+
 __all__ = ["calibration_demo", "overconfident_mlp"]
 
 #: Logistic-regression strengths C (inverse L2 penalty); the first is the reference.
@@ -29,7 +33,7 @@ C_VALUES = (100.0, 10.0, 1.0, 0.1, 0.01)
 C_VALUES_QUICK = (100.0, 1.0, 0.01)
 
 
-def _mlp_logits(mlp: Any, X: np.ndarray) -> np.ndarray:
+def _mlp_logits(mlp: Any, X: Array) -> Array:
     """The MLP's pre-softmax outputs (``predict_proba`` would underflow to exact 0s)."""
     a = X
     for W, b in zip(mlp.coefs_[:-1], mlp.intercepts_[:-1], strict=True):
@@ -37,7 +41,7 @@ def _mlp_logits(mlp: Any, X: np.ndarray) -> np.ndarray:
     return np.asarray(a @ mlp.coefs_[-1] + mlp.intercepts_[-1])
 
 
-def _splits(seed: int) -> tuple[np.ndarray, ...]:
+def _splits(seed: int) -> tuple[Array, ...]:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -56,7 +60,7 @@ def _splits(seed: int) -> tuple[np.ndarray, ...]:
 EPOCHS = 150
 
 
-def overconfident_mlp(seed: int = 0) -> tuple[Any, tuple[np.ndarray, ...]]:
+def overconfident_mlp(*, seed: int = 0) -> tuple[Any, tuple[Array, ...]]:
     """The demo's network and its data split ``(X_train, X_val, X_test, y_train, y_val, y_test)``.
 
     No weight decay (``alpha=0``), trained for `EPOCHS` epochs until the
@@ -65,13 +69,13 @@ def overconfident_mlp(seed: int = 0) -> tuple[Any, tuple[np.ndarray, ...]]:
 
     Examples
     --------
-    >>> mlp, split = overconfident_mlp(0)
+    >>> mlp, split = overconfident_mlp(seed=0)
     >>> bool(mlp.loss_ < 1e-2), [len(part) for part in split[3:]]
     (True, [898, 449, 450])
     """
     from sklearn.neural_network import MLPClassifier
 
-    split = _splits(seed)
+    split = _splits(check_seed(seed))
     X_train, y_train = split[0], split[3]
     mlp = MLPClassifier(
         hidden_layer_sizes=(128,), alpha=0.0, learning_rate_init=1e-2, random_state=seed
@@ -88,7 +92,7 @@ def overconfident_mlp(seed: int = 0) -> tuple[Any, tuple[np.ndarray, ...]]:
 
 
 def calibration_demo(
-    out_dir: pathlib.Path | None = None, seed: int = 0, quick: bool = False
+    out_dir: pathlib.Path | None = None, *, seed: int = 0, quick: bool = False
 ) -> str:
     """Run the digits calibration demo; return its report text, save reliability diagrams.
 
@@ -118,10 +122,15 @@ def calibration_demo(
     from sklearn.linear_model import LogisticRegression
 
     from thermoscope._tables import format_table
-    from thermoscope.calibration.metrics import calibration_summary
-    from thermoscope.calibration.scaling import TemperatureScaler, temperature_for_confidence
+    from thermoscope.calibration import (
+        TemperatureScaler,
+        calibration_summary,
+        temperature_for_confidence,
+    )
 
-    mlp, (X_train, X_val, X_test, y_train, y_val, y_test) = overconfident_mlp(seed)
+    seed = check_seed(seed)
+    out = prepare_out_dir(out_dir)  # before training: a bad folder fails fast
+    mlp, (X_train, X_val, X_test, y_train, y_val, y_test) = overconfident_mlp(seed=seed)
     z_val, z_test = _mlp_logits(mlp, X_val), _mlp_logits(mlp, X_test)
     scaler = TemperatureScaler().fit(z_val, y_val)
     t = scaler.temperature_
@@ -153,27 +162,25 @@ def calibration_demo(
         "",
     ]
 
-    if out_dir is not None:
+    if out is not None:
         from thermoscope.plots import plot_reliability
 
-        out_dir = pathlib.Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         plot_reliability(
             {"before (T = 1)": before.curve},
             title="Digits MLP, test split, before temperature scaling",
-            save=out_dir / "calibration_before.png",
+            save=out / "calibration_before.png",
         )
         plot_reliability(
             {f"after (T = {t:.2f})": after.curve},
             title="Digits MLP, test split, after temperature scaling",
-            save=out_dir / "calibration_after.png",
+            save=out / "calibration_after.png",
         )
         plot_reliability(
             {"before (T = 1)": before.curve, f"after (T = {t:.2f})": after.curve},
             title="Digits MLP: reliability before and after temperature scaling",
-            save=out_dir / "calibration_reliability.png",
+            save=out / "calibration_reliability.png",
         )
-        lines += [f"reliability diagrams written to {out_dir}", ""]
+        lines += [f"reliability diagrams written to {out}", ""]
 
     # 2. L2 regularisation acts like a temperature.
     c_values = C_VALUES_QUICK if quick else C_VALUES
@@ -215,7 +222,7 @@ def calibration_demo(
     return "\n".join(lines)
 
 
-def _mean_conf(z: np.ndarray, t: float) -> float:
+def _mean_conf(z: Array, t: float) -> float:
     """Mean max-probability of ``softmax(z / t)``: what the model claims on average."""
     from thermoscope.core import softmax
 

@@ -16,17 +16,21 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from thermoscope._progress import progress_bar
 from thermoscope._tables import format_table
+from thermoscope._typing import Array
 from thermoscope._validation import check_seed
 from thermoscope.demos._output import prepare_out_dir, save_outputs
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "DistillConfig",
@@ -70,12 +74,12 @@ class DistillConfig:
     figure_temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 
     @classmethod
-    def quick(cls, seed: int = 0) -> DistillConfig:
+    def quick(cls, *, seed: int = 0) -> DistillConfig:
         """Three seeds and short training: every code path, a few seconds."""
         return cls(seeds=(seed, seed + 1, seed + 2), teacher_epochs=15, student_epochs=40)
 
     @classmethod
-    def full(cls, seed: int = 0) -> DistillConfig:
+    def full(cls, *, seed: int = 0) -> DistillConfig:
         """The demo's setting: five seeds starting at ``seed``."""
         return cls(seeds=tuple(range(seed, seed + 5)))
 
@@ -88,8 +92,8 @@ class DistillRun:
     seed: int
     accuracy: float
     nll: float
-    test_probs: np.ndarray = field(repr=False)
-    test_labels: np.ndarray = field(repr=False)
+    test_probs: Array = field(repr=False)
+    test_labels: Array = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -98,15 +102,15 @@ class DistillResult:
 
     config: DistillConfig
     runs: tuple[DistillRun, ...]
-    example_logits: np.ndarray
+    example_logits: Array
     example_label: int
-    example_image: np.ndarray
+    example_image: Array
 
     def settings(self) -> list[str]:
         """The settings in table order: teacher, hard labels, then KD by temperature."""
         return ["teacher", HARD, *(_kd_name(t) for t in self.config.temperatures)]
 
-    def metric(self, setting: str, name: str) -> np.ndarray:
+    def metric(self, setting: str, name: str) -> Array:
         """``accuracy`` or ``nll`` of every seed's run of ``setting``."""
         return np.array([getattr(r, name) for r in self.runs if r.setting == setting])
 
@@ -130,25 +134,6 @@ def _torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-class _NoBar:
-    """Stands in for a tqdm bar when tqdm is not installed."""
-
-    def update(self, n: int = 1) -> None:
-        """Nothing to show."""
-
-    def close(self) -> None:
-        """Nothing to close."""
-
-
-def _progress(total: int, desc: str) -> Any:
-    """A tqdm bar on stderr (hidden when stderr is not a terminal), or a silent stand-in."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=None, leave=False)
 
 
 def _mlp(sizes: Sequence[int], seed: int) -> Any:
@@ -190,17 +175,20 @@ def _train(
         for start in range(0, len(x), batch_size):
             idx = perm[start : start + batch_size]
             out = model(x[idx])
+            loss: Any  # Tensor.backward is untyped in torch's own annotations
             if teacher_logits is None:
                 loss = F.cross_entropy(out, y[idx])
             else:
-                loss = kd_loss(out, teacher_logits[idx], temperature, labels=y[idx], alpha=alpha)
+                loss = kd_loss(
+                    out, teacher_logits[idx], temperature=temperature, labels=y[idx], alpha=alpha
+                )
             opt.zero_grad()
             loss.backward()
             opt.step()
     return model
 
 
-def _evaluate(model: Any, x: Any, y: np.ndarray, setting: str, seed: int) -> DistillRun:
+def _evaluate(model: Any, x: Any, y: Array, setting: str, seed: int) -> DistillRun:
     import torch
 
     with torch.no_grad():
@@ -216,7 +204,7 @@ def _evaluate(model: Any, x: Any, y: np.ndarray, setting: str, seed: int) -> Dis
     )
 
 
-def _split(seed: int, n_train: int) -> tuple[np.ndarray, ...]:
+def _split(seed: int, n_train: int) -> tuple[Array, ...]:
     """Stratified half as test set; ``n_train`` stratified digits of the rest for training."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -263,8 +251,10 @@ def distill_experiment(config: DistillConfig | None = None) -> DistillResult:
 
     cfg = DistillConfig() if config is None else config
     runs: list[DistillRun] = []
-    example: tuple[np.ndarray, int, np.ndarray] | None = None
-    bar = _progress(len(cfg.seeds) * (2 + len(cfg.temperatures)), "distill-demo: training")
+    example: tuple[Array, int, Array] | None = None
+    bar = progress_bar(
+        len(cfg.seeds) * (2 + len(cfg.temperatures)), desc="distill: training", unit="model"
+    )
     with _torch_threads(1), contextlib.closing(bar):
         for seed in cfg.seeds:
             x_tr, y_tr, x_te, y_te, raw_te = _split(seed, cfg.n_train)
@@ -309,9 +299,7 @@ def distill_experiment(config: DistillConfig | None = None) -> DistillResult:
     return DistillResult(cfg, tuple(runs), logits, label, image)
 
 
-def _pick_example(
-    logits: np.ndarray, labels: np.ndarray, raw: np.ndarray
-) -> tuple[np.ndarray, int, np.ndarray]:
+def _pick_example(logits: Array, labels: Array, raw: Array) -> tuple[Array, int, Array]:
     """The correctly classified test digit whose teacher confidence is the median one."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     conf = 1.0 / np.exp(shifted).sum(axis=1)
@@ -351,18 +339,19 @@ def _param_count(sizes: Sequence[int]) -> int:
     return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
 
 
-def _mean_sd(values: np.ndarray, fmt: str = ".4f", signed: bool = False) -> str:
+def _mean_sd(values: Array, fmt: str = ".4f", signed: bool = False) -> str:
     sd = float(np.std(values, ddof=1)) if values.size > 1 else math.nan
     sign = "+" if signed else ""
     return f"{float(np.mean(values)):{sign}{fmt}} ± {sd:{fmt}}"
 
 
 def plot_soft_targets(
-    logits: np.ndarray,
-    temperatures: Sequence[float],
+    logits: Array,
+    *,
+    temperatures: Sequence[float] = (1.0, 2.0, 4.0, 8.0),
     label: int | None = None,
-    image: np.ndarray | None = None,
-) -> Any:
+    image: Array | None = None,
+) -> Figure:
     """Bar chart of ``softmax(logits / T)`` for several ``T``: the "dark knowledge".
 
     The bars of temperature ``temperatures[i]`` are ``ax.containers[i]`` of the
@@ -377,7 +366,7 @@ def plot_soft_targets(
     >>> import numpy as np
     >>> from thermoscope import softmax
     >>> z = np.array([6.0, 1.0, 3.0])
-    >>> fig = plot_soft_targets(z, [1.0, 4.0])
+    >>> fig = plot_soft_targets(z, temperatures=[1.0, 4.0])
     >>> heights = [bar.get_height() for bar in fig.axes[-1].containers[1]]
     >>> np.allclose(heights, softmax(z, 4.0))
     True
@@ -415,7 +404,7 @@ def plot_soft_targets(
     return fig
 
 
-def distill_demo(out_dir: Path | None = None, seed: int = 0, quick: bool = False) -> str:
+def distill_demo(out_dir: Path | None = None, *, seed: int = 0, quick: bool = False) -> str:
     """Run the distillation experiment; return its report and write the table and figure.
 
     Parameters
@@ -442,7 +431,7 @@ def distill_demo(out_dir: Path | None = None, seed: int = 0, quick: bool = False
     """
     seed = check_seed(seed)
     out = prepare_out_dir(out_dir)  # before training: a bad folder fails fast
-    cfg = DistillConfig.quick(int(seed)) if quick else DistillConfig.full(int(seed))
+    cfg = DistillConfig.quick(seed=seed) if quick else DistillConfig.full(seed=seed)
     result = distill_experiment(cfg)
     table = distill_table(result)
     hard = float(np.mean(result.metric(HARD, "accuracy")))
@@ -467,9 +456,9 @@ def distill_demo(out_dir: Path | None = None, seed: int = 0, quick: bool = False
     if out is not None:
         fig = plot_soft_targets(
             result.example_logits,
-            cfg.figure_temperatures,
-            result.example_label,
-            result.example_image,
+            temperatures=cfg.figure_temperatures,
+            label=result.example_label,
+            image=result.example_image,
         )
         save_outputs(out, table, TABLE_NAME, fig, FIGURE_NAME)
         lines.append(f"wrote {out / TABLE_NAME} and {out / FIGURE_NAME}")

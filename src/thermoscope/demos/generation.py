@@ -40,7 +40,7 @@ def generation_figure(result: Any) -> Any:
     --------
     >>> import math
     >>> from thermoscope.generation.diversity import Diversity
-    >>> from thermoscope.generation.runs import GenerationResult, Sample
+    >>> from thermoscope.generation import GenerationResult, Sample
     >>> r = GenerationResult("p", (0.5, 1.0), (Sample(0.5, 0, "a", (1,), -1.0),
     ...     Sample(1.0, 0, "b", (2,), -2.0)), {0.5: Diversity(0.2, 0.3, 0.4, 0.9, 0.5),
     ...     1.0: Diversity(0.8, 0.9, 1.0, 0.1, 0.0)})
@@ -70,9 +70,9 @@ def generation_figure(result: Any) -> Any:
 
 def generation_demo(
     out_dir: pathlib.Path | None = None,
+    *,
     seed: int = 0,
     quick: bool = False,
-    *,
     model: str | pathlib.Path | None = None,
 ) -> str:
     """Samples of the embedded model at T = 0.2, 0.7, 1.2 with diversity and next-token tables.
@@ -95,7 +95,7 @@ def generation_demo(
     ...
     ValueError: `seed` must be an integer >= 0, got -1.
     """
-    from thermoscope.generation.runs import (
+    from thermoscope.generation import (
         generate_at_temperatures,
         load_model,
         next_token_table,

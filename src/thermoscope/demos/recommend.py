@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 
 from thermoscope._tables import format_table
+from thermoscope._typing import FloatArray
 from thermoscope._validation import check_seed
-from thermoscope.demos._output import save_outputs
+from thermoscope.demos._output import prepare_out_dir, save_outputs
 from thermoscope.recommend import coverage, exposure, gini, long_tail_share, sample_items
-
-Array = np.ndarray[Any, np.dtype[Any]]
 
 __all__ = [
     "RecommendData",
@@ -70,10 +69,10 @@ class RecommendData:
     k: int
     seed: int
     temperatures: tuple[float, ...]
-    coverage: Array
-    long_tail_share: Array
-    gini: Array
-    top_k_overlap: Array
+    coverage: FloatArray
+    long_tail_share: FloatArray
+    gini: FloatArray
+    top_k_overlap: FloatArray
 
 
 def _sizes(quick: bool) -> tuple[int, int]:
@@ -81,7 +80,7 @@ def _sizes(quick: bool) -> tuple[int, int]:
     return (200, 300) if quick else (1000, 2000)
 
 
-def recommend_data(seed: int = 0, quick: bool = False) -> RecommendData:
+def recommend_data(*, seed: int = 0, quick: bool = False) -> RecommendData:
     """Sample recommendations at every temperature of :data:`TEMPERATURES` and measure them.
 
     Every temperature uses the same users (same scores); ``quick`` uses 200
@@ -104,12 +103,12 @@ def recommend_data(seed: int = 0, quick: bool = False) -> RecommendData:
     np.put_along_axis(own_top, np.argsort(-scores, axis=1)[:, :K], True, axis=1)
     metrics = []
     for t, seq in zip(TEMPERATURES, draw_seqs, strict=True):
-        recs = sample_items(scores, t, K, np.random.default_rng(seq))
+        recs = sample_items(scores, temperature=t, k=K, rng=np.random.default_rng(seq))
         e = exposure(recs, n_items)
         metrics.append(
             (
                 coverage(e),
-                long_tail_share(e, popularity, HEAD_FRACTION),
+                long_tail_share(e, popularity, head_fraction=HEAD_FRACTION),
                 gini(e),
                 float(np.take_along_axis(own_top, recs, axis=1).mean()),
             )
@@ -144,7 +143,7 @@ def recommend_table(data: RecommendData) -> str:
     return format_table(["T", "coverage", "long-tail share", "Gini", "own top-k overlap"], rows)
 
 
-def _x_positions(temps: tuple[float, ...]) -> Array:
+def _x_positions(temps: tuple[float, ...]) -> FloatArray:
     """Log-axis positions: finite T at themselves, T = 0 and T = inf just beyond them."""
     finite = [t for t in temps if 0 < t < np.inf]
     lo, hi = min(finite), max(finite)
@@ -186,7 +185,9 @@ def recommend_figure(data: RecommendData) -> Any:
     return fig
 
 
-def recommend_demo(out_dir: pathlib.Path | None = None, seed: int = 0, quick: bool = False) -> str:
+def recommend_demo(
+    out_dir: pathlib.Path | None = None, *, seed: int = 0, quick: bool = False
+) -> str:
     """Exposure diversity (coverage, long-tail share, Gini) vs sampling temperature.
 
     Parameters
@@ -203,7 +204,8 @@ def recommend_demo(out_dir: pathlib.Path | None = None, seed: int = 0, quick: bo
     >>> print(recommend_demo(quick=True).splitlines()[0])
     Recommendation diversity: a Zipf catalogue of 200 items, 300 users, k = 10 (seed 0)
     """
-    data = recommend_data(seed, quick)
+    out = prepare_out_dir(out_dir)
+    data = recommend_data(seed=seed, quick=quick)
     i1 = data.temperatures.index(1.0)
     lines = [
         f"Recommendation diversity: a Zipf catalogue of {data.n_items} items, "
@@ -220,9 +222,9 @@ def recommend_demo(out_dir: pathlib.Path | None = None, seed: int = 0, quick: bo
         f"{data.top_k_overlap[i1]:.0%} of the top-{data.k}; T = inf is uniform "
         f"(long-tail share -> {1 - HEAD_FRACTION:.0%}).",
     ]
-    if out_dir is not None:
+    if out is not None:
         written = save_outputs(
-            pathlib.Path(out_dir), "\n".join(lines), TABLE_FILE, recommend_figure(data), FIGURE_FILE
+            out, "\n".join(lines), TABLE_FILE, recommend_figure(data), FIGURE_FILE
         )
         lines += ["", *(f"wrote {p}" for p in written)]
     return "\n".join(lines)

@@ -5,34 +5,44 @@
   foreground, :class:`BackgroundServer` from a thread (notebooks, tests).
 - :class:`ExplorerLimits`: the caps on request size, logits, prompt length
   and new tokens that keep the server responsive on bad input.
-- :data:`PRESETS`: the seeds' worked examples, offered on the page.
+- :data:`EXAMPLES`: the seeds' worked examples (:class:`Example` logits),
+  offered on the page.
 
 The page computes temperature, top-k, top-p and min-p in the browser with the
 same arithmetic as :func:`thermoscope.sampling.summarize_sampling` (the
 browser tests compare the two to 1e-6); the server is asked only for what
 needs Python: a model's next-token logits and sampled continuations.
 
+Inside the package: ``app`` (the routes), ``schemas`` (request and response
+models), ``refusals`` (what is refused and how a refusal reads),
+``middleware`` (host check, body cap, security headers), ``server``,
+``limits``, ``examples`` and ``backend`` (the language model).
+
 FastAPI and uvicorn are imported when an app is built, not on
 ``import thermoscope.explorer``.
 
 Examples
 --------
->>> from thermoscope.explorer import ExplorerLimits, PRESETS
+>>> from thermoscope.explorer import EXAMPLES, ExplorerLimits
 >>> ExplorerLimits().max_logits
 4096
->>> PRESETS[0].labels
+>>> EXAMPLES[0].labels
 ('cat', 'dog', 'fish')
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from thermoscope.explorer.examples import EXAMPLES, Example
 from thermoscope.explorer.limits import ExplorerLimits
-from thermoscope.explorer.presets import PRESETS, Preset
 
-__all__ = ["PRESETS", "BackgroundServer", "ExplorerLimits", "Preset", "create_app", "serve"]
+if TYPE_CHECKING:
+    from thermoscope.explorer.app import create_app
+    from thermoscope.explorer.server import BackgroundServer, serve
+
+__all__ = ["EXAMPLES", "BackgroundServer", "Example", "ExplorerLimits", "create_app", "serve"]
 
 _HOME = {"create_app": "app", "serve": "server", "BackgroundServer": "server"}
 

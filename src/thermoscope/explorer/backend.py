@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from thermoscope.generation import Sample
+    from thermoscope.generation.sweep import Sample
 
 __all__ = ["ModelBackend", "NextToken"]
 
@@ -60,7 +60,7 @@ class ModelBackend:
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
-        from thermoscope.models import embedded_model_path
+        from thermoscope.generation.model import embedded_model_path
 
         self._path = None if path is None else Path(path)
         self.name = (self._path or embedded_model_path()).name
@@ -68,17 +68,30 @@ class ModelBackend:
         self._loaded: tuple[Any, Any] | None = None
 
     def load(self) -> tuple[Any, Any]:
-        """``(model, tokenizer)``, loading them on the first call."""
+        """``(model, tokenizer)``, loading them on the first call.
+
+        Examples
+        --------
+        >>> backend = ModelBackend()
+        >>> backend.load() is backend.load()
+        True
+        """
         with self._lock:
             if self._loaded is None:
-                from thermoscope.generation import load_model
+                from thermoscope.generation.model import load_model
 
                 self._loaded = load_model(self._path)
             return self._loaded
 
     @property
     def vocab_size(self) -> int:
-        """Length of the model's logit vector."""
+        """Length of the model's logit vector.
+
+        Examples
+        --------
+        >>> ModelBackend().vocab_size
+        4096
+        """
         model, _ = self.load()
         return int(model.get_output_embeddings().weight.shape[0])
 
@@ -89,8 +102,13 @@ class ModelBackend:
         ------
         ValueError or TypeError
             Naming ``prompt`` when it is empty or does not fit the context.
+
+        Examples
+        --------
+        >>> ModelBackend().next_token("import os\\nimport", top=2).top_tokens
+        [' os', ' sys']
         """
-        from thermoscope.generation import next_token_logits
+        from thermoscope.generation.next_token import next_token_logits
 
         model, tokenizer = self.load()
         with self._lock:
@@ -114,7 +132,9 @@ class ModelBackend:
         max_new_tokens: int,
         seed: int,
     ) -> Sample:
-        """One continuation of ``prompt`` sampled with these settings (0 / 1 / 0 switch off).
+        """One continuation of ``prompt`` with these settings (0 / 1 / 0 switch a step off).
+
+        A thin, serialised caller of :func:`thermoscope.generation.continue_prompt`.
 
         Examples
         --------
@@ -125,7 +145,7 @@ class ModelBackend:
         >>> len(out.tokens) <= 2
         True
         """
-        from thermoscope.generation import continue_prompt
+        from thermoscope.generation.next_token import continue_prompt
 
         model, tokenizer = self.load()
         with self._lock:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+from thermoscope._validation import check_integer
 
 __all__ = ["ExplorerLimits"]
 
@@ -34,6 +36,10 @@ class ExplorerLimits:
     Traceback (most recent call last):
     ...
     ValueError: `max_logits` must be an integer >= 1, got 0.
+    >>> ExplorerLimits(max_draws="many")
+    Traceback (most recent call last):
+    ...
+    TypeError: `max_draws` must be an integer >= 1, got 'many'.
     """
 
     max_logits: int = 4096
@@ -44,14 +50,10 @@ class ExplorerLimits:
     max_draws: int = 1_000_000
 
     def __post_init__(self) -> None:
-        for name in (
-            "max_logits",
-            "max_label_chars",
-            "max_prompt_chars",
-            "max_new_tokens",
-            "max_body_bytes",
-            "max_draws",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+        for field in fields(self):
+            value = check_integer(getattr(self, field.name), field.name, minimum=1)
+            if value.ndim != 0:
+                raise TypeError(
+                    f"`{field.name}` must be a single integer >= 1, got shape {value.shape}."
+                )
+            object.__setattr__(self, field.name, int(value))  # frozen: set once, as a Python int

@@ -5,12 +5,17 @@ from __future__ import annotations
 import threading
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 __all__ = ["BackgroundServer", "serve"]
 
 
-def serve(app: Any, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning") -> None:
+def serve(
+    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning"
+) -> None:
     """Run ``app`` with uvicorn in the foreground until interrupted (Ctrl-C).
 
     Examples
@@ -48,7 +53,7 @@ class BackgroundServer:
     """
 
     def __init__(
-        self, app: Any, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0
+        self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0
     ) -> None:
         import uvicorn
 
@@ -85,7 +90,21 @@ class BackgroundServer:
         return self.url
 
     def stop(self) -> None:
-        """Ask the server to finish its requests and stop; wait for its thread."""
+        """Ask the server to finish its requests and stop; wait for its thread.
+
+        Examples
+        --------
+        >>> import httpx
+        >>> from thermoscope.explorer import create_app
+        >>> server = BackgroundServer(create_app())
+        >>> url = server.start()
+        >>> server.stop()
+        >>> try:
+        ...     httpx.get(f"{url}/api/info", timeout=2.0)
+        ... except httpx.ConnectError:
+        ...     print("stopped")
+        stopped
+        """
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(self._timeout)

@@ -1,15 +1,26 @@
 """Language models: thermoscope's samplers inside transformers' ``generate``.
 
-- :class:`SamplerLogitsProcessor` runs any :class:`~thermoscope.sampling.Sampler`
-  (with a per-step temperature schedule if wanted) as a ``LogitsProcessor``;
-  :func:`generate_kwargs` builds ``generate`` arguments in which it is the
-  only warper, :func:`check_generation_config` says when it would not be.
-- :class:`Mirostat`: Mirostat 2.0 as llama.cpp has it.
-- :func:`generate_at_temperatures`, :func:`next_token_table`,
-  :func:`compare_dynamic`: the same prompt at several temperatures or
-  strategies, with diversity (:func:`distinct_n`, :func:`self_bleu`,
-  :func:`repetition_rate`) and likelihood.
-- :data:`PRESETS`: temperature ranges and sampler settings per task.
+- :func:`load_model` (:mod:`~thermoscope.generation.model`): the embedded
+  model or any local causal LM folder, checked, offline.
+- :class:`SamplerLogitsProcessor` (:mod:`~thermoscope.generation.processor`)
+  runs any :class:`~thermoscope.sampling.Sampler` (with a per-step
+  temperature schedule if wanted) as a ``LogitsProcessor``;
+  :func:`generate_kwargs` (:mod:`~thermoscope.generation.config`) builds
+  ``generate`` arguments in which it is the only warper,
+  :func:`check_generation_config` says when it would not be.
+- :class:`Mirostat` (:mod:`~thermoscope.generation.mirostat`): Mirostat 2.0
+  as llama.cpp has it.
+- :func:`generate_at_temperatures` (:mod:`~thermoscope.generation.sweep`):
+  the same prompt at several temperatures, with diversity
+  (:mod:`~thermoscope.generation.diversity`: :func:`distinct_n`,
+  :func:`self_bleu`, :func:`repetition_rate`) and likelihood.
+- :func:`next_token_table` and :func:`continue_prompt`
+  (:mod:`~thermoscope.generation.next_token`): one step of one prompt, and
+  one continuation of it.
+- :func:`compare_dynamic` (:mod:`~thermoscope.generation.compare`): fixed
+  against dynamic temperature strategies.
+- :data:`TASK_PRESETS` (:mod:`~thermoscope.generation.task_presets`):
+  temperature ranges and sampler settings per task.
 
 Names load on first use, so ``import thermoscope.generation`` does not import
 torch or transformers until a processor or a run is needed.
@@ -29,26 +40,29 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "PRESETS",
+    "TASK_PRESETS",
     "Diversity",
     "GenerationResult",
     "Mirostat",
     "NextTokenTable",
-    "Preset",
     "Sample",
     "SamplerLogitsProcessor",
     "Strategy",
     "StrategyResult",
+    "TaskPreset",
     "check_generation_config",
     "compare_dynamic",
     "continue_prompt",
     "distinct_n",
     "diversity",
     "dynamic_strategies",
+    "embedded_model_path",
+    "format_strategies",
     "generate_at_temperatures",
     "generate_kwargs",
     "get_preset",
     "load_model",
+    "next_token_logits",
     "next_token_table",
     "presets_table",
     "repetition_rate",
@@ -56,31 +70,33 @@ __all__ = [
 ]
 
 _HOME = {
+    "embedded_model_path": "model",
+    "load_model": "model",
     "SamplerLogitsProcessor": "processor",
-    "check_generation_config": "processor",
-    "generate_kwargs": "processor",
+    "check_generation_config": "config",
+    "generate_kwargs": "config",
     "Mirostat": "mirostat",
     "Diversity": "diversity",
     "distinct_n": "diversity",
     "diversity": "diversity",
     "repetition_rate": "diversity",
     "self_bleu": "diversity",
-    "PRESETS": "presets",
-    "Preset": "presets",
-    "get_preset": "presets",
-    "presets_table": "presets",
-    "GenerationResult": "runs",
-    "NextTokenTable": "runs",
-    "Sample": "runs",
-    "Strategy": "runs",
-    "StrategyResult": "runs",
-    "compare_dynamic": "runs",
-    "continue_prompt": "runs",
-    "dynamic_strategies": "runs",
-    "generate_at_temperatures": "runs",
-    "load_model": "runs",
-    "next_token_logits": "runs",
-    "next_token_table": "runs",
+    "TASK_PRESETS": "task_presets",
+    "TaskPreset": "task_presets",
+    "get_preset": "task_presets",
+    "presets_table": "task_presets",
+    "GenerationResult": "sweep",
+    "Sample": "sweep",
+    "generate_at_temperatures": "sweep",
+    "NextTokenTable": "next_token",
+    "continue_prompt": "next_token",
+    "next_token_logits": "next_token",
+    "next_token_table": "next_token",
+    "Strategy": "compare",
+    "StrategyResult": "compare",
+    "compare_dynamic": "compare",
+    "dynamic_strategies": "compare",
+    "format_strategies": "compare",
 }
 
 

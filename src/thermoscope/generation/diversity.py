@@ -144,7 +144,7 @@ def self_bleu(texts: Sequence[str], tokenize: str = "13a") -> float:
     >>> self_bleu(["the cat sat", "the cat sat", "the cat sat"])
     1.0
     """
-    from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics.bleu import BLEU
 
     if isinstance(texts, str):
         raise TypeError(f"`texts` must be a sequence of strings, got the string {texts!r}.")
@@ -188,7 +188,13 @@ class Diversity:
     repetition: float
 
     def as_dict(self) -> dict[str, float]:
-        """The metrics by name (JSON-ready)."""
+        """The metrics by name (JSON-ready).
+
+        Examples
+        --------
+        >>> Diversity(1.0, 0.9, 0.8, 0.1, 0.0).as_dict()["self_bleu"]
+        0.1
+        """
         return asdict(self)
 
 

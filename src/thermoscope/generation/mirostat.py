@@ -51,7 +51,7 @@ from transformers import LogitsProcessor
 
 from thermoscope import _temperature
 from thermoscope._validation import check_temperature
-from thermoscope.generation.processor import StepTracker
+from thermoscope.generation._steps import StepTracker
 
 __all__ = ["Mirostat"]
 
@@ -101,7 +101,7 @@ class Mirostat(LogitsProcessor):
     State: ``mu`` has one value per batch row, all ``2 * tau`` at the first
     call of every generation (a call whose ``input_ids`` do not extend the
     previous call's by one token, see
-    :class:`~thermoscope.generation.processor.StepTracker`), so each
+    :class:`~thermoscope.generation._steps.StepTracker`), so each
     sequence starts afresh. A row whose last token had ``q = 0`` (a finished
     row padded by ``generate``, or a token forced by a later processor)
     keeps its ``mu``. The kept set equals llama.cpp's (a prefix of the
@@ -115,7 +115,7 @@ class Mirostat(LogitsProcessor):
     never waits for the device. :attr:`trace` reads that answer only when
     it is looked at.
 
-    Use it through :func:`~thermoscope.generation.processor.generate_kwargs`
+    Use it through :func:`~thermoscope.generation.config.generate_kwargs`
     (no other warper may act after it). To temper first, as llama.cpp's
     ``--temp`` does before Mirostat, put a
     :class:`~thermoscope.generation.processor.SamplerLogitsProcessor` with a
@@ -150,6 +150,11 @@ class Mirostat(LogitsProcessor):
         """``mu`` used at each step of the current generation, one (B,) tensor per step.
 
         Reads the device to learn where the current generation started.
+
+        Examples
+        --------
+        >>> Mirostat(tau=3.0).trace
+        []
         """
         start = 0
         for i in range(len(self._steps) - 1, -1, -1):
@@ -164,7 +169,15 @@ class Mirostat(LogitsProcessor):
         return [mu for _, mu in self._steps]
 
     def reset(self) -> None:
-        """Forget the state: the next call starts a new generation with ``mu = 2 tau``."""
+        """Forget the state: the next call starts a new generation with ``mu = 2 tau``.
+
+        Examples
+        --------
+        >>> m = Mirostat(tau=3.0)
+        >>> m.reset()
+        >>> float(m.mu[0])
+        6.0
+        """
         self._tracker.reset()
         self._logq = None
         self.mu = self._initial(1, torch.device("cpu"))

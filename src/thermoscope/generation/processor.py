@@ -13,14 +13,10 @@ the scores and, of their own, no host read of a device value per step (the
 one exception, with a ``schedule``, is described in
 :class:`SamplerLogitsProcessor`).
 
-It must be the only warper. ``generate`` adds its own temperature, top-k,
-top-p, min-p, typical, epsilon, eta and top-h warpers *after* every custom
-processor, from the model's generation config and the call's arguments, and
-transformers' default ``top_k`` is 50: a bare ``generate(do_sample=True,
-logits_processor=[p])`` silently truncates to 50 tokens after the sampler.
-:func:`generate_kwargs` builds arguments that switch every built-in warper
-off (and raises if the caller asks for one); :func:`check_generation_config`
-says whether a given config and arguments would warp a second time.
+It must be the only warper: build ``generate``'s arguments with
+:func:`~thermoscope.generation.config.generate_kwargs`, which switches
+transformers' own warpers off (its default ``top_k=50`` would otherwise
+truncate a second time).
 
 Examples
 --------
@@ -29,296 +25,23 @@ Examples
 >>> p = SamplerLogitsProcessor(Sampler.from_options(temperature=0.5, top_k=2))
 >>> p(torch.tensor([[0, 1]]), torch.tensor([[1.0, 3.0, 2.0]]))
 tensor([[-inf, 6., 4.]])
->>> sorted(generate_kwargs(p, max_new_tokens=5))[:4]
-['do_sample', 'epsilon_cutoff', 'eta_cutoff', 'logits_processor']
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import GenerationConfig, LogitsProcessor
-from transformers.generation import logits_process as _lp
+from transformers import LogitsProcessor
 
 from thermoscope._validation import check_integer, check_seed
+from thermoscope.generation._steps import StepTracker
 from thermoscope.sampling import Sampler, Temperature
 from thermoscope.sampling.schedules import as_schedule
 
-__all__ = [
-    "NEUTRAL_WARPER_SETTINGS",
-    "SamplerLogitsProcessor",
-    "StepTracker",
-    "check_generation_config",
-    "generate_kwargs",
-]
-
-#: ``generate`` arguments that switch each of transformers' own warpers off.
-#: Keys missing from the installed transformers' ``GenerationConfig`` are skipped.
-NEUTRAL_WARPER_SETTINGS: Mapping[str, Any] = {
-    "temperature": 1.0,
-    "top_k": 0,
-    "top_p": 1.0,
-    "min_p": None,
-    "typical_p": 1.0,
-    "epsilon_cutoff": 0.0,
-    "eta_cutoff": 0.0,
-    "top_h": None,
-}
-
-# transformers' fallbacks for settings that are None in both the call and the
-# model's generation config (GenerationConfig._get_default_generation_params):
-# top_k = 50 is the one that warps.
-_TRANSFORMERS_DEFAULTS: Mapping[str, Any] = {
-    "temperature": 1.0,
-    "top_k": 50,
-    "top_p": 1.0,
-    "typical_p": 1.0,
-    "epsilon_cutoff": 0.0,
-    "eta_cutoff": 0.0,
-}
-
-# transformers' own warpers, refused inside `logits_processor` next to ours.
-_WARPER_CLASSES: tuple[type, ...] = tuple(
-    getattr(_lp, name)
-    for name in (
-        "TemperatureLogitsWarper",
-        "TopKLogitsWarper",
-        "TopPLogitsWarper",
-        "MinPLogitsWarper",
-        "TypicalLogitsWarper",
-        "EpsilonLogitsWarper",
-        "EtaLogitsWarper",
-        "TopHLogitsWarper",
-    )
-    if hasattr(_lp, name)
-)
-
-
-def _warps(name: str, value: Any) -> bool:
-    """Whether ``generate`` builds a warper for the setting ``name`` at ``value``."""
-    if value is None:
-        return False
-    if name == "temperature":
-        return bool(value != 1.0)
-    if name == "top_k":
-        return bool(value != 0)
-    if name in ("top_p", "typical_p"):
-        return bool(value < 1.0)
-    if name in ("epsilon_cutoff", "eta_cutoff"):
-        return bool(0.0 < value < 1.0)
-    return True  # min_p, top_h: any value builds a warper
-
-
-def _known_settings() -> dict[str, Any]:
-    fresh = GenerationConfig()
-    return {k: v for k, v in NEUTRAL_WARPER_SETTINGS.items() if hasattr(fresh, k)}
-
-
-def check_generation_config(generation_config: Any = None, **kwargs: Any) -> None:
-    """Raise if ``generate`` would warp the scores after a thermoscope processor.
-
-    Parameters
-    ----------
-    generation_config : transformers.GenerationConfig, optional
-        The model's config (``model.generation_config``); ``None`` means a
-        fresh one, whose unset values fall back to transformers' defaults.
-    **kwargs
-        The arguments that will be passed to ``generate`` (they override the config).
-
-    Raises
-    ------
-    ValueError
-        Naming every setting that would add a warper (``top_k=50`` when it
-        only comes from transformers' default), and how to switch it off.
-
-    Examples
-    --------
-    >>> check_generation_config(top_k=0, do_sample=True)
-    >>> check_generation_config(do_sample=True)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: `generation_config` must not warp the scores a second time ...
-    """
-    config = GenerationConfig() if generation_config is None else generation_config
-    if not isinstance(config, GenerationConfig):
-        raise TypeError(
-            "`generation_config` must be a transformers.GenerationConfig, "
-            f"got {type(config).__name__}."
-        )
-    active = []
-    for name in _known_settings():
-        if name in kwargs:
-            value, origin = kwargs[name], ""
-        elif getattr(config, name, None) is not None:
-            value, origin = getattr(config, name), " (from the generation config)"
-        else:
-            value, origin = _TRANSFORMERS_DEFAULTS.get(name), " (transformers' default)"
-        if _warps(name, value):
-            active.append(f"{name}={value!r}{origin}")
-    if active:
-        raise ValueError(
-            "`generation_config` must not warp the scores a second time after a "
-            f"thermoscope processor, got {', '.join(active)}. Put these settings in the "
-            "Sampler and call generate(**generate_kwargs(processor, ...)), which switches "
-            "transformers' warpers off (temperature=1.0, top_k=0, top_p=1.0, ...)."
-        )
-
-
-def generate_kwargs(*processors: Any, **kwargs: Any) -> dict[str, Any]:
-    """Arguments for ``model.generate`` that sample through ``processors`` and nothing else.
-
-    Sets ``do_sample=True``, every one of transformers' warpers to its "off"
-    value (:data:`NEUTRAL_WARPER_SETTINGS`: ``temperature=1.0``, ``top_k=0``,
-    ``top_p=1.0``, ...), and appends ``processors`` after any
-    ``logits_processor`` given in ``kwargs`` (so repetition penalties and the
-    like run before the sampler). Other ``kwargs`` pass through unchanged.
-
-    Parameters
-    ----------
-    *processors : LogitsProcessor
-        Usually one :class:`SamplerLogitsProcessor` or
-        :class:`~thermoscope.generation.mirostat.Mirostat`.
-    **kwargs
-        Further ``generate`` arguments (``max_new_tokens``, ``attention_mask``...).
-
-    Raises
-    ------
-    ValueError
-        If ``kwargs`` asks for a warper of its own (``top_p=0.9``,
-        ``temperature=0.7``, a ``TopPLogitsWarper`` in ``logits_processor``...),
-        for ``do_sample=False`` or for beam search (``num_beams > 1``).
-
-    Examples
-    --------
-    >>> from thermoscope.sampling import Sampler
-    >>> kw = generate_kwargs(SamplerLogitsProcessor(Sampler.greedy()), max_new_tokens=3)
-    >>> kw["do_sample"], kw["top_k"], kw["temperature"], kw["max_new_tokens"]
-    (True, 0, 1.0, 3)
-    >>> generate_kwargs(SamplerLogitsProcessor(Sampler.greedy()), top_p=0.9)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: `top_p` must be left to the Sampler ...
-    """
-    if not processors:
-        raise ValueError("`processors` must name at least one logits processor, got none.")
-    for name, value in kwargs.items():
-        if name in NEUTRAL_WARPER_SETTINGS and _warps(name, value):
-            raise ValueError(
-                f"`{name}` must be left to the Sampler (it is the only warper), got "
-                f"{name}={value!r}. Put it in the Sampler, e.g. "
-                f"Sampler.from_options({'epsilon' if name == 'epsilon_cutoff' else name}=...)."
-            )
-    if kwargs.get("do_sample", True) is not True:
-        raise ValueError(
-            f"`do_sample` must be True (the processor samples), got {kwargs['do_sample']!r}; "
-            "for greedy decoding use Sampler.greedy()."
-        )
-    if (kwargs.get("num_beams") or 1) > 1:
-        raise ValueError(
-            f"`num_beams` must be 1 (thermoscope processors sample; beam search re-ranks "
-            f"with log-probabilities), got {kwargs['num_beams']!r}."
-        )
-    extra = list(kwargs.pop("logits_processor", None) or [])
-    for proc in extra:
-        if isinstance(proc, _WARPER_CLASSES):
-            raise ValueError(
-                "`logits_processor` must not contain transformers' warpers next to a "
-                f"thermoscope processor, got {type(proc).__name__}."
-            )
-    out = dict(_known_settings())
-    out.update(kwargs)
-    out["do_sample"] = True
-    out["logits_processor"] = _lp.LogitsProcessorList([*extra, *processors])
-    return out
-
-
-class StepTracker:
-    """Knows which generation step a ``LogitsProcessor`` call is, and when a new run starts.
-
-    ``generate`` calls each processor once per new token with the ids so far.
-    A call starts a new generation unless its ids extend the previous call's
-    by exactly one token (same batch, same device); the step is then the
-    number of tokens generated so far (0 at the first call).
-
-    The shapes decide most calls on the host. Only a call shaped like a
-    continuation needs the tokens compared, and that comparison is a device
-    value: :meth:`advance` hands it back unread (so a processor can queue its
-    work first, or fold it into device arithmetic), :meth:`update` reads it.
-
-    Examples
-    --------
-    >>> import torch
-    >>> t = StepTracker()
-    >>> t.update(torch.tensor([[5, 6]])), t.update(torch.tensor([[5, 6, 7]]))
-    ((0, True), (1, False))
-    >>> t.update(torch.tensor([[5, 6]]))
-    (0, True)
-    >>> t.update(torch.tensor([[9, 6, 7]]))  # one token longer, other tokens: a new run
-    (0, True)
-    """
-
-    __slots__ = ("_prompt_length", "_seen")
-
-    def __init__(self) -> None:
-        self._seen: torch.Tensor | None = None
-        self._prompt_length = 0
-
-    def advance(self, input_ids: torch.Tensor) -> tuple[int, bool | torch.Tensor]:
-        """Record ``input_ids`` (B, L) without reading the device: ``(step, restarted)``.
-
-        When the shapes decide, ``restarted`` is a ``bool`` and ``step`` is
-        exact. When the ids are shaped like the previous call's plus one
-        token, ``step`` is the continuation's and ``restarted`` is a 0-d bool
-        tensor on the ids' device, true when the earlier tokens differ: the
-        call then really starts a new generation at step 0, which the caller
-        records with :meth:`restart` once it has read the flag.
-
-        Examples
-        --------
-        >>> import torch
-        >>> t = StepTracker()
-        >>> t.advance(torch.tensor([[5, 6]]))
-        (0, True)
-        >>> t.advance(torch.tensor([[5, 6, 7]]))
-        (1, tensor(False))
-        """
-        prev = self._seen
-        self._seen = input_ids
-        length = int(input_ids.shape[-1])
-        if (
-            prev is None
-            or input_ids.shape[0] != prev.shape[0]
-            or length != prev.shape[-1] + 1
-            or input_ids.device != prev.device
-        ):
-            self._prompt_length = length
-            return 0, True
-        return length - self._prompt_length, (input_ids[:, :-1] != prev).any()
-
-    def restart(self, input_ids: torch.Tensor) -> None:
-        """Record that the ids last given to :meth:`advance` started a new generation."""
-        self._prompt_length = int(input_ids.shape[-1])
-
-    def update(self, input_ids: torch.Tensor) -> tuple[int, bool]:
-        """Record ``input_ids`` (B, L); return ``(step, started_new_generation)``.
-
-        Reads the comparison of the tokens when the shapes do not decide (one
-        host read of a device boolean).
-        """
-        step, restarted = self.advance(input_ids)
-        if isinstance(restarted, bool):
-            return step, restarted
-        if bool(restarted):
-            self.restart(input_ids)
-            return 0, True
-        return step, False
-
-    def reset(self) -> None:
-        """Forget the previous call: the next one starts a new generation."""
-        self._seen = None
+__all__ = ["SamplerLogitsProcessor"]
 
 
 def _temperature_slot(sampler: Sampler) -> tuple[tuple[Any, ...], int]:
@@ -382,9 +105,9 @@ class SamplerLogitsProcessor(LogitsProcessor):
     step's sampler: torch in, torch out, on the scores' device and in their
     dtype. ``generate`` then draws from ``softmax`` of them with its own
     (``torch.manual_seed``-able) random generator, so with
-    :func:`generate_kwargs` the distribution of every token is exactly
-    ``sampler.probs`` of the logits that reach the processor. Build the
-    arguments with :func:`generate_kwargs`: ``generate`` applies
+    :func:`~thermoscope.generation.generate_kwargs` the distribution of every
+    token is exactly ``sampler.probs`` of the logits that reach the processor.
+    Build the arguments with that function: ``generate`` applies
     transformers' own warpers after every custom processor, and its default
     ``top_k=50`` would otherwise truncate a second time.
 
@@ -483,11 +206,22 @@ class SamplerLogitsProcessor(LogitsProcessor):
 
     @property
     def seed(self) -> int | torch.Tensor | None:
-        """The seed of every row (int), the per-row seeds (CPU int64 tensor), or None."""
+        """The seed of every row (int), the per-row seeds (CPU int64 tensor), or None.
+
+        Examples
+        --------
+        >>> SamplerLogitsProcessor(Sampler(), seed=3).seed
+        3
+        """
         return self._seeds
 
     def reset(self) -> None:
-        """Start the next call as a new generation (step 0)."""
+        """Start the next call as a new generation (step 0).
+
+        Examples
+        --------
+        >>> SamplerLogitsProcessor(Sampler()).reset()
+        """
         self._tracker.reset()
 
     def sampler_at(self, step: int) -> Sampler:
@@ -498,7 +232,7 @@ class SamplerLogitsProcessor(LogitsProcessor):
         >>> from thermoscope.sampling.schedules import Piecewise
         >>> p = SamplerLogitsProcessor(Sampler(), schedule=Piecewise((2,), (1.0, 0.0)))
         >>> p.sampler_at(1).warpers, p.sampler_at(2).warpers
-        ((Temperature(t=1.0),), (Temperature(t=0.0),))
+        ((Temperature(1.0),), (Temperature(0.0),))
         """
         if self.schedule is None:
             assert isinstance(self.sampler, Sampler)  # a factory requires a schedule
@@ -527,9 +261,11 @@ class SamplerLogitsProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         """Warp one step's ``scores`` (B, V) with that step's sampler (or draw from it)."""
+        out: torch.FloatTensor
         if self.schedule is None:
             assert isinstance(self.sampler, Sampler)  # a factory requires a schedule
-            return self._apply(self.sampler, input_ids, scores)
+            out = self._apply(self.sampler, input_ids, scores)
+            return out
         step, restarted = self._tracker.advance(input_ids)
         if restarted is True:
             self.temperatures = []

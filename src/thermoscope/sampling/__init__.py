@@ -20,7 +20,7 @@ from thermoscope.sampling._logprobs import MODES as LOGPROBS_MODES
 from thermoscope.sampling._logprobs import SampleResult
 from thermoscope.sampling.goodness import GoodnessOfFit, goodness_of_fit
 from thermoscope.sampling.sampler import LLAMA_CPP_ORDER, TRANSFORMERS_ORDER, Sampler
-from thermoscope.sampling.summary import SamplingSummary, sampler_for, summarize_sampling
+from thermoscope.sampling.summary import SamplingSummary, summarize_sampling
 from thermoscope.sampling.warpers import (
     EntropyTemperature,
     Epsilon,
@@ -51,6 +51,5 @@ __all__ = [
     "Typical",
     "Warper",
     "goodness_of_fit",
-    "sampler_for",
     "summarize_sampling",
 ]

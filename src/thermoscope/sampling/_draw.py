@@ -36,10 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from thermoscope._typing import Array
+
 if TYPE_CHECKING:
     import torch
 
-Array = np.ndarray[Any, np.dtype[Any]]
 
 __all__ = ["draw", "draw_torch", "fixed_point_bits"]
 
@@ -117,7 +118,8 @@ def draw(weights: Array, u: Array, bits: int) -> Array:
     ints = np.where(inside, (vals * scale).astype(np.int64), 0)
     cum = np.cumsum(ints, axis=-1)
     within = np.count_nonzero(cum <= (target - before)[..., None], axis=-1)
-    return blk * block + within
+    picked: Array = blk * block + within
+    return picked
 
 
 _SLICE_BLOCKS = 16  # blocks per column slice of draw_torch's block sums on CPU
@@ -233,4 +235,5 @@ def draw_torch(
         inside &= keep.gather(1, flat).reshape(inside.shape)
     cum = torch.cumsum(torch.where(inside, ints, 0), dim=-1)
     within = (cum <= (target - before)[..., None]).sum(dim=-1)
-    return blk * block + within
+    picked: torch.Tensor = blk * block + within
+    return picked

@@ -53,12 +53,11 @@ from typing import Any
 import numpy as np
 
 from thermoscope._temperature import overflows, row_weights
+from thermoscope._typing import Array
 from thermoscope.sampling import _kernels as K
 from thermoscope.sampling._input import Rows, rows_param
 from thermoscope.sampling._rowdraw import draw_rows
 from thermoscope.sampling.warpers import MinP, Temperature, TopK, TopP, Warper
-
-Array = np.ndarray[Any, np.dtype[Any]]
 
 __all__ = ["Compact", "Plan", "plan", "run"]
 
@@ -89,20 +88,23 @@ class Plan:
 def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
     """Return a plan when the fused path applies to ``warpers`` on ``rows``, else None.
 
-    Decided from the warpers' parameters and the batch shape only, so a
-    sampler may keep the answer per batch shape; :func:`tempers_safely`
-    checks the logits themselves on every call.
+    Decided from the warpers' host parameters and the batch shape only (no
+    device value is read), for numpy and torch rows alike, so a sampler may
+    keep the answer per batch shape. For numpy rows :func:`tempers_safely`
+    checks the logits themselves on every call; torch rows need no such check,
+    their leading division is the temperature kernel's, which handles
+    overflow itself.
     """
     first_cut = -1
     for i, w in enumerate(warpers):
         if isinstance(w, Temperature):
-            t = rows_param(w.t, rows.batch_shape, "temperature")
+            t = rows_param(w.temperature, rows.batch_shape, "temperature")
             if not np.all((t > 0) & np.isfinite(t)):
                 return None
         elif isinstance(w, TopK):
-            rows_param(w.k, rows.batch_shape, "top_k")
+            rows_param(w.top_k, rows.batch_shape, "top_k")
         elif isinstance(w, (TopP, MinP)):
-            rows_param(w.p, rows.batch_shape, w.name)
+            rows_param(getattr(w, w.name), rows.batch_shape, w.name)
             if w.min_tokens_to_keep != 1 and first_cut < 0:
                 return None
         else:
@@ -122,7 +124,7 @@ def tempers_safely(chain: Plan, rows: Rows) -> bool:
     top = rows.row_max
     for w in chain.steps[: chain.first_cut]:
         assert isinstance(w, Temperature)
-        divisor = rows_param(w.t, rows.batch_shape, "temperature").astype(rows.z.dtype)
+        divisor = rows_param(w.temperature, rows.batch_shape, "temperature").astype(rows.z.dtype)
         if np.any(overflows(top, divisor)):
             return False
         top = top.astype(rows.z.dtype) / divisor
@@ -189,7 +191,8 @@ class Compact:
 
     def positions(self, u: Array, bits: int) -> Array:
         """Candidate positions drawn with the shared inverse-CDF routine."""
-        return draw_rows(self.weights(), u, bits)
+        pos: Array = draw_rows(self.weights(), u, bits)
+        return pos
 
     def sample(self, u: Array, bits: int) -> Array:
         """Token ids drawn with the shared inverse-CDF routine."""
@@ -251,7 +254,7 @@ def _fold_max(a: Array, n: int) -> Array:
     largest multiple of ``n``; the entries past ``m`` follow as sets of their own."""
     rows, length = a.shape
     main = n * (length // n)
-    out = a[:, :main].reshape(rows, length // n, n).max(axis=1)
+    out: Array = a[:, :main].reshape(rows, length // n, n).max(axis=1)
     if main < length:
         out = np.concatenate([out, a[:, main:]], axis=1)
     return out
@@ -587,16 +590,18 @@ def run(chain: Plan, rows: Rows) -> Compact:
             m = w.apply(m, rows.batch_shape)
     if isinstance(first, TopK):
         if cand is None:
-            k = np.maximum(rows_param(first.k, rows.batch_shape, "top_k"), first.min_tokens_to_keep)
+            k = np.maximum(
+                rows_param(first.top_k, rows.batch_shape, "top_k"), first.min_tokens_to_keep
+            )
             floor = _candidate_floor(z, int(min(k.max(), z.shape[1])))
             cand = _compact(z, _upper_set(z, floor))
             cand.vals = first.apply(cand.vals, rows.batch_shape)
     else:
         if isinstance(first, TopP):
-            p = rows_param(first.p, rows.batch_shape, "top_p")
+            p = rows_param(first.top_p, rows.batch_shape, "top_p")
             cand = _top_p_first(z, p, last=chain.first_cut == len(steps) - 1, m=m)
         elif isinstance(first, MinP):
-            cand = _min_p_first(z, m, rows_param(first.p, rows.batch_shape, "min_p"))
+            cand = _min_p_first(z, m, rows_param(first.min_p, rows.batch_shape, "min_p"))
         else:  # plan() admits only the four kinds
             raise TypeError(f"the fused path cannot start with {first!r}")
     for step in steps[chain.first_cut + 1 :]:
@@ -622,7 +627,7 @@ def _top_k_first(chain: Plan, rows: Rows) -> Compact | None:
     first = chain.steps[chain.first_cut]
     assert isinstance(first, TopK)
     z = rows.z
-    k = np.maximum(rows_param(first.k, rows.batch_shape, "top_k"), first.min_tokens_to_keep)
+    k = np.maximum(rows_param(first.top_k, rows.batch_shape, "top_k"), first.min_tokens_to_keep)
     # A few spare candidates put the floor strictly below the k-th value, so the
     # check below holds for any moderate temperature.
     cand, floor = _top_k_candidates(z, int(min(k.max() + _TOP_K_SPARE, z.shape[1])))
@@ -632,7 +637,7 @@ def _top_k_first(chain: Plan, rows: Rows) -> Compact | None:
         # plan() admits only finite positive temperatures here, for which the
         # temperature kernel's divide is this very division (in the compute dtype).
         assert isinstance(w, Temperature)
-        t = rows_param(w.t, rows.batch_shape, "temperature").astype(z.dtype)[:, None]
+        t = rows_param(w.temperature, rows.batch_shape, "temperature").astype(z.dtype)[:, None]
         cand.vals = cand.vals / t
         edge = edge / t
     if k.size and (k == k[0]).all():

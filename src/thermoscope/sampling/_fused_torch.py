@@ -32,7 +32,9 @@ First cut
   bound of any summation order (see :func:`thermoscope.sampling._fused._band_cut`).
   Rows that miss get the plain kernel.
 
-Steps after the first cut run the torch kernels on the candidates.
+Steps after the first cut run the torch kernels on the candidates. Which
+chains qualify is decided once, for both libraries, by
+:func:`thermoscope.sampling._fused.plan`.
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ from thermoscope.sampling import _kernels_torch as K
 from thermoscope.sampling._fused import Plan
 from thermoscope.sampling._input import Rows, on_device, rows_param
 from thermoscope.sampling._rowdraw import draw_rows
-from thermoscope.sampling.warpers import MinP, Temperature, TopK, TopP, Warper
+from thermoscope.sampling.warpers import MinP, TopK, TopP
 
-__all__ = ["Compact", "DenseKeep", "compact_mask", "plan", "run"]
+__all__ = ["Compact", "DenseKeep", "compact_mask", "run"]
 
 _GROUP = 32  # tokens per group for the top-k candidate search
 _SPARE = 16  # candidates beyond k, so that a tie at the k-th value rarely spills over
@@ -61,35 +63,6 @@ _REFINE_SUBSAMPLE = 512
 _REFINE_SLACK = 8
 _REFINE_SIGMAS = 2.0
 _U = 2.0**-53
-
-
-def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
-    """A plan when the fused path applies to ``warpers`` on ``rows``, else None.
-
-    Decided from the warpers' host parameters only (no device value is read):
-    finite positive temperatures, and ``min_tokens_to_keep = 1`` for a top-p or
-    min-p first cut. A tiny temperature needs no check here: the leading
-    division is the temperature kernel's, which handles overflow itself.
-    """
-    first_cut = -1
-    for i, w in enumerate(warpers):
-        if isinstance(w, Temperature):
-            t = rows_param(w.t, rows.batch_shape, "temperature")
-            if not np.all((t > 0) & np.isfinite(t)):
-                return None
-        elif isinstance(w, TopK):
-            rows_param(w.k, rows.batch_shape, "top_k")
-        elif isinstance(w, (TopP, MinP)):
-            rows_param(w.p, rows.batch_shape, w.name)
-            if w.min_tokens_to_keep != 1 and first_cut < 0:
-                return None
-        else:
-            return None
-        if first_cut < 0 and not isinstance(w, Temperature):
-            first_cut = i
-    if first_cut < 0:
-        return None
-    return Plan(tuple(warpers), first_cut)
 
 
 class Compact:
@@ -192,13 +165,13 @@ def run(chain: Plan, rows: Rows) -> Compact | DenseKeep:
         if isinstance(first, TopK):
             cand = _top_k_full(first, z, rows.batch_shape)
         elif isinstance(first, TopP):
-            p = rows_param(first.p, rows.batch_shape, "top_p")
+            p = rows_param(first.top_p, rows.batch_shape, "top_p")
             cut = _top_p_first(z, p, m, last=chain.first_cut == len(steps) - 1)
             if isinstance(cut, DenseKeep):
                 return cut
             cand = cut
         elif isinstance(first, MinP):
-            thr = K.min_p_threshold(z, rows_param(first.p, rows.batch_shape, "min_p"), m[:, 0])
+            thr = K.min_p_threshold(z, rows_param(first.min_p, rows.batch_shape, "min_p"), m[:, 0])
             cand = compact_mask(z, _upper_set(z, thr))
         else:  # plan() admits only the four kinds
             raise TypeError(f"the fused path cannot start with {first!r}")
@@ -209,7 +182,7 @@ def run(chain: Plan, rows: Rows) -> Compact | DenseKeep:
 
 
 def _k_of(first: TopK, batch_shape: tuple[int, ...], vocab: int) -> np.ndarray:
-    k = np.maximum(rows_param(first.k, batch_shape, "top_k"), first.min_tokens_to_keep)
+    k = np.maximum(rows_param(first.top_k, batch_shape, "top_k"), first.min_tokens_to_keep)
     return np.minimum(k, vocab)
 
 

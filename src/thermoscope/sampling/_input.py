@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 
 from thermoscope._backend import is_torch
+from thermoscope._typing import Array
 from thermoscope._validation import as_float, check_logits, per_row
-
-Array = np.ndarray[Any, np.dtype[Any]]
 
 __all__ = ["Rows", "on_device", "prepare", "rows_param"]
 

@@ -18,13 +18,10 @@ their own versions of these kernels, same names and semantics, in
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from thermoscope._temperature import entropy_of_logits, log_softmax, row_weights
-
-Array = np.ndarray[Any, np.dtype[Any]]
+from thermoscope._typing import Array
 
 __all__ = [
     "apply_mask",
@@ -73,7 +70,8 @@ def floor_threshold(z: Array, thr: Array, min_keep: int) -> Array:
         top = z.max(axis=-1).astype(np.float64)
     else:
         top = kth_largest(z, np.full(z.shape[0], min_keep, dtype=np.int64))
-    return np.minimum(thr, top)
+    lowered: Array = np.minimum(thr, top)
+    return lowered
 
 
 def top_p_threshold(z: Array, p: Array, total: Array | None = None) -> Array:
@@ -121,7 +119,8 @@ def epsilon_mask(z: Array, eps: Array) -> Array:
     """Tokens whose probability is at least ``eps``."""
     w, _ = row_weights(z)
     probs = w.astype(np.float64) / w.sum(axis=-1, dtype=np.float64, keepdims=True)
-    return probs >= eps[:, None]
+    keep: Array = probs >= eps[:, None]
+    return keep
 
 
 def typical_mask(z: Array, mass: Array, min_keep: int) -> Array:
@@ -145,7 +144,8 @@ def typical_mask(z: Array, mass: Array, min_keep: int) -> Array:
     last = np.minimum(np.count_nonzero(cum < mass[:, None], axis=-1), z.shape[-1] - 1)
     cut = sorted_score[np.arange(z.shape[0]), last]
     floor = sorted_score[:, min(min_keep, z.shape[-1]) - 1]
-    return score <= np.maximum(cut, floor)[:, None]
+    keep: Array = score <= np.maximum(cut, floor)[:, None]
+    return keep
 
 
 def top_n_sigma_threshold(z: Array, n: Array) -> Array:
@@ -158,7 +158,8 @@ def top_n_sigma_threshold(z: Array, n: Array) -> Array:
     spread = n * np.sqrt(var)
     # n = inf with std = 0 would give inf * 0 = nan; every finite token stays.
     spread = np.where(np.isnan(spread), np.inf, spread)
-    return z.max(axis=-1).astype(np.float64) - spread
+    thr: Array = z.max(axis=-1).astype(np.float64) - spread
+    return thr
 
 
 def entropy_temperature(z: Array, min_t: Array, max_t: Array, exponent: Array) -> Array:

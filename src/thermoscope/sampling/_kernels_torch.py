@@ -141,14 +141,16 @@ def min_p_threshold(z: torch.Tensor, p: Any, top: Any = None) -> torch.Tensor:
         top = z.amax(dim=-1)
     with np.errstate(divide="ignore"):
         log_p = np.log(np.asarray(p, dtype=np.float64))
-    return top.to(torch.float64) + on_device(log_p, z)
+    thr: torch.Tensor = top.to(torch.float64) + on_device(log_p, z)
+    return thr
 
 
 def epsilon_mask(z: torch.Tensor, eps: Any) -> torch.Tensor:
     """Tokens whose probability is at least ``eps``."""
     w, _ = row_weights(z)
     probs = w.to(torch.float64) / w.sum(dim=-1, dtype=torch.float64, keepdim=True)
-    return probs >= on_device(eps, z)[:, None]
+    keep: torch.Tensor = probs >= on_device(eps, z)[:, None]
+    return keep
 
 
 def typical_mask(z: torch.Tensor, mass: Any, min_keep: int) -> torch.Tensor:

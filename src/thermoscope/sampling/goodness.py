@@ -31,6 +31,12 @@ class GoodnessOfFit:
         Draws of tokens of probability 0: any is a bug, never chance.
     n : int
         Total number of draws.
+
+    Examples
+    --------
+    >>> fit = goodness_of_fit([10, 0, 1], [1.0, 0.0, 0.0])
+    >>> fit.removed_draws, fit.n, fit.p_value is None
+    (1, 11, True)
     """
 
     p_value: float | None

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from thermoscope._backend import is_torch
 from thermoscope._temperature import row_weights, softmax_rows
-from thermoscope._validation import as_generator, check_integer, per_row
+from thermoscope._typing import Array, FloatArray, IntArray
+from thermoscope._validation import check_integer
 from thermoscope.sampling import _fused
-from thermoscope.sampling._counter import uniforms
 from thermoscope.sampling._input import Rows, prepare
 from thermoscope.sampling._logprobs import MODES, SampleResult, gather, log_shift, top_entries
+from thermoscope.sampling._order import LLAMA_CPP_ORDER, TRANSFORMERS_ORDER, arrange
 from thermoscope.sampling._rowdraw import bits_for, draw_rows
+from thermoscope.sampling._seeds import draw_uniforms
 from thermoscope.sampling.warpers import (
     Epsilon,
     MinP,
@@ -27,39 +30,12 @@ from thermoscope.sampling.warpers import (
     Warper,
 )
 
-Array = np.ndarray[Any, np.dtype[Any]]
+if TYPE_CHECKING:
+    import torch
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["LLAMA_CPP_ORDER", "TRANSFORMERS_ORDER", "Sampler"]
-
-#: transformers' order (``GenerationMixin._get_logits_processor``): temperature
-#: first, then top-k, top-p, min-p, typical, epsilon. Steps transformers lacks
-#: sit next to their relatives: dynamic temperature with temperature, top-nσ last.
-TRANSFORMERS_ORDER: tuple[str, ...] = (
-    "temperature",
-    "entropy_temperature",
-    "top_k",
-    "top_p",
-    "min_p",
-    "typical",
-    "epsilon",
-    "top_n_sigma",
-)
-
-#: llama.cpp's default chain (``common_params_sampling.samplers``): top-nσ,
-#: top-k, typical, top-p, min-p, then temperature (and dynatemp) last, so the
-#: truncations see the untempered distribution. llama.cpp has no epsilon step;
-#: it sits with the other truncations.
-LLAMA_CPP_ORDER: tuple[str, ...] = (
-    "top_n_sigma",
-    "top_k",
-    "typical",
-    "top_p",
-    "min_p",
-    "epsilon",
-    "temperature",
-    "entropy_temperature",
-)
 
 
 def _native(method: F) -> F:
@@ -110,40 +86,6 @@ class _Dense:
 
 
 _PLAN_CACHE = 64  # batch shapes whose fused plan a Sampler remembers
-
-_NAMED_ORDERS = {"transformers": TRANSFORMERS_ORDER, "llama.cpp": LLAMA_CPP_ORDER}
-
-
-def _order_key(item: Any) -> str:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, type) and issubclass(item, Warper):
-        return item.name
-    raise TypeError(f"`order` entries must be warper classes or names, got {item!r}.")
-
-
-def _arrange(warpers: tuple[Warper, ...], order: str | Sequence[Any] | None) -> tuple[Warper, ...]:
-    if order == "as_given":
-        return warpers
-    if order is None:
-        order = "transformers"
-    if isinstance(order, str):
-        if order not in _NAMED_ORDERS:
-            raise ValueError(
-                "`order` must be 'transformers', 'llama.cpp', 'as_given' or a sequence of "
-                f"warper classes or names, got {order!r}."
-            )
-        names: Sequence[str] = _NAMED_ORDERS[order]
-    else:
-        names = [_order_key(item) for item in order]
-    rank = {name: i for i, name in enumerate(names)}
-    missing = sorted({w.name for w in warpers} - rank.keys())
-    if missing:
-        raise ValueError(
-            f"`order` must mention every warper in the chain, got no place for {missing}."
-        )
-    # sorted() is stable: warpers of the same kind keep the order they were given in.
-    return tuple(sorted(warpers, key=lambda w: rank[w.name]))
 
 
 class Sampler:
@@ -199,12 +141,12 @@ class Sampler:
 
     __slots__ = ("_plans", "_warpers")
 
-    def __init__(self, warpers: Iterable[Warper] = (), order: str | Sequence[Any] | None = None):
+    def __init__(self, warpers: Iterable[Warper] = (), *, order: str | Sequence[Any] | None = None):
         items = tuple(warpers)
         for w in items:
             if not isinstance(w, Warper):
                 raise TypeError(f"`warpers` must contain Warper instances, got {w!r}.")
-        self._warpers = _arrange(items, order)
+        self._warpers = arrange(items, order)
         # Fused plan per (library, batch shape): planning only validates the (immutable)
         # warpers' parameters against the batch shape, so its answer never
         # changes for a shape, and generation calls with the same shape each step.
@@ -212,7 +154,13 @@ class Sampler:
 
     @property
     def warpers(self) -> tuple[Warper, ...]:
-        """The steps, in the order they run."""
+        """The steps, in the order they run.
+
+        Examples
+        --------
+        >>> [w.name for w in Sampler([TopK(5), Temperature(0.5)]).warpers]
+        ['temperature', 'top_k']
+        """
         return self._warpers
 
     def __repr__(self) -> str:
@@ -232,41 +180,83 @@ class Sampler:
     @classmethod
     def from_options(
         cls,
+        *,
         temperature: float | Array | None = 1.0,
-        top_k: int | Array | None = None,
-        top_p: float | Array | None = None,
-        min_p: float | Array | None = None,
-        typical_p: float | Array | None = None,
-        epsilon: float | Array | None = None,
+        top_k: int | Array | None = 0,
+        top_p: float | Array | None = 1.0,
+        min_p: float | Array | None = 0.0,
+        typical_p: float | Array | None = 1.0,
+        epsilon: float | Array | None = 0.0,
         top_n_sigma: float | Array | None = None,
         min_tokens_to_keep: int = 1,
         order: str | Sequence[Any] | None = None,
     ) -> Sampler:
-        """Build a sampler from generation-style options; ``None`` leaves a step out.
+        """Build a sampler from generation-style options: the one home of "off".
 
-        ``temperature=1.0`` and ``top_k=0`` leave their step out, as in
-        transformers' ``generate``; every other value builds the step (and is
-        validated by it).
+        Each option builds its step (:class:`Temperature`, :class:`TopK`,
+        :class:`TopP`, :class:`MinP`, :class:`Typical`, :class:`Epsilon`,
+        :class:`TopNSigma`), which validates it, unless the option is "off".
+        An option is off when it is ``None`` (not given) or a scalar equal to
+        its neutral value, the value that keeps every token, as transformers'
+        ``generate`` and vLLM treat them:
+
+        ============  =======
+        option        off at
+        ============  =======
+        temperature   1.0
+        top_k         0
+        top_p         1.0
+        min_p         0.0
+        typical_p     1.0
+        epsilon       0.0
+        top_n_sigma   None only (0 is the greedy limit)
+        ============  =======
+
+        A per-row array always builds its step: rows with ``top_p = 1`` or
+        ``min_p = 0`` keep every token, while ``top_k`` needs ``>= 1`` per row.
+        Every interactive view (the explorer, the notebook widgets,
+        :func:`~thermoscope.sampling.summarize_sampling`) builds its sampler
+        here, so the same setting means the same chain everywhere.
+
+        Parameters
+        ----------
+        temperature, top_k, top_p, min_p, typical_p, epsilon, top_n_sigma
+            The steps' parameters, a scalar or one value per row.
+        min_tokens_to_keep : int, default 1
+            Passed to every truncating step.
+        order : str or sequence, optional
+            As for :class:`Sampler`.
+
+        Returns
+        -------
+        Sampler
 
         Examples
         --------
         >>> s = Sampler.from_options(temperature=0.7, top_k=50, top_p=0.9)
         >>> [w.name for w in s.warpers]
         ['temperature', 'top_k', 'top_p']
+        >>> Sampler.from_options(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0).warpers
+        ()
         """
+        if top_k is not None:
+            # 0 is "off" here, so the floor a message states is 0, not TopK's 1.
+            k = check_integer(top_k, "top_k", minimum=0)
+            top_k = None if k.ndim == 0 and k == 0 else top_k
+        keep = {"min_tokens_to_keep": min_tokens_to_keep}
         steps: list[Warper] = []
-        if temperature is not None and not (np.ndim(temperature) == 0 and temperature == 1.0):
+        if temperature is not None and _switched_on(temperature, 1.0):
             steps.append(Temperature(temperature))
-        if top_k is not None and not (np.ndim(top_k) == 0 and top_k == 0):
-            steps.append(TopK(top_k, min_tokens_to_keep=min_tokens_to_keep))
-        if top_p is not None:
-            steps.append(TopP(top_p, min_tokens_to_keep=min_tokens_to_keep))
-        if min_p is not None:
-            steps.append(MinP(min_p, min_tokens_to_keep=min_tokens_to_keep))
-        if typical_p is not None:
-            steps.append(Typical(typical_p, min_tokens_to_keep=min_tokens_to_keep))
-        if epsilon is not None:
-            steps.append(Epsilon(epsilon, min_tokens_to_keep=min_tokens_to_keep))
+        if top_k is not None and _switched_on(top_k, 0):
+            steps.append(TopK(top_k, **keep))
+        if top_p is not None and _switched_on(top_p, 1.0):
+            steps.append(TopP(top_p, **keep))
+        if min_p is not None and _switched_on(min_p, 0.0):
+            steps.append(MinP(min_p, **keep))
+        if typical_p is not None and _switched_on(typical_p, 1.0):
+            steps.append(Typical(typical_p, **keep))
+        if epsilon is not None and _switched_on(epsilon, 0.0):
+            steps.append(Epsilon(epsilon, **keep))
         if top_n_sigma is not None:
             steps.append(TopNSigma(top_n_sigma))
         return cls(steps, order=order)
@@ -280,12 +270,7 @@ class Sampler:
         except KeyError:
             if len(self._plans) >= _PLAN_CACHE:
                 self._plans.clear()  # many batch shapes: keep the cache small
-            if rows.torch:
-                from thermoscope.sampling import _fused_torch
-
-                made = _fused_torch.plan(self._warpers, rows)
-            else:
-                made = _fused.plan(self._warpers, rows)
+            made = _fused.plan(self._warpers, rows)
             self._plans[key] = made
         if made is not None and not rows.torch and not _fused.tempers_safely(made, rows):
             return None  # a tiny temperature overflows z / T: the plain chain shifts first
@@ -310,6 +295,10 @@ class Sampler:
             return _fused_torch.run(plan, rows)
         return _fused.run(plan, rows)
 
+    @overload
+    def logits(self, x: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def logits(self, x: npt.ArrayLike) -> FloatArray: ...
     @_native
     def logits(self, x: Any) -> Any:
         """Warped logits, ``-inf`` for removed tokens, same shape and kind as ``x``.
@@ -323,6 +312,10 @@ class Sampler:
         rows = prepare(x)
         return rows.restore(self._warp(rows).dense_logits())
 
+    @overload
+    def probs(self, x: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def probs(self, x: npt.ArrayLike) -> FloatArray: ...
     @_native
     def probs(self, x: Any) -> Any:
         """Sampling distribution: softmax of the warped logits (removed tokens exactly 0).
@@ -335,10 +328,31 @@ class Sampler:
         rows = prepare(x)
         return rows.restore(self._warp(rows).dense_probs())
 
+    @overload
+    def sample(
+        self,
+        x: torch.Tensor,
+        *,
+        n: int = ...,
+        seed: Any = ...,
+        rng: np.random.Generator | int | None = ...,
+        step: Any = ...,
+    ) -> torch.Tensor: ...
+    @overload
+    def sample(
+        self,
+        x: npt.ArrayLike,
+        *,
+        n: int = ...,
+        seed: Any = ...,
+        rng: np.random.Generator | int | None = ...,
+        step: Any = ...,
+    ) -> IntArray: ...
     @_native
     def sample(
         self,
         x: Any,
+        *,
         n: int = 1,
         seed: Any = None,
         rng: np.random.Generator | int | None = None,
@@ -402,7 +416,7 @@ class Sampler:
         True
         """
         rows = prepare(x, check=False)
-        u = self._uniforms(rows, n, seed, rng, step)
+        u = draw_uniforms(rows, n, seed, rng, step)
         result = self._warp(rows)
         picked = result.token_ids(result.positions(u, bits_for(rows.z.shape[1])))
         return rows.restore(picked)
@@ -411,6 +425,7 @@ class Sampler:
     def sample_with_logprobs(
         self,
         x: Any,
+        *,
         n: int = 1,
         seed: Any = None,
         rng: np.random.Generator | int | None = None,
@@ -461,7 +476,7 @@ class Sampler:
         if width.ndim != 0:
             raise TypeError(f"`top` must be a single integer >= 0, got shape {width.shape}.")
         rows = prepare(x, check=False)
-        u = self._uniforms(rows, n, seed, rng, step)
+        u = draw_uniforms(rows, n, seed, rng, step)
         result = self._warp(rows)
         pos = result.positions(u, bits_for(rows.z.shape[1]))
         tokens = result.token_ids(pos)
@@ -485,76 +500,19 @@ class Sampler:
             mode=mode,
         )
 
-    # -- drawing ---------------------------------------------------------------
 
-    def _uniforms(self, rows: Rows, n: Any, seed: Any, rng: Any, step: Any) -> Any:
-        """(B, n) float64 uniforms of the rows' kind: counter-based with ``seed``, else rng's."""
-        count = check_integer(n, "n")
-        if count.ndim != 0:
-            raise TypeError(f"`n` must be a single integer >= 1, got shape {count.shape}.")
-        if seed is not None:
-            if rng is not None:
-                raise ValueError("`seed` and `rng` must not both be given; pass one of them.")
-            seeds, seeds_ok = _row_integers(seed, rows, "seed")
-            steps, steps_ok = _row_integers(step, rows, "step")
-            # One host read for the logits', the seeds' and the steps' checks.
-            rows.validate(*seeds_ok, *steps_ok)
-            return uniforms(seeds, steps, int(count))
-        if not (isinstance(step, (int, np.integer)) and step == 0):
-            raise ValueError(
-                "`step` numbers seeded draws: pass `seed` with it (rng= draws ignore it), "
-                f"got step={step!r} and no seed."
-            )
-        # The library's one rule for `rng`: a Generator (advanced), an int seed, or None.
-        gen = as_generator(rng)
-        rows.validate()
-        u = gen.random((rows.z.shape[0], int(count)))
-        if rows.torch:
-            import torch
+def _switched_on(value: Any, off: float) -> bool:
+    """Whether a given ``from_options`` value builds its step: not its scalar "off" value.
 
-            return torch.as_tensor(u, device=rows.z.device)  # one host-to-device copy
-        return u
-
-
-_MAX_SEED = 2**64
-
-
-def _row_integers(value: Any, rows: Rows, name: str) -> tuple[Any, list[Any]]:
-    """A seed or step (one integer >= 0, or one per row) as (B,) int64 of the rows' kind.
-
-    Seeds up to ``2**64 - 1`` are kept as their 64-bit pattern. A torch tensor
-    is checked on its device: the second value holds its ``(flag, raise_error)``
-    check for :meth:`Rows.validate` (empty for host values, checked here).
+    A value that is not a number (a string, say) builds the step, whose own
+    check then names the argument.
     """
-    batch = rows.z.shape[0]
-    if is_torch(value):
-        import torch
-
-        if not rows.torch:
-            raise TypeError(
-                f"`{name}` must be an integer or a numpy array of integers for numpy logits, "
-                "got a torch tensor."
-            )
-        if value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
-            raise TypeError(
-                f"`{name}` must be an integer >= 0 (an integer tensor), got {value.dtype}."
-            )
-        flat = per_row(value, rows.batch_shape, name).reshape(batch).to(rows.z.device, torch.int64)
-
-        def negative() -> None:
-            bad = flat[flat < 0][0]
-            raise ValueError(f"`{name}` must be an integer >= 0, got {bad.tolist()}.")
-
-        return flat, [((flat < 0).any(), negative)]
-    if isinstance(value, int) and not isinstance(value, bool) and value >= _MAX_SEED:
-        raise ValueError(f"`{name}` must be an integer below 2**64, got {value}.")
-    arr = check_integer(value, name, minimum=0)  # int64; uint64 seeds keep their bit pattern
-    flat = np.ascontiguousarray(per_row(arr, rows.batch_shape, name)).reshape(batch)
-    if rows.torch:
-        import torch
-
-        return torch.as_tensor(np.array(flat), device=rows.z.device), []
-    return flat, []
+    if np.ndim(value) != 0:
+        return True
+    try:
+        return bool(value != off)
+    except (TypeError, ValueError):
+        return True
 
 
 def _minus(values: Any, shift: Any, like: Any) -> Any:

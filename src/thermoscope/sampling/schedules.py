@@ -21,14 +21,13 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from thermoscope._typing import Array
 from thermoscope._validation import check_integer, check_temperature
-
-Array = np.ndarray[Any, np.dtype[Any]]
 
 __all__ = [
     "Constant",
@@ -83,6 +82,13 @@ class Schedule(abc.ABC):
         """Temperature at ``step`` (int >= 0, or an array of them).
 
         Returns a float for a single step, a float64 array for an array of steps.
+
+        Examples
+        --------
+        >>> Linear(1.0, 0.5, 10)(5)
+        0.75
+        >>> Linear(1.0, 0.5, 10)([0, 10])
+        array([1. , 0.5])
         """
         s = check_integer(step, "step", minimum=0)
         t = self.at(s.astype(np.float64))
@@ -90,7 +96,15 @@ class Schedule(abc.ABC):
 
     @abc.abstractmethod
     def at(self, s: Array) -> Array:
-        """The temperature at validated steps ``s`` (float64 array, values >= 0)."""
+        """The temperature at validated steps ``s`` (float64 array, values >= 0).
+
+        Subclasses implement it; ``__call__`` validates the steps and calls it.
+
+        Examples
+        --------
+        >>> Constant(0.7).at(np.array([0.0, 3.0]))
+        array([0.7, 0.7])
+        """
 
 
 @dataclass(frozen=True)
@@ -224,9 +238,9 @@ class ExponentialDecay(Schedule):
     """
 
     start: float
-    end: float | None = None
-    steps: int | None = None
-    rate: float | None = None
+    end: float | None = field(default=None, kw_only=True)
+    steps: int | None = field(default=None, kw_only=True)
+    rate: float | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", _temperature(self.start, "start", positive=True))
@@ -303,9 +317,9 @@ class WarmupDecay(Schedule):
     peak: float
     warmup_steps: int
     decay_steps: int
-    start: float = 0.0
-    end: float = 0.0
-    decay: Literal["cosine", "linear"] = "cosine"
+    start: float = field(default=0.0, kw_only=True)
+    end: float = field(default=0.0, kw_only=True)
+    decay: Literal["cosine", "linear"] = field(default="cosine", kw_only=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "peak", _temperature(self.peak, "peak"))
@@ -393,7 +407,8 @@ def as_schedule(temperature: Any, name: str = "temperature") -> Callable[[Any], 
     0.1
     """
     if callable(temperature):
-        return temperature
+        schedule: Callable[[Any], Any] = temperature
+        return schedule
     if isinstance(temperature, (str, bytes)):
         raise TypeError(f"`{name}` must be a number >= 0 or a schedule, got {temperature!r}.")
     try:

@@ -13,35 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from thermoscope._validation import check_integer, logit_row
+from thermoscope._typing import Array
+from thermoscope._validation import logit_row
 from thermoscope.core import entropy, softmax
 from thermoscope.sampling.sampler import Sampler
 
-Array = np.ndarray[Any, np.dtype[Any]]
-
-__all__ = ["SamplingSummary", "sampler_for", "summarize_sampling"]
-
-
-def sampler_for(
-    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0
-) -> Sampler:
-    """The :class:`Sampler` of an interactive setting: ``0`` / ``1`` / ``0`` switch a step off.
-
-    ``top_k = 0``, ``top_p = 1`` and ``min_p = 0`` keep every token, so the
-    step is left out; the order is transformers' (temperature first).
-
-    Examples
-    --------
-    >>> [w.name for w in sampler_for(0.7, top_k=0, top_p=0.9).warpers]
-    ['temperature', 'top_p']
-    """
-    k = check_integer(top_k, "top_k", minimum=0)  # 0 is "off" here, so the floor is 0
-    return Sampler.from_options(
-        temperature=temperature,
-        top_k=k if k.ndim or k != 0 else None,
-        top_p=top_p if top_p != 1.0 else None,
-        min_p=min_p if min_p != 0.0 else None,
-    )
+__all__ = ["SamplingSummary", "summarize_sampling"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +40,12 @@ class SamplingSummary:
         Mass of the kept tokens under ``tempered``.
     kept_count : int
     max_probability : float
+
+    Examples
+    --------
+    >>> s = summarize_sampling([2.0, 1.0, 0.5], top_k=1)
+    >>> s.kept_count, s.max_probability, s.entropy
+    (1, 1.0, 0.0)
     """
 
     tempered: Array
@@ -76,6 +59,7 @@ class SamplingSummary:
 
 def summarize_sampling(
     logits: Any,
+    *,
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
@@ -96,6 +80,9 @@ def summarize_sampling(
     min_p : float, default 0.0
         In [0, 1]; 0 switches min-p off.
 
+    The chain is :meth:`Sampler.from_options` of these settings (the one home
+    of the "off" values), in transformers' order: temperature first.
+
     Returns
     -------
     SamplingSummary
@@ -109,7 +96,8 @@ def summarize_sampling(
     (0.8598, 0.7311)
     """
     z = logit_row(logits)
-    warped = sampler_for(temperature, top_k, top_p, min_p).logits(z)
+    sampler = Sampler.from_options(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
+    warped = sampler.logits(z)
     # The sampling distribution is the softmax of the warped logits (Sampler.probs),
     # computed here from the one warped copy.
     probs = np.asarray(softmax(warped), dtype=np.float64)

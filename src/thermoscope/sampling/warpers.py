@@ -38,22 +38,21 @@ array([2., 6., 4., 6.])
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from thermoscope._backend import is_torch
 from thermoscope._temperature import divide
-from thermoscope._validation import (
-    check_fraction,
-    check_integer,
-    check_temperature,
-)
+from thermoscope._typing import Array, FloatArray
+from thermoscope._validation import check_fraction, check_integer, check_temperature
 from thermoscope.sampling import _kernels
 from thermoscope.sampling._input import on_device, prepare, rows_param
 
-Array = np.ndarray[Any, np.dtype[Any]]
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "EntropyTemperature",
@@ -71,7 +70,8 @@ __all__ = [
 def _freeze(arr: Array) -> float | int | Array:
     """A validated parameter as a plain number, or a read-only array copy."""
     if arr.ndim == 0:
-        return arr.tolist()  # a Python number
+        number: float | int = arr.tolist()  # a Python number
+        return number
     out = np.array(arr, copy=True)
     out.flags.writeable = False
     return out
@@ -112,8 +112,18 @@ class Warper(abc.ABC):
     #: Short name used by ``Sampler(order=[...])`` and in the documented orders.
     name: ClassVar[str]
 
+    @overload
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def __call__(self, logits: npt.ArrayLike) -> FloatArray: ...
     def __call__(self, logits: Any) -> Any:
-        """Warp ``logits`` of shape (..., V); numpy, list or torch in, same kind out."""
+        """Warp ``logits`` of shape (..., V); numpy, list or torch in, same kind out.
+
+        Examples
+        --------
+        >>> MinP(0.5)([[0.0, -1.0, -2.0]])
+        array([[  0., -inf, -inf]])
+        """
         rows = prepare(logits)
         if rows.torch:
             import torch
@@ -129,6 +139,12 @@ class Warper(abc.ABC):
         """Warp validated rows ``z`` of shape (B, V); ``batch_shape`` sizes per-row parameters.
 
         ``z`` is a numpy array or a torch tensor; the result is of the same kind.
+
+        Examples
+        --------
+        >>> TopK(1).apply(np.array([[1.0, 2.0], [4.0, 3.0]]), (2,))
+        array([[-inf,   2.],
+               [  4., -inf]])
         """
 
 
@@ -138,16 +154,18 @@ class Temperature(Warper):
 
     Parameters
     ----------
-    t : float or array_like
-        Temperature >= 0, one value or one per row. Typical values: 0.2-0.5
-        for code, 0.7-1.0 for chat, 1.0-1.5 for creative text. ``t = 0`` is
-        the greedy limit (uniform over the maximal logits, all others
-        removed), ``t = inf`` is uniform over the finite logits.
+    temperature : float or array_like
+        ``T >= 0``, one value or one per row. Typical values: 0.2-0.5 for
+        code, 0.7-1.0 for chat, 1.0-1.5 for creative text. ``T = 0`` is the
+        greedy limit (uniform over the maximal logits, all others removed),
+        ``T = inf`` is uniform over the finite logits.
 
     Notes
     -----
-    Unlike transformers' ``TemperatureLogitsWarper``, ``t = 0`` is allowed and
-    means greedy instead of raising. Errors name the argument ``temperature``.
+    Unlike transformers' ``TemperatureLogitsWarper``, ``T = 0`` is allowed and
+    means greedy instead of raising. Each warper's parameter has the name of
+    its ``Sampler.from_options`` option, so an error names the argument typed
+    either way.
 
     Examples
     --------
@@ -158,14 +176,15 @@ class Temperature(Warper):
     array([-inf,   0.,   0.])
     """
 
-    t: float | Array
+    temperature: float | Array
     name: ClassVar[str] = "temperature"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "t", _freeze(check_temperature(self.t, "temperature")))
+        t = _freeze(check_temperature(self.temperature, "temperature"))
+        object.__setattr__(self, "temperature", t)
 
     def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
-        return divide(z, rows_param(self.t, batch_shape, "temperature"))
+        return divide(z, rows_param(self.temperature, batch_shape, "temperature"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,7 +193,7 @@ class TopK(Warper):
 
     Parameters
     ----------
-    k : int or array_like of int
+    top_k : int or array_like of int
         Number of tokens to keep, >= 1; capped at the vocabulary size.
         Typical values: 5-100 (transformers' default is 50).
     min_tokens_to_keep : int, default 1
@@ -187,17 +206,17 @@ class TopK(Warper):
     array([-inf,   2.,   1., -inf])
     """
 
-    k: int | Array
-    min_tokens_to_keep: int = 1
+    top_k: int | Array
+    min_tokens_to_keep: int = field(default=1, kw_only=True)
     name: ClassVar[str] = "top_k"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
-        object.__setattr__(self, "k", _freeze(check_integer(self.k, "top_k")))
+        object.__setattr__(self, "top_k", _freeze(check_integer(self.top_k, "top_k")))
 
     def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
         K = _kernels_for(z)
-        k = np.maximum(rows_param(self.k, batch_shape, "top_k"), self.min_tokens_to_keep)
+        k = np.maximum(rows_param(self.top_k, batch_shape, "top_k"), self.min_tokens_to_keep)
         return K.apply_threshold(z, K.kth_largest(z, k))
 
 
@@ -206,20 +225,21 @@ class TopP(Warper):
     """Nucleus sampling: keep the most likely tokens until their mass reaches ``p``.
 
     A token is kept when the probability mass of the tokens strictly more
-    likely than it is below ``p``; ties with the last kept token are kept.
+    likely than it is below ``top_p``; ties with the last kept token are kept.
 
     Parameters
     ----------
-    p : float or array_like
-        Nucleus mass in (0, 1]. Typical values 0.8-0.95; ``p = 1`` keeps
+    top_p : float or array_like
+        Nucleus mass in (0, 1]. Typical values 0.8-0.95; ``top_p = 1`` keeps
         every finite token.
     min_tokens_to_keep : int, default 1
+        At least this many of the most likely tokens (and their ties) are kept.
 
     Notes
     -----
     transformers removes a token when the ascending cumulative mass up to and
     including it is ``<= 1 - p``; that is the same set away from ties. With
-    ``p = 1`` transformers also drops tokens whose float32 probability
+    ``top_p = 1`` transformers also drops tokens whose float32 probability
     underflows to 0; thermoscope keeps them.
 
     Examples
@@ -230,35 +250,36 @@ class TopP(Warper):
     array([ True,  True, False, False])
     """
 
-    p: float | Array
-    min_tokens_to_keep: int = 1
+    top_p: float | Array
+    min_tokens_to_keep: int = field(default=1, kw_only=True)
     name: ClassVar[str] = "top_p"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
-        object.__setattr__(self, "p", _freeze(check_fraction(self.p, "top_p")))
+        object.__setattr__(self, "top_p", _freeze(check_fraction(self.top_p, "top_p")))
 
     def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
         K = _kernels_for(z)
-        thr = K.top_p_threshold(z, rows_param(self.p, batch_shape, "top_p"))
+        thr = K.top_p_threshold(z, rows_param(self.top_p, batch_shape, "top_p"))
         return K.apply_threshold(z, K.floor_threshold(z, thr, self.min_tokens_to_keep))
 
 
 @dataclass(frozen=True, eq=False)
 class MinP(Warper):
-    """Keep tokens at least ``p`` times as likely as the most likely token.
+    """Keep tokens at least ``min_p`` times as likely as the most likely token.
 
     Parameters
     ----------
-    p : float or array_like
+    min_p : float or array_like
         In [0, 1]. Typical values 0.01-0.2, about as selective as ``top_p``
-        0.99-0.8; ``p = 0`` keeps every token.
+        0.99-0.8; ``min_p = 0`` keeps every token.
     min_tokens_to_keep : int, default 1
+        At least this many of the most likely tokens (and their ties) are kept.
 
     Notes
     -----
-    Decided in log space (``z >= max(z) + log(p)``), the same condition as
-    transformers' ``probs >= p * max(probs)``.
+    Decided in log space (``z >= max(z) + log(min_p)``), the same condition as
+    transformers' ``probs >= min_p * max(probs)``.
 
     Examples
     --------
@@ -268,17 +289,18 @@ class MinP(Warper):
     array([ True,  True,  True, False])
     """
 
-    p: float | Array
-    min_tokens_to_keep: int = 1
+    min_p: float | Array
+    min_tokens_to_keep: int = field(default=1, kw_only=True)
     name: ClassVar[str] = "min_p"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
-        object.__setattr__(self, "p", _freeze(check_fraction(self.p, "min_p", low_open=False)))
+        p = _freeze(check_fraction(self.min_p, "min_p", low_open=False))
+        object.__setattr__(self, "min_p", p)
 
     def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
         K = _kernels_for(z)
-        thr = K.min_p_threshold(z, rows_param(self.p, batch_shape, "min_p"))
+        thr = K.min_p_threshold(z, rows_param(self.min_p, batch_shape, "min_p"))
         return K.apply_threshold(z, K.floor_threshold(z, thr, self.min_tokens_to_keep))
 
 
@@ -287,12 +309,12 @@ class Typical(Warper):
     """Locally typical sampling: keep tokens whose surprise is close to the entropy.
 
     Tokens are ranked by ``|-log p_i - H|`` and the smallest prefix of that
-    ranking with mass >= ``p`` is kept (Meister et al., 2022), as in
+    ranking with mass >= ``typical_p`` is kept (Meister et al., 2022), as in
     transformers' ``TypicalLogitsWarper``. The most likely token can be removed.
 
     Parameters
     ----------
-    p : float or array_like
+    typical_p : float or array_like
         Typical mass in (0, 1]; typical values 0.2-0.95.
     min_tokens_to_keep : int, default 1
         At least this many of the most *typical* tokens are kept (as in
@@ -306,27 +328,28 @@ class Typical(Warper):
     array([False,  True,  True,  True])
     """
 
-    p: float | Array
-    min_tokens_to_keep: int = 1
+    typical_p: float | Array
+    min_tokens_to_keep: int = field(default=1, kw_only=True)
     name: ClassVar[str] = "typical"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
-        object.__setattr__(self, "p", _freeze(check_fraction(self.p, "typical_p")))
+        p = _freeze(check_fraction(self.typical_p, "typical_p"))
+        object.__setattr__(self, "typical_p", p)
 
     def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
         K = _kernels_for(z)
-        mass = rows_param(self.p, batch_shape, "typical_p")
+        mass = rows_param(self.typical_p, batch_shape, "typical_p")
         return K.apply_mask(z, K.typical_mask(z, mass, self.min_tokens_to_keep))
 
 
 @dataclass(frozen=True, eq=False)
 class Epsilon(Warper):
-    """Epsilon sampling: keep tokens with probability >= ``eps`` (Hewitt et al., 2022).
+    """Epsilon sampling: keep tokens with probability >= ``epsilon`` (Hewitt et al., 2022).
 
     Parameters
     ----------
-    eps : float or array_like
+    epsilon : float or array_like
         In (0, 1]; the paper suggests 3e-4 to 9e-4.
     min_tokens_to_keep : int, default 1
         If fewer tokens pass, the most likely ones (and ties) are kept.
@@ -339,17 +362,17 @@ class Epsilon(Warper):
     array([ True,  True,  True, False])
     """
 
-    eps: float | Array
-    min_tokens_to_keep: int = 1
+    epsilon: float | Array
+    min_tokens_to_keep: int = field(default=1, kw_only=True)
     name: ClassVar[str] = "epsilon"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
-        object.__setattr__(self, "eps", _freeze(check_fraction(self.eps, "epsilon")))
+        object.__setattr__(self, "epsilon", _freeze(check_fraction(self.epsilon, "epsilon")))
 
     def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
         K = _kernels_for(z)
-        keep = K.epsilon_mask(z, rows_param(self.eps, batch_shape, "epsilon"))
+        keep = K.epsilon_mask(z, rows_param(self.epsilon, batch_shape, "epsilon"))
         none = on_device(np.full(z.shape[0], np.inf), z)
         floor = K.floor_threshold(z, none, self.min_tokens_to_keep)
         return K.apply_mask(z, keep | (z >= floor[:, None]))
@@ -357,21 +380,21 @@ class Epsilon(Warper):
 
 @dataclass(frozen=True, eq=False)
 class TopNSigma(Warper):
-    """Top-nσ (Tang et al., 2024): keep logits within ``n`` standard deviations of the max.
+    """Top-nσ (Tang et al., 2024): keep logits within ``top_n_sigma`` std devs of the max.
 
-    Keeps ``z >= max(z) - n * std(z)``, the mean and (population) standard
+    Keeps ``z >= max(z) - top_n_sigma * std(z)``, the mean and (population) standard
     deviation taken over the finite logits, as llama.cpp's ``top_n_sigma``.
     The kept set does not depend on the temperature.
 
     Parameters
     ----------
-    n : float or array_like
-        >= 0; typical values 0.5-2 (the paper uses 1). ``n = 0`` keeps only
-        the maximal logits; ``n = inf`` keeps every finite logit.
+    top_n_sigma : float or array_like
+        >= 0; typical values 0.5-2 (the paper uses 1). ``0`` keeps only the
+        maximal logits; ``inf`` keeps every finite logit.
 
     Notes
     -----
-    llama.cpp treats ``n <= 0`` as "disabled"; here ``n = 0`` is the greedy
+    llama.cpp treats ``n <= 0`` as "disabled"; here ``0`` is the greedy
     limit and negative values are an error. Computed in float64.
 
     Examples
@@ -381,17 +404,17 @@ class TopNSigma(Warper):
     array([ 3. ,  2.5, -inf, -inf])
     """
 
-    n: float | Array
+    top_n_sigma: float | Array
     name: ClassVar[str] = "top_n_sigma"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "n", _freeze(check_temperature(self.n, "top_n_sigma")))
+        n = _freeze(check_temperature(self.top_n_sigma, "top_n_sigma"))
+        object.__setattr__(self, "top_n_sigma", n)
 
     def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
         K = _kernels_for(z)
-        return K.apply_threshold(
-            z, K.top_n_sigma_threshold(z, rows_param(self.n, batch_shape, "top_n_sigma"))
-        )
+        n = rows_param(self.top_n_sigma, batch_shape, "top_n_sigma")
+        return K.apply_threshold(z, K.top_n_sigma_threshold(z, n))
 
 
 @dataclass(frozen=True, eq=False)
@@ -428,7 +451,7 @@ class EntropyTemperature(Warper):
 
     min_t: float | Array
     max_t: float | Array
-    exponent: float | Array = 1.0
+    exponent: float | Array = field(default=1.0, kw_only=True)
     name: ClassVar[str] = "entropy_temperature"
 
     def __post_init__(self) -> None:

@@ -1,124 +1,29 @@
 /*
  * The explorer page: inputs -> state -> URL, and state -> bars and numbers.
- * All sampling arithmetic is in sampling.js (ThermoscopeMath); the server is
- * asked only for a model's next-token logits and for sampled continuations.
+ * All sampling arithmetic is in sampling.js (ThermoscopeMath), the state, its
+ * controls and its URL in state.js (ThermoscopeState); the server is asked
+ * only for a model's next-token logits, seeded draws and sampled continuations.
  */
 (function () {
   "use strict";
   const M = window.ThermoscopeMath;
+  const S = window.ThermoscopeState;
   const MAX_BARS = { logits: 60, model: 40 };
   const $ = (id) => document.getElementById(id);
 
-  const info = { presets: [], limits: { max_logits: 4096, max_new_tokens: 200 }, model: null };
-  const state = {
-    mode: "logits",
-    logitsText: "",
-    labelsText: "",
-    prompt: "",
-    temperature: 1,
-    topK: 0,
-    topP: 1,
-    minP: 0,
-    maxNewTokens: 40,
-    seed: 0,
-  };
+  const info = { examples: [], limits: { max_logits: 4096, max_new_tokens: 200 }, model: null };
+  const state = S.initialState();
+  const controls = S.CONTROLS;
   // The vector on screen: its logits and a label for each token (labelOf(i)).
   let vector = null;
   let modelVector = null;
   // The last draws from the server, shown while the vector and setting they were drawn for are.
   let draws = null;
 
-  const controls = {
-    temperature: {
-      slider: "temperature-slider",
-      box: "temperature",
-      key: "t",
-      parse(v) {
-        const x = Number(v);
-        if (v === "" || !Number.isFinite(x) || x < 0) throw new Error("`temperature` must be a number >= 0.");
-        return x;
-      },
-    },
-    topK: {
-      slider: "top-k-slider",
-      box: "top-k",
-      key: "k",
-      parse(v) {
-        const x = Number(v);
-        if (v === "" || !Number.isInteger(x) || x < 0) throw new Error("`top-k` must be an integer >= 0 (0 = off).");
-        return x;
-      },
-    },
-    topP: {
-      slider: "top-p-slider",
-      box: "top-p",
-      key: "p",
-      parse(v) {
-        const x = Number(v);
-        if (v === "" || !Number.isFinite(x) || x <= 0 || x > 1) throw new Error("`top-p` must be in (0, 1] (1 = off).");
-        return x;
-      },
-    },
-    minP: {
-      slider: "min-p-slider",
-      box: "min-p",
-      key: "minp",
-      parse(v) {
-        const x = Number(v);
-        if (v === "" || !Number.isFinite(x) || x < 0 || x > 1) throw new Error("`min-p` must be in [0, 1] (0 = off).");
-        return x;
-      },
-    },
-  };
-
   function setStatus(text, isError) {
     const el = $("status");
     el.textContent = text || "";
     el.classList.toggle("error", Boolean(isError));
-  }
-
-  // -- URL state ---------------------------------------------------------------
-
-  function writeUrl() {
-    const q = new URLSearchParams();
-    q.set("mode", state.mode);
-    if (state.mode === "logits") {
-      q.set("logits", state.logitsText);
-      if (state.labelsText) q.set("labels", state.labelsText);
-    } else {
-      q.set("prompt", state.prompt);
-      q.set("n", String(state.maxNewTokens));
-      q.set("seed", String(state.seed));
-    }
-    for (const c of Object.values(controls)) q.set(c.key, String(state[keyOf(c)]));
-    history.replaceState(null, "", `${location.pathname}?${q.toString()}`);
-  }
-
-  function keyOf(control) {
-    return Object.keys(controls).find((k) => controls[k] === control);
-  }
-
-  // Read the state from the URL; returns what it had to ignore.
-  function readUrl() {
-    const ignored = [];
-    const q = new URLSearchParams(location.search);
-    if (q.get("mode") === "model") state.mode = "model";
-    if (q.has("logits")) state.logitsText = q.get("logits");
-    if (q.has("labels")) state.labelsText = q.get("labels");
-    if (q.has("prompt")) state.prompt = q.get("prompt");
-    for (const [name, c] of Object.entries(controls)) {
-      if (!q.has(c.key)) continue;
-      try {
-        state[name] = c.parse(q.get(c.key));
-      } catch (err) {
-        ignored.push(`Ignored the link's ${c.key}: ${err.message}`);
-      }
-    }
-    const n = Number(q.get("n"));
-    if (Number.isInteger(n) && n >= 1) state.maxNewTokens = n;
-    const seed = Number(q.get("seed"));
-    if (q.has("seed") && Number.isInteger(seed) && seed >= 0) state.seed = seed;
-    return ignored;
   }
 
   // -- vectors -------------------------------------------------------------------
@@ -258,7 +163,7 @@
     refreshVector();
     fitTopK();
     render();
-    writeUrl();
+    S.writeUrl(state);
   }
 
   // -- server calls ------------------------------------------------------------------
@@ -317,10 +222,7 @@
     try {
       const data = await postJson("/api/draw", {
         logits: vector.logits.map((v) => (v === -Infinity ? null : v)),
-        temperature: state.temperature,
-        top_k: state.topK,
-        top_p: state.topP,
-        min_p: state.minP,
+        ...S.apiSetting(state),
         n,
         seed,
       });
@@ -347,10 +249,7 @@
     try {
       const data = await postJson("/api/sample", {
         prompt: state.prompt,
-        temperature: state.temperature,
-        top_k: state.topK,
-        top_p: state.topP,
-        min_p: state.minP,
+        ...S.apiSetting(state),
         max_new_tokens: state.maxNewTokens,
         seed: state.seed,
       });
@@ -410,20 +309,20 @@
     });
   }
 
-  function fillPresets() {
-    const select = $("preset");
+  function fillExamples() {
+    const select = $("example");
     const custom = document.createElement("option");
     custom.value = "";
     custom.textContent = "(your own logits)";
     select.append(custom);
-    for (const p of info.presets) {
+    for (const p of info.examples) {
       const o = document.createElement("option");
       o.value = p.name;
       o.textContent = `${p.name}: ${p.description}`;
       select.append(o);
     }
     select.addEventListener("change", () => {
-      const p = info.presets.find((x) => x.name === select.value);
+      const p = info.examples.find((x) => x.name === select.value);
       if (!p) return;
       state.logitsText = p.logits.join(", ");
       state.labelsText = p.labels.join(", ");
@@ -435,8 +334,8 @@
     });
   }
 
-  // The preset the inputs hold, compared as numbers and trimmed labels.
-  function matchPreset() {
+  // The example the inputs hold, compared as numbers and trimmed labels.
+  function matchExample() {
     const words = (text) => text.split(",").map((s) => s.trim()).filter((s) => s !== "");
     let z = null;
     try {
@@ -445,14 +344,14 @@
       z = null;
     }
     const labels = words(state.labelsText);
-    const p = info.presets.find(
+    const p = info.examples.find(
       (x) =>
         z !== null &&
         x.logits.length === z.length &&
         x.logits.every((v, i) => v === z[i]) &&
         x.labels.join("\u0000") === labels.join("\u0000"),
     );
-    $("preset").value = p ? p.name : "";
+    $("example").value = p ? p.name : "";
   }
 
   async function start() {
@@ -462,13 +361,13 @@
     } catch (err) {
       setStatus(`Could not reach the server: ${err.message}`, true);
     }
-    fillPresets();
-    if (info.presets.length > 0) {
-      state.logitsText = info.presets[0].logits.join(", ");
-      state.labelsText = info.presets[0].labels.join(", ");
+    fillExamples();
+    if (info.examples.length > 0) {
+      state.logitsText = info.examples[0].logits.join(", ");
+      state.labelsText = info.examples[0].labels.join(", ");
     }
     state.prompt = "import os\nimport";
-    const ignored = readUrl();
+    const ignored = S.readUrl(state);
     $("model-name").textContent = info.model ? `(${info.model})` : "(no model on this server)";
     if (!info.model) {
       // A server started with --no-model: logits mode only.
@@ -485,24 +384,24 @@
     $("prompt").value = state.prompt;
     $("max-new-tokens").value = String(state.maxNewTokens);
     $("seed").value = String(state.seed);
-    matchPreset();
+    matchExample();
 
     for (const [name, c] of Object.entries(controls)) wireControl(name, c);
     $("logits-input").addEventListener("input", (e) => {
       state.logitsText = e.target.value;
-      matchPreset();
+      matchExample();
       refreshVector();
       syncControls();
       update();
     });
     $("labels-input").addEventListener("input", (e) => {
       state.labelsText = e.target.value;
-      matchPreset();
+      matchExample();
       update();
     });
     $("prompt").addEventListener("input", (e) => {
       state.prompt = e.target.value;
-      writeUrl();
+      S.writeUrl(state);
       const stale = modelVector !== null && modelVector.prompt !== state.prompt;
       setStatus(
         stale ? "The bars show the previous prompt: press “Next-token distribution” (or Ctrl+Enter)." : "",
@@ -514,12 +413,12 @@
     $("max-new-tokens").addEventListener("input", (e) => {
       const n = Number(e.target.value);
       if (Number.isInteger(n) && n >= 1) state.maxNewTokens = n;
-      writeUrl();
+      S.writeUrl(state);
     });
     $("seed").addEventListener("input", (e) => {
       const n = Number(e.target.value);
       if (Number.isInteger(n) && n >= 0) state.seed = n;
-      writeUrl();
+      S.writeUrl(state);
     });
     $("fetch-logits").addEventListener("click", fetchLogits);
     $("sample-button").addEventListener("click", sampleContinuation);

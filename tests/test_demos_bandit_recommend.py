@@ -1,4 +1,4 @@
-"""The exploration and recommendation demos and their commands (quick modes).
+"""The bandit (Boltzmann exploration) and recommendation demos, and ``demo NAME`` (quick modes).
 
 Figures are checked through their plotted data, never their pixels.
 """
@@ -15,16 +15,14 @@ import sys
 import numpy as np
 import pytest
 
-from thermoscope.cli import explore_demo as explore_command
-from thermoscope.cli import recommend_demo as recommend_command
-from thermoscope.cli._args import CommandParser
-from thermoscope.demos.exploration import (
-    ExplorationData,
-    exploration_data,
-    exploration_demo,
-    exploration_figure,
-    exploration_policies,
-    exploration_table,
+from thermoscope.cli import build_parser
+from thermoscope.demos.bandit import (
+    BanditData,
+    bandit_data,
+    bandit_demo,
+    bandit_figure,
+    bandit_policies,
+    bandit_table,
 )
 from thermoscope.demos.recommend import (
     HEAD_FRACTION,
@@ -40,8 +38,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def explore() -> ExplorationData:
-    return exploration_data(seed=0, quick=True)
+def bandit() -> BanditData:
+    return bandit_data(seed=0, quick=True)
 
 
 @pytest.fixture(scope="module")
@@ -63,28 +61,28 @@ def table_rows(text: str) -> dict[str, list[str]]:
     return out
 
 
-# --- exploration -------------------------------------------------------------------------------
+# --- bandit -------------------------------------------------------------------------------
 
 
-def test_exploration_curves_are_the_simulator_s(explore: ExplorationData) -> None:
-    assert (explore.n_arms, explore.n_steps, explore.n_runs) == (10, 300, 200)
-    labels = [c.label for c in explore.curves]
-    assert labels == [label for label, _, _ in exploration_policies(300)]
-    for c in explore.curves[::4]:
-        r = run_bandit(c.policy, 10, 300, 200, 0)
+def test_bandit_curves_are_the_simulator_s(bandit: BanditData) -> None:
+    assert (bandit.n_arms, bandit.n_steps, bandit.n_runs) == (10, 300, 200)
+    labels = [c.label for c in bandit.curves]
+    assert labels == [label for label, _, _ in bandit_policies(300)]
+    for c in bandit.curves[::4]:
+        r = run_bandit(c.policy, n_arms=10, n_steps=300, n_runs=200, rng=0)
         np.testing.assert_array_equal(c.mean_regret, r.mean_regret)
         np.testing.assert_array_equal(c.optimal_rate, r.optimal_rate)
 
 
-def test_exploration_figure_plots_the_computed_curves(explore: ExplorationData) -> None:
-    fig = exploration_figure(explore)
+def test_bandit_figure_plots_the_computed_curves(bandit: BanditData) -> None:
+    fig = bandit_figure(bandit)
     regret_ax, temp_ax = fig.axes
     lines = {line.get_label(): line for line in regret_ax.lines}
-    assert set(lines) == {c.label for c in explore.curves}
-    for c in explore.curves:
+    assert set(lines) == {c.label for c in bandit.curves}
+    for c in bandit.curves:
         np.testing.assert_array_equal(lines[c.label].get_xdata(), np.arange(1, 301))
         np.testing.assert_allclose(lines[c.label].get_ydata(), c.mean_regret)
-    schedules = [c for c in explore.curves if c.kind == "schedule"]
+    schedules = [c for c in bandit.curves if c.kind == "schedule"]
     assert [line.get_label() for line in temp_ax.lines] == [c.label for c in schedules]
     for line, c in zip(temp_ax.lines, schedules, strict=True):
         assert isinstance(c.policy, BoltzmannPolicy)
@@ -92,10 +90,10 @@ def test_exploration_figure_plots_the_computed_curves(explore: ExplorationData) 
         np.testing.assert_allclose(line.get_ydata(), expected)
 
 
-def test_exploration_table_shows_the_computed_numbers(explore: ExplorationData) -> None:
-    rows = table_rows(exploration_table(explore))
-    assert set(rows) == {c.label for c in explore.curves}
-    for c in explore.curves:
+def test_bandit_table_shows_the_computed_numbers(bandit: BanditData) -> None:
+    rows = table_rows(bandit_table(bandit))
+    assert set(rows) == {c.label for c in bandit.curves}
+    for c in bandit.curves:
         early, final, sem, optimal = map(float, rows[c.label])
         assert early == pytest.approx(c.mean_regret[29], abs=5e-5)
         assert final == pytest.approx(c.mean_regret[-1], abs=5e-5)
@@ -103,26 +101,26 @@ def test_exploration_table_shows_the_computed_numbers(explore: ExplorationData) 
         assert optimal == pytest.approx(100 * c.optimal_rate[-30:].mean(), abs=5e-5)
 
 
-def test_exploration_demo_writes_its_table_and_plot(
-    tmp_path: pathlib.Path, explore: ExplorationData
-) -> None:
-    text = exploration_demo(tmp_path / "out", seed=0, quick=True)
-    assert exploration_table(explore) in text  # same seed, same numbers
-    saved = (tmp_path / "out" / "exploration.txt").read_text()
+def test_bandit_demo_writes_its_table_and_plot(tmp_path: pathlib.Path, bandit: BanditData) -> None:
+    text = bandit_demo(tmp_path / "out", seed=0, quick=True)
+    assert bandit_table(bandit) in text  # same seed, same numbers
+    saved = (tmp_path / "out" / "bandit.txt").read_text()
     assert saved == text.split("\n\nwrote ")[0] + "\n"
-    assert (tmp_path / "out" / "exploration_regret.png").read_bytes().startswith(PNG_MAGIC)
-    assert f"wrote {tmp_path / 'out' / 'exploration_regret.png'}" in text
+    assert (tmp_path / "out" / "bandit_regret.png").read_bytes().startswith(PNG_MAGIC)
+    assert f"wrote {tmp_path / 'out' / 'bandit_regret.png'}" in text
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "exploration.txt",
-        "exploration_regret.png",
+        "bandit.txt",
+        "bandit_regret.png",
     ]  # no temporary files left behind
-    best = min(explore.curves, key=lambda c: c.mean_regret[-1])
+    best = min(bandit.curves, key=lambda c: c.mean_regret[-1])
     assert f"({best.mean_regret[-1]:.1f})" in text
 
 
-def test_exploration_demo_rejects_a_bad_seed() -> None:
+def test_bandit_demo_rejects_a_bad_seed() -> None:
     with pytest.raises(ValueError, match=r"`seed` must be an integer >= 0, got -2\."):
-        exploration_demo(seed=-2, quick=True)
+        bandit_demo(seed=-2, quick=True)
+    with pytest.raises(ValueError, match=r"`seed` must be an integer >= 0, got -2\."):
+        recommend_demo(seed=-2, quick=True)
 
 
 # --- recommendation ----------------------------------------------------------------------------
@@ -189,48 +187,40 @@ def test_recommend_demo_writes_its_table_and_plot(
 # --- commands ----------------------------------------------------------------------------------
 
 
-def parser() -> CommandParser:
-    p = CommandParser(prog="thermoscope")
-    sub = p.add_subparsers(dest="command", parser_class=CommandParser)
-    explore_command.register(sub)
-    recommend_command.register(sub)
-    return p
-
-
 def run_command(argv: list[str]) -> str:
-    args: argparse.Namespace = parser().parse_args(argv)
+    args: argparse.Namespace = build_parser().parse_args(argv)
     return args.run(args)
 
 
-def test_explore_demo_command(tmp_path: pathlib.Path, explore: ExplorationData) -> None:
-    text = run_command(["explore-demo", "--out", str(tmp_path), "--quick"])
-    assert exploration_table(explore) in text
-    assert (tmp_path / "exploration_regret.png").is_file()
+def test_bandit_demo_command(tmp_path: pathlib.Path, bandit: BanditData) -> None:
+    text = run_command(["demo", "bandit", "--out", str(tmp_path), "--quick"])
+    assert bandit_table(bandit) in text
+    assert (tmp_path / "bandit_regret.png").is_file()
 
 
 def test_recommend_demo_command(tmp_path: pathlib.Path, rec: RecommendData) -> None:
-    text = run_command(["recommend-demo", "--out", str(tmp_path / "new" / "dir"), "--quick"])
+    text = run_command(["demo", "recommend", "--out", str(tmp_path / "new" / "dir"), "--quick"])
     assert recommend_table(rec) in text
     assert (tmp_path / "new" / "dir" / "recommend.txt").is_file()
 
 
 def test_command_defaults() -> None:
-    args = parser().parse_args(["explore-demo"])
-    assert (args.out, args.seed, args.quick) == (pathlib.Path("out"), 0, False)
+    args = build_parser().parse_args(["demo", "bandit"])
+    assert (args.name, args.out, args.seed, args.quick) == ("bandit", pathlib.Path("out"), 0, False)
 
 
-@pytest.mark.parametrize("command", ["explore-demo", "recommend-demo"])
+@pytest.mark.parametrize("name", ["bandit", "recommend"])
 def test_command_errors_are_one_line(
-    command: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+    name: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(ValueError, match=r"`--seed` must be an integer >= 0, got -1\."):
-        run_command([command, "--seed", "-1", "--out", str(tmp_path), "--quick"])
+        run_command(["demo", name, "--seed", "-1", "--out", str(tmp_path), "--quick"])
     a_file = tmp_path / "taken"
     a_file.write_text("x")
     with pytest.raises(ValueError, match="`--out` must be a folder, got an existing file"):
-        run_command([command, "--out", str(a_file), "--quick"])
+        run_command(["demo", name, "--out", str(a_file), "--quick"])
     with pytest.raises(SystemExit) as info:
-        parser().parse_args([command, "--seed", "abc"])
+        build_parser().parse_args(["demo", name, "--seed", "abc"])
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
@@ -240,8 +230,8 @@ def test_command_errors_are_one_line(
 def test_importing_the_modules_loads_no_heavy_backend() -> None:
     code = (
         "import sys, thermoscope.rl, thermoscope.recommend, thermoscope.sampling.schedules, "
-        "thermoscope.demos.exploration, thermoscope.demos.recommend, "
-        "thermoscope.cli.explore_demo, thermoscope.cli.recommend_demo; "
+        "thermoscope.demos, thermoscope.demos.bandit, thermoscope.demos.recommend, "
+        "thermoscope.cli.demo; "
         "print(sorted(m for m in ('torch', 'matplotlib', 'sklearn', 'transformers', 'dask') "
         "if m in sys.modules))"
     )

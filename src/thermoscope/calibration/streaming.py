@@ -11,7 +11,7 @@ float64 summation order (integer counts are exact).
 Equal-mass (``"quantile"``) bins cannot be streamed exactly: their edges are
 percentiles of *all* confidences. For them, compute the confidences in a first
 pass (``N`` floats) and call the in-memory functions, or use Dask
-(:mod:`thermoscope.calibration.distributed`), which does exactly that.
+(:mod:`thermoscope.calibration.dask`), which does exactly that.
 """
 
 from __future__ import annotations
@@ -21,62 +21,26 @@ from typing import Any
 
 import numpy as np
 
-from thermoscope._backend import is_torch
-from thermoscope.calibration.metrics import (
+from thermoscope._progress import progress_bar
+from thermoscope._typing import Array
+from thermoscope.calibration._binning import BinSums, uniform_edges
+from thermoscope.calibration._chunks import chunk_state
+from thermoscope.calibration._inputs import (
     STRATEGIES,
-    BinSums,
-    CalibrationSummary,
-    bin_sums,
-    brier_terms,
     check_choice,
+    check_from_logits,
     check_n_bins,
-    n_correct,
-    prepare,
-    top_label,
-    uniform_edges,
+    check_scaling_temperature,
 )
+from thermoscope.calibration._results import CalibrationSummary
 
 __all__ = ["CalibrationAccumulator", "accumulate_npy"]
 
 
-def chunk_state(
-    probs: Any, labels: Any, edges: np.ndarray, from_logits: bool, temperature: float = 1.0
-) -> tuple[BinSums, int, int, float, float, bool, int]:
-    """Sums of one chunk: (bin sums, n, n_correct, nll sum, brier sum, binary, n_classes).
-
-    A torch chunk is reduced to these sums on its device; only the sums come
-    to the host (the accumulator's state), through ``to_numpy``.
-    """
-    if is_torch(probs):
-        from thermoscope.calibration import _torch_metrics as native
-
-        return native.chunk_sums(probs, labels, edges, from_logits, temperature)
-    batch = prepare(probs, labels, from_logits, temperature)
-    conf, hit = top_label(batch)
-    return (
-        bin_sums(conf, hit, edges),
-        int(batch.labels.shape[0]),
-        n_correct(batch),
-        float(-np.sum(batch.log_true())),
-        float(np.sum(brier_terms(batch))),
-        batch.binary,
-        batch.n_classes,
-    )
-
-
 def _check_temperature(temperature: Any, from_logits: bool) -> float:
-    try:
-        t = float(temperature)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"`temperature` must be a finite number > 0, got {temperature!r}."
-        ) from None
-    if not np.isfinite(t) or t <= 0:
-        raise ValueError(f"`temperature` must be a finite number > 0, got {t!r}.")
-    if t != 1.0 and not from_logits:
-        raise ValueError(
-            f"`temperature` must be 1.0 unless `from_logits=True` (it divides logits), got {t!r}."
-        )
+    t = check_scaling_temperature(temperature, from_logits, None)
+    if not isinstance(t, float):
+        raise TypeError(f"`temperature` must be a finite number > 0, got {temperature!r}.")
     return t
 
 
@@ -106,7 +70,7 @@ class CalibrationAccumulator:
     Examples
     --------
     >>> import numpy as np
-    >>> from thermoscope.calibration.accumulator import CalibrationAccumulator
+    >>> from thermoscope.calibration import CalibrationAccumulator
     >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
     >>> labels = np.array([0, 1, 1, 1])
     >>> acc = CalibrationAccumulator(n_bins=5)
@@ -119,6 +83,7 @@ class CalibrationAccumulator:
 
     def __init__(
         self,
+        *,
         n_bins: int = 15,
         n_classes: int | None = None,
         strategy: str = "uniform",
@@ -138,11 +103,9 @@ class CalibrationAccumulator:
             or n_classes < 2
         ):
             raise ValueError(f"`n_classes` must be None or an integer >= 2, got {n_classes!r}.")
-        if not isinstance(from_logits, (bool, np.bool_)):
-            raise TypeError(f"`from_logits` must be True or False, got {from_logits!r}.")
         self.n_classes = None if n_classes is None else int(n_classes)
         self.strategy = strategy
-        self.from_logits = bool(from_logits)
+        self.from_logits = check_from_logits(from_logits)
         self._edges = uniform_edges(self.n_bins)
         self._sums = BinSums(
             np.zeros(self.n_bins, dtype=np.int64), np.zeros(self.n_bins), np.zeros(self.n_bins)
@@ -174,7 +137,9 @@ class CalibrationAccumulator:
                 f"`probs` must have n_classes={self.n_classes} columns, got {n_classes}."
             )
 
-    def update(self, probs: Any, labels: Any, temperature: float = 1.0) -> CalibrationAccumulator:
+    def update(
+        self, probs: Any, labels: Any, *, temperature: float = 1.0
+    ) -> CalibrationAccumulator:
         """Add one chunk of probabilities (or logits) and labels; return ``self``.
 
         Parameters
@@ -191,7 +156,7 @@ class CalibrationAccumulator:
 
         Examples
         --------
-        >>> from thermoscope.calibration.accumulator import CalibrationAccumulator
+        >>> from thermoscope.calibration import CalibrationAccumulator
         >>> acc = CalibrationAccumulator(n_bins=2, from_logits=True)
         >>> round(acc.update([[2.0, 0.0]], [0], temperature=2.0).compute().nll, 4)
         0.3133
@@ -221,7 +186,7 @@ class CalibrationAccumulator:
 
         Examples
         --------
-        >>> from thermoscope.calibration.accumulator import CalibrationAccumulator
+        >>> from thermoscope.calibration import CalibrationAccumulator
         >>> a = CalibrationAccumulator(n_bins=4).update([[0.9, 0.1]], [0])
         >>> b = CalibrationAccumulator(n_bins=4).update([[0.3, 0.7]], [0])
         >>> round(a.merge(b).compute().ece, 4)
@@ -262,7 +227,7 @@ class CalibrationAccumulator:
         )
 
 
-def _load_npy(path: Any, name: str) -> np.ndarray:
+def _load_npy(path: Any, name: str) -> Array:
     try:
         arr = np.load(os.fspath(path), mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
@@ -321,7 +286,7 @@ def accumulate_npy(
     Examples
     --------
     >>> import numpy as np, tempfile, os
-    >>> from thermoscope.calibration.accumulator import accumulate_npy
+    >>> from thermoscope.calibration import accumulate_npy
     >>> d = tempfile.mkdtemp()
     >>> np.save(os.path.join(d, "p.npy"), np.array([[0.9, 0.1], [0.3, 0.7]]))
     >>> np.save(os.path.join(d, "y.npy"), np.array([0, 0]))
@@ -346,26 +311,17 @@ def accumulate_npy(
     acc = CalibrationAccumulator(n_bins=n_bins, n_classes=n_classes, from_logits=from_logits)
     _check_temperature(temperature, acc.from_logits)
     n = probs.shape[0]
-    bar = _progress_bar(n, progress)
+    bar = progress_bar(n, desc="calibration", unit="sample", enabled=progress)
     try:
         for start in range(0, n, chunk_size):
             stop = min(start + chunk_size, n)
             # np.asarray copies only this chunk out of the memory map.
-            acc.update(np.asarray(probs[start:stop]), np.asarray(labels[start:stop]), temperature)
-            if bar is not None:
-                bar.update(stop - start)
+            acc.update(
+                np.asarray(probs[start:stop]),
+                np.asarray(labels[start:stop]),
+                temperature=temperature,
+            )
+            bar.update(stop - start)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return acc
-
-
-def _progress_bar(total: int, progress: bool) -> Any:
-    if not progress:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is optional (the "progress" extra)
-        return None
-    # disable=None: tqdm shows the bar only when stderr is a terminal.
-    return tqdm(total=total, unit="sample", unit_scale=True, desc="calibration", disable=None)

@@ -1,4 +1,4 @@
-"""A Jupyter widget for the temperature knob: sliders for T, top-k, top-p and min-p.
+"""`TemperatureExplorer`: sliders for T, top-k, top-p and min-p over one row of logits.
 
 `explore` returns a `TemperatureExplorer`: four ipywidgets sliders, a readout
 (entropy, nucleus mass, kept count, max probability) and a bar chart of the
@@ -11,33 +11,32 @@ ipywidgets and matplotlib are imported only when a widget is built. The chart
 is a ``matplotlib.figure.Figure`` (no pyplot, no global state) shown as a PNG
 in an ``ipywidgets.Image``, so it works under the Agg backend, in pytest and in
 any notebook front end.
-
-`explore_prompt` is the model mode: a prompt box over a language model's
-next-token logits (the embedded model by default) and a button that samples a
-continuation with the sliders' setting.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from thermoscope._typing import Array
 from thermoscope._validation import logit_row
+from thermoscope.widgets._controls import (
+    MIN_P_RANGE,
+    TEMPERATURE_RANGE,
+    TOP_P_RANGE,
+    Displayed,
+    check_knob,
+    ipywidgets,
+)
 
-__all__ = ["MAX_BARS", "PromptExplorer", "TemperatureExplorer", "explore", "explore_prompt"]
+__all__ = ["MAX_BARS", "TemperatureExplorer", "explore"]
 
 #: At most this many bars are drawn: larger vocabularies show their highest logits.
 MAX_BARS = 60
-
-#: Slider ranges: ``(low, high)`` of each knob (temperature 0 is greedy decoding).
-TEMPERATURE_RANGE = (0.0, 5.0)
-TOP_P_RANGE = (0.01, 1.0)
-MIN_P_RANGE = (0.0, 1.0)
 
 _KEPT = "#1f77b4"
 _REMOVED = "#b0b0b0"
@@ -60,28 +59,12 @@ def _labels(labels: Any, size: int) -> list[str]:
     return names
 
 
-def _knob(value: Any, name: str, low: float, high: float, *, integer: bool = False) -> float:
-    """A slider's start value: a real number (an integer for ``integer``) in ``[low, high]``."""
-    what = "an integer" if integer else "a number"
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
-    if not number or (integer and not float(value).is_integer()):
-        raise TypeError(f"`{name}` must be {what} in [{low:g}, {high:g}], got {value!r}.")
-    x = float(value)
-    if not low <= x <= high:  # NaN fails this too
-        raise ValueError(
-            f"`{name}` must be {what} in [{low:g}, {high:g}] (the slider's range), got {value!r}."
-        )
-    return x
-
-
 def _tick_text(name: str) -> str:
     # matplotlib reads "$...$" as mathtext; a token such as "$" would fail to draw.
     return name.replace("$", r"\$")
 
 
-class TemperatureExplorer:
+class TemperatureExplorer(Displayed):
     """Sliders, readout and bar chart for one row of logits (build it with `explore`).
 
     Parameters
@@ -143,18 +126,16 @@ class TemperatureExplorer:
         self._z = logit_row(logits)
         size = self._z.size
         self.labels = _labels(labels, size)
-        t0 = _knob(temperature, "temperature", *TEMPERATURE_RANGE)
-        k0 = int(_knob(top_k, "top_k", 0, size, integer=True))
-        p0 = _knob(top_p, "top_p", *TOP_P_RANGE)
-        m0 = _knob(min_p, "min_p", *MIN_P_RANGE)
+        t0 = check_knob(temperature, "temperature", *TEMPERATURE_RANGE)
+        k0 = int(check_knob(top_k, "top_k", 0, size, integer=True))
+        p0 = check_knob(top_p, "top_p", *TOP_P_RANGE)
+        m0 = check_knob(min_p, "min_p", *MIN_P_RANGE)
         if size <= MAX_BARS:
             self.shown = np.arange(size)
         else:
             self.shown = np.argsort(-self._z, kind="stable")[:MAX_BARS]
 
-        # ipywidgets ships no type information: importing it by name keeps mypy
-        # independent of whether it is installed or configured.
-        ipw = importlib.import_module("ipywidgets")
+        ipw = ipywidgets()
         look = {"style": {"description_width": "4em"}, "layout": ipw.Layout(width="24em")}
 
         def float_slider(value: float, limits: tuple[float, float], name: str) -> Any:
@@ -282,18 +263,36 @@ class TemperatureExplorer:
     # -- results ---------------------------------------------------------------
 
     @property
-    def probabilities(self) -> np.ndarray:
-        """The current sampling distribution over all V tokens (read-only)."""
+    def probabilities(self) -> Array:
+        """The current sampling distribution over all V tokens (read-only).
+
+        Examples
+        --------
+        >>> explore([2.0, 1.0], top_k=1).probabilities.tolist()
+        [1.0, 0.0]
+        """
         return self._probs
 
     @property
-    def tempered(self) -> np.ndarray:
-        """``softmax(logits / T)`` at the current T, before truncation (read-only)."""
+    def tempered(self) -> Array:
+        """``softmax(logits / T)`` at the current T, before truncation (read-only).
+
+        Examples
+        --------
+        >>> explore([1.0, 1.0], top_k=1).tempered.tolist()
+        [0.5, 0.5]
+        """
         return self._tempered
 
     @property
-    def kept(self) -> np.ndarray:
-        """Boolean mask of the tokens top-k, top-p and min-p keep (read-only)."""
+    def kept(self) -> Array:
+        """Boolean mask of the tokens top-k, top-p and min-p keep (read-only).
+
+        Examples
+        --------
+        >>> explore([2.0, 1.0], min_p=0.5).kept.tolist()
+        [True, False]
+        """
         return self._kept
 
     @property
@@ -353,14 +352,6 @@ class TemperatureExplorer:
         for part in self._parts:
             part.close()
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
     def __repr__(self) -> str:
         return (
             f"TemperatureExplorer(V={self._z.size}, temperature={self.temperature.value:g}, "
@@ -407,8 +398,8 @@ def explore(
 
     Notes
     -----
-    The sampler is ``Sampler.from_options(temperature=T, top_k=k or None,
-    top_p=p if p < 1 else None, min_p=m if m > 0 else None)``: transformers'
+    The sampler is ``Sampler.from_options(temperature=T, top_k=k, top_p=p,
+    min_p=m)``, whose neutral values (0, 1, 0) switch a step off: transformers'
     order, temperature first. Vocabularies larger than `MAX_BARS` show their
     `MAX_BARS` highest logits (ties broken by index), most likely first; the
     numbers (``probabilities``, ``stats``) always cover all V tokens.
@@ -424,189 +415,4 @@ def explore(
     """
     return TemperatureExplorer(
         logits, labels, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p
-    )
-
-
-class PromptExplorer:
-    """A language model's next-token distribution under the sliders, and sampled continuations.
-
-    The notebook twin of the web explorer's model mode (build it with
-    `explore_prompt`): a prompt box, a button that recomputes the next-token
-    logits, the `TemperatureExplorer` of those logits (labels are the decoded
-    tokens) and a button that samples a continuation with the sliders' setting.
-
-    Attributes
-    ----------
-    prompt : ipywidgets.Textarea
-    next_button, sample_button : ipywidgets.Button
-    max_new_tokens, seed : ipywidgets.BoundedIntText
-    output : ipywidgets.Textarea
-        The last sampled continuation (read-only).
-    explorer : TemperatureExplorer
-        Rebuilt by :meth:`refresh` for each new prompt; the slider values carry over.
-    widget : ipywidgets.VBox
-
-    Examples
-    --------
-    >>> w = explore_prompt("import os\\nimport", temperature=0.0)
-    >>> w.explorer.labels[int(w.explorer.probabilities.argmax())]
-    ' os'
-    """
-
-    def __init__(
-        self,
-        prompt: str,
-        model: Any = None,
-        *,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        min_p: float = 0.0,
-        max_new_tokens: int = 40,
-        seed: int = 0,
-    ) -> None:
-        from thermoscope.generation import load_model
-        from thermoscope.generation.runs import MAX_NEW_TOKENS, check_max_new_tokens
-
-        self._model, self._tokenizer = load_model(model)
-        start = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p}
-        self.explorer = self._explorer_for(prompt, start)
-        ipw = importlib.import_module("ipywidgets")
-        self.prompt = ipw.Textarea(value=prompt, description="prompt", rows=3)
-        self.next_button = ipw.Button(description="Next-token distribution")
-        self.sample_button = ipw.Button(description="Sample a continuation")
-        self.max_new_tokens = ipw.BoundedIntText(
-            value=check_max_new_tokens(max_new_tokens),
-            min=1,
-            max=MAX_NEW_TOKENS,
-            description="new tokens",
-        )
-        self.seed = ipw.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed")
-        self.output = ipw.Textarea(value="", disabled=True, rows=6, description="sample")
-        self.next_button.on_click(lambda _: self.refresh())
-        self.sample_button.on_click(lambda _: self.sample())
-        buttons = ipw.HBox([self.next_button, self.max_new_tokens, self.seed, self.sample_button])
-        self.widget = ipw.VBox([self.prompt, buttons, self.explorer.widget, self.output])
-
-    def _explorer_for(self, prompt: str, setting: dict[str, Any]) -> TemperatureExplorer:
-        from thermoscope.generation import next_token_logits
-
-        z = next_token_logits(self._model, self._tokenizer, prompt)
-        labels = [self._tokenizer.decode([i]) or f"#{i}" for i in range(z.size)]
-        return TemperatureExplorer(z, labels, **setting)
-
-    def _setting(self) -> dict[str, Any]:
-        e = self.explorer
-        return {
-            "temperature": float(e.temperature.value),
-            "top_k": int(e.top_k.value),
-            "top_p": float(e.top_p.value),
-            "min_p": float(e.min_p.value),
-        }
-
-    def refresh(self) -> TemperatureExplorer:
-        """Recompute the next-token distribution of the prompt box's text.
-
-        Raises
-        ------
-        ValueError or TypeError
-            Naming ``prompt`` when it is empty or does not fit the context.
-
-        Examples
-        --------
-        >>> w = explore_prompt("import os\\nimport", top_k=3)
-        >>> w.prompt.value = "def parse(self"
-        >>> w.refresh().top_k.value  # new logits, the same slider values
-        3
-        """
-        fresh = self._explorer_for(self.prompt.value, self._setting())
-        children = list(self.widget.children)
-        children[children.index(self.explorer.widget)] = fresh.widget
-        self.widget.children = tuple(children)
-        self.explorer.close()
-        self.explorer = fresh
-        return fresh
-
-    def sample(self) -> str:
-        """Sample one continuation of the prompt with the sliders' setting; show and return it.
-
-        Examples
-        --------
-        >>> w = explore_prompt("import os\\nimport", temperature=0.0, max_new_tokens=3)
-        >>> text = w.sample()
-        >>> w.output.value == w.prompt.value + text
-        True
-        """
-        from thermoscope.generation import continue_prompt
-
-        text = continue_prompt(
-            self._model,
-            self._tokenizer,
-            self.prompt.value,
-            **self._setting(),
-            max_new_tokens=int(self.max_new_tokens.value),
-            seed=int(self.seed.value),
-        ).text
-        self.output.value = self.prompt.value + text
-        return text
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def __repr__(self) -> str:
-        return f"PromptExplorer(prompt={self.prompt.value!r}, {self.explorer!r})"
-
-
-def explore_prompt(
-    prompt: str,
-    model: Any = None,
-    *,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    min_p: float = 0.0,
-    max_new_tokens: int = 40,
-    seed: int = 0,
-) -> PromptExplorer:
-    """Explore a language model's next token for ``prompt`` with the temperature sliders.
-
-    Parameters
-    ----------
-    prompt : str
-        Non-empty text that fits the model's context.
-    model : str or pathlib.Path, optional
-        A local transformers causal-LM folder; default: the embedded model.
-    temperature, top_k, top_p, min_p
-        Start values of the sliders, as in `explore`.
-    max_new_tokens : int, default 40
-        Length of a sampled continuation.
-    seed : int, default 0
-        Seed of the sampled continuation.
-
-    Returns
-    -------
-    PromptExplorer
-
-    Examples
-    --------
-    >>> w = explore_prompt("import os\\nimport", top_k=2)
-    >>> w.explorer.stats["kept_count"]
-    2
-    >>> len(w.sample()) > 0
-    True
-    """
-    return PromptExplorer(
-        prompt,
-        model,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        min_p=min_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
     )

@@ -7,8 +7,8 @@ numbers), so differences between rows are the policies', not luck's.
 
 Examples
 --------
->>> from thermoscope.demos.exploration import exploration_demo
->>> text = exploration_demo(quick=True)
+>>> from thermoscope.demos.bandit import bandit_demo
+>>> text = bandit_demo(quick=True)
 >>> "UCB1" in text and "Boltzmann T=0.2" in text
 True
 """
@@ -22,29 +22,28 @@ from typing import Any
 import numpy as np
 
 from thermoscope._tables import format_table
+from thermoscope._typing import FloatArray
 from thermoscope._validation import check_seed
-from thermoscope.demos._output import save_outputs
+from thermoscope.demos._output import prepare_out_dir, save_outputs
 from thermoscope.rl import UCB1, BanditPolicy, BoltzmannPolicy, EpsilonGreedy, run_bandit
 from thermoscope.sampling.schedules import Cosine, ExponentialDecay, Linear
 
-Array = np.ndarray[Any, np.dtype[Any]]
-
 __all__ = [
-    "ExplorationData",
+    "BanditData",
     "PolicyCurve",
-    "exploration_data",
-    "exploration_demo",
-    "exploration_figure",
-    "exploration_policies",
-    "exploration_table",
+    "bandit_data",
+    "bandit_demo",
+    "bandit_figure",
+    "bandit_policies",
+    "bandit_table",
 ]
 
 #: Fixed temperatures of the Boltzmann policies.
 FIXED_TEMPERATURES = (0.05, 0.1, 0.2, 0.5, 1.0)
 
 #: File names written under ``out_dir``.
-TABLE_FILE = "exploration.txt"
-FIGURE_FILE = "exploration_regret.png"
+TABLE_FILE = "bandit.txt"
+FIGURE_FILE = "bandit_regret.png"
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,14 +64,14 @@ class PolicyCurve:
     label: str
     kind: str
     policy: BanditPolicy
-    mean_regret: Array
-    regret_sem: Array
-    optimal_rate: Array
+    mean_regret: FloatArray
+    regret_sem: FloatArray
+    optimal_rate: FloatArray
 
 
 @dataclass(frozen=True, eq=False)
-class ExplorationData:
-    """Everything the exploration demo measured (the figure and table are drawn from it)."""
+class BanditData:
+    """Everything the bandit demo measured (the figure and table are drawn from it)."""
 
     n_arms: int
     n_steps: int
@@ -81,12 +80,12 @@ class ExplorationData:
     curves: tuple[PolicyCurve, ...]
 
 
-def exploration_policies(n_steps: int) -> list[tuple[str, str, BanditPolicy]]:
+def bandit_policies(n_steps: int) -> list[tuple[str, str, BanditPolicy]]:
     """The compared policies as ``(label, kind, policy)``; schedules scale with ``n_steps``.
 
     Examples
     --------
-    >>> [label for label, kind, _ in exploration_policies(100) if kind == "baseline"]
+    >>> [label for label, kind, _ in bandit_policies(100) if kind == "baseline"]
     ['greedy', 'epsilon-greedy 0.01', 'epsilon-greedy 0.1', 'UCB1 c=1.41', 'UCB1 c=1']
     """
     half = max(1, n_steps // 2)
@@ -115,24 +114,24 @@ def _sizes(quick: bool) -> tuple[int, int, int]:
     return (10, 300, 200) if quick else (10, 1000, 2000)
 
 
-def exploration_data(seed: int = 0, quick: bool = False) -> ExplorationData:
-    """Run every policy of :func:`exploration_policies` on the same seeded testbed.
+def bandit_data(*, seed: int = 0, quick: bool = False) -> BanditData:
+    """Run every policy of :func:`bandit_policies` on the same seeded testbed.
 
     ``quick`` runs 200 runs of 300 steps instead of 2000 runs of 1000.
 
     Examples
     --------
-    >>> d = exploration_data(quick=True)
+    >>> d = bandit_data(quick=True)
     >>> d.curves[0].mean_regret.shape
     (300,)
     """
     arms, steps, runs = _sizes(quick)
     s = check_seed(seed)
     curves = []
-    for label, kind, policy in exploration_policies(steps):
-        r = run_bandit(policy, arms, steps, runs, s, progress=True)
+    for label, kind, policy in bandit_policies(steps):
+        r = run_bandit(policy, n_arms=arms, n_steps=steps, n_runs=runs, rng=s, progress=True)
         curves.append(PolicyCurve(label, kind, policy, r.mean_regret, r.regret_sem, r.optimal_rate))
-    return ExplorationData(arms, steps, runs, s, tuple(curves))
+    return BanditData(arms, steps, runs, s, tuple(curves))
 
 
 def _tail(n_steps: int) -> int:
@@ -140,12 +139,12 @@ def _tail(n_steps: int) -> int:
     return max(1, n_steps // 10)
 
 
-def exploration_table(data: ExplorationData) -> str:
+def bandit_table(data: BanditData) -> str:
     """The results table: regret early and at the end, optimal-arm rate at the end.
 
     Examples
     --------
-    >>> exploration_table(exploration_data(quick=True)).split()[:3]
+    >>> bandit_table(bandit_data(quick=True)).split()[:3]
     ['policy', 'regret', '@30']
     """
     early = tail = _tail(data.n_steps)
@@ -171,7 +170,7 @@ def exploration_table(data: ExplorationData) -> str:
     )
 
 
-def exploration_figure(data: ExplorationData) -> Any:
+def bandit_figure(data: BanditData) -> Any:
     """Mean cumulative regret per policy (left) and the temperature schedules (right).
 
     Returns a ``matplotlib.figure.Figure`` (no pyplot, no global state). In
@@ -179,7 +178,7 @@ def exploration_figure(data: ExplorationData) -> Any:
 
     Examples
     --------
-    >>> fig = exploration_figure(exploration_data(quick=True))
+    >>> fig = bandit_figure(bandit_data(quick=True))
     >>> [line.get_label() for line in fig.axes[0].lines][:2]
     ['Boltzmann T=0.05', 'Boltzmann T=0.1']
     """
@@ -223,16 +222,14 @@ def _shade(name: str, i: int, n: int) -> Any:
     return colormaps[name](0.4 + 0.6 * (i + 1) / max(n, 1))
 
 
-def exploration_demo(
-    out_dir: pathlib.Path | None = None, seed: int = 0, quick: bool = False
-) -> str:
+def bandit_demo(out_dir: pathlib.Path | None = None, *, seed: int = 0, quick: bool = False) -> str:
     """Cumulative regret of Boltzmann exploration (fixed T and annealed) vs baselines.
 
     Parameters
     ----------
     out_dir : pathlib.Path, optional
-        Folder for ``exploration.txt`` (the table) and
-        ``exploration_regret.png`` (the plot); nothing is written when omitted.
+        Folder for ``bandit.txt`` (the table) and
+        ``bandit_regret.png`` (the plot); nothing is written when omitted.
     seed : int, default 0
     quick : bool, default False
         200 runs of 300 steps instead of 2000 runs of 1000 (a smoke test).
@@ -244,11 +241,12 @@ def exploration_demo(
 
     Examples
     --------
-    >>> print(exploration_demo(quick=True).splitlines()[0])
+    >>> print(bandit_demo(quick=True).splitlines()[0])
     Boltzmann exploration on the 10-armed Gaussian bandit (200 runs x 300 steps, seed 0)
     """
-    data = exploration_data(seed, quick)
-    table = exploration_table(data)
+    out = prepare_out_dir(out_dir)  # before the runs: a bad folder fails fast
+    data = bandit_data(seed=seed, quick=quick)
+    table = bandit_table(data)
     final = {c.label: float(c.mean_regret[-1]) for c in data.curves}
     best_fixed = min((c for c in data.curves if c.kind == "fixed"), key=lambda c: final[c.label])
     best_sched = min((c for c in data.curves if c.kind == "schedule"), key=lambda c: final[c.label])
@@ -267,12 +265,12 @@ def exploration_demo(
         "Too cold (T -> 0) locks onto an early lucky arm like greedy; too hot keeps paying "
         "for exploration forever. Annealing explores early and exploits late.",
     ]
-    if out_dir is not None:
+    if out is not None:
         written = save_outputs(
-            pathlib.Path(out_dir),
+            out,
             "\n".join(lines),
             TABLE_FILE,
-            exploration_figure(data),
+            bandit_figure(data),
             FIGURE_FILE,
         )
         lines += ["", *(f"wrote {p}" for p in written)]

@@ -20,11 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PRESETS", "Preset", "get_preset", "presets_table"]
+__all__ = ["TASK_PRESETS", "TaskPreset", "get_preset", "presets_table"]
 
 
 @dataclass(frozen=True)
-class Preset:
+class TaskPreset:
     """One task's temperature range and suggested sampler settings.
 
     Attributes
@@ -44,7 +44,7 @@ class Preset:
 
     Examples
     --------
-    >>> Preset("x", "X", 0.2, 0.6, 0.4, top_p=0.9).temperatures()
+    >>> TaskPreset("x", "X", 0.2, 0.6, 0.4, top_p=0.9).temperatures()
     (0.2, 0.4, 0.6)
     """
 
@@ -66,15 +66,33 @@ class Preset:
 
     @property
     def temperature_range(self) -> tuple[float, float]:
-        """``(low, high)``."""
+        """``(low, high)``.
+
+        Examples
+        --------
+        >>> get_preset("code").temperature_range
+        (0.2, 0.5)
+        """
         return (self.low, self.high)
 
     def temperatures(self) -> tuple[float, ...]:
-        """The range's ends and the default: what ``generate --preset`` compares."""
+        """The range's ends and the default: what ``generate --preset`` compares.
+
+        Examples
+        --------
+        >>> get_preset("dialogue").temperatures()
+        (0.7, 0.8, 1.0)
+        """
         return (self.low, self.temperature, self.high)
 
     def sampler_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``Sampler.from_options`` (unused settings left out)."""
+        """Keyword arguments for ``Sampler.from_options`` (unused settings left out).
+
+        Examples
+        --------
+        >>> get_preset("creative-writing").sampler_options()
+        {'temperature': 1.1, 'min_p': 0.05}
+        """
         opts: dict[str, Any] = {"temperature": self.temperature}
         if self.top_p is not None:
             opts["top_p"] = self.top_p
@@ -84,27 +102,27 @@ class Preset:
 
 
 #: The presets, in the order ``thermoscope presets`` lists them.
-PRESETS: tuple[Preset, ...] = (
-    Preset("translation", "translation", 0.3, 0.7, 0.5, top_p=0.9,
-           why="meaning is fixed, wording may vary a little"),
-    Preset("code", "code", 0.2, 0.5, 0.3, top_p=0.95,
-           why="one correct program; low T keeps syntax and names consistent"),
-    Preset("summarisation", "summarisation", 0.5, 0.8, 0.6, top_p=0.9,
-           why="faithful content, some freedom of phrasing"),
-    Preset("question-answering", "question answering", 0.2, 0.7, 0.4, top_p=0.9,
-           why="factual answers: stay near the most likely tokens"),
-    Preset("dialogue", "dialogue", 0.7, 1.0, 0.8, top_p=0.95,
-           why="natural, varied replies without drifting"),
-    Preset("creative-writing", "creative writing", 0.8, 1.5, 1.1, min_p=0.05,
-           why="high T for variety; min-p cuts the incoherent tail"),
-    Preset("story-brainstorming", "story brainstorming", 1.0, 2.0, 1.4, min_p=0.1,
-           why="many different ideas; a stronger min-p keeps them readable"),
+TASK_PRESETS: tuple[TaskPreset, ...] = (
+    TaskPreset("translation", "translation", 0.3, 0.7, 0.5, top_p=0.9,
+               why="meaning is fixed, wording may vary a little"),
+    TaskPreset("code", "code", 0.2, 0.5, 0.3, top_p=0.95,
+               why="one correct program; low T keeps syntax and names consistent"),
+    TaskPreset("summarisation", "summarisation", 0.5, 0.8, 0.6, top_p=0.9,
+               why="faithful content, some freedom of phrasing"),
+    TaskPreset("question-answering", "question answering", 0.2, 0.7, 0.4, top_p=0.9,
+               why="factual answers: stay near the most likely tokens"),
+    TaskPreset("dialogue", "dialogue", 0.7, 1.0, 0.8, top_p=0.95,
+               why="natural, varied replies without drifting"),
+    TaskPreset("creative-writing", "creative writing", 0.8, 1.5, 1.1, min_p=0.05,
+               why="high T for variety; min-p cuts the incoherent tail"),
+    TaskPreset("story-brainstorming", "story brainstorming", 1.0, 2.0, 1.4, min_p=0.1,
+               why="many different ideas; a stronger min-p keeps them readable"),
 )  # fmt: skip
 
 _ALIASES = {"summarization": "summarisation", "qa": "question-answering"}
 
 
-def get_preset(name: str) -> Preset:
+def get_preset(name: str) -> TaskPreset:
     """The preset called ``name`` (case, ``_`` and spaces are forgiven).
 
     Examples
@@ -120,10 +138,10 @@ def get_preset(name: str) -> Preset:
         raise TypeError(f"`preset` must be a preset name, got {type(name).__name__}.")
     key = "-".join(name.strip().lower().replace("_", " ").split())
     key = _ALIASES.get(key, key)
-    for preset in PRESETS:
+    for preset in TASK_PRESETS:
         if preset.name == key:
             return preset
-    names = ", ".join(p.name for p in PRESETS)
+    names = ", ".join(p.name for p in TASK_PRESETS)
     raise ValueError(f"`preset` must be one of {names}, got {name!r}.")
 
 
@@ -147,6 +165,6 @@ def presets_table() -> str:
             "-" if p.min_p is None else f"{p.min_p:g}",
             p.why,
         ]
-        for p in PRESETS
+        for p in TASK_PRESETS
     ]
     return format_table(["preset", "task", "T range", "T", "top_p", "min_p", "why"], rows)

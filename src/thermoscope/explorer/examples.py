@@ -1,22 +1,26 @@
-"""Example logit vectors offered by the explorer (the seeds' worked examples)."""
+"""Example logit vectors offered on the explorer's page (the seeds' worked examples).
+
+These are example *inputs* for the page; the task presets of
+:mod:`thermoscope.generation` (temperature ranges per task) are another idea.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-__all__ = ["PRESETS", "Preset"]
+__all__ = ["EXAMPLES", "Example"]
 
 
 @dataclass(frozen=True)
-class Preset:
-    """A named logit vector with token labels.
+class Example:
+    """A named logit vector with token labels, as the page's "Example" menu lists it.
 
     Examples
     --------
-    >>> p = Preset("two", "a coin", (0.0, 0.0), ("heads", "tails"))
-    >>> p.as_dict()["labels"]
-    ['heads', 'tails']
+    >>> coin = Example("two", "a coin", (0.0, 0.0), ("heads", "tails"))
+    >>> coin.labels
+    ('heads', 'tails')
     """
 
     name: str
@@ -24,19 +28,10 @@ class Preset:
     logits: tuple[float, ...]
     labels: tuple[str, ...]
 
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "logits": list(self.logits),
-            "labels": list(self.labels),
-        }
 
-
-def _zipf(n: int, s: float) -> Preset:
+def _zipf(n: int, s: float) -> Example:
     # Logits of a Zipf law: p_r ~ r^-s, i.e. z_r = -s log r (up to a constant).
-    return Preset(
+    return Example(
         f"zipf-{n}",
         f"{n} tokens whose probabilities fall as rank^-{s:g} (Zipf), like a language model's",
         tuple(round(-s * math.log(r), 6) for r in range(1, n + 1)),
@@ -44,22 +39,22 @@ def _zipf(n: int, s: float) -> Preset:
     )
 
 
-#: Presets in the order the page lists them; the first is the page's default.
-PRESETS: tuple[Preset, ...] = (
-    Preset(
+#: Examples in the order the page lists them; the first is the page's default.
+EXAMPLES: tuple[Example, ...] = (
+    Example(
         "cat-dog-fish",
         "Seed 004: 'the cat sat on the ...' with logits cat 2.0, dog 1.0, fish 0.5",
         (2.0, 1.0, 0.5),
         ("cat", "dog", "fish"),
     ),
-    Preset(
+    Example(
         "next-word",
         "Seed 003: 'have a nice ...' with logits day 5, space 2.2, furniture 2, experience "
         "4.5, problem 3, challenge 2.7",
         (5.0, 2.2, 2.0, 4.5, 3.0, 2.7),
         ("day", "space", "furniture", "experience", "problem", "challenge"),
     ),
-    Preset(
+    Example(
         "ties",
         "Two tokens tied at the top: greedy (T = 0) and top-k keep both",
         (3.0, 3.0, 1.5, 0.0, -1.0),

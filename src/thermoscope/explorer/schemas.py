@@ -1,0 +1,188 @@
+"""The shapes of the explorer's JSON API: one pydantic model per request and response.
+
+Requests are strict (JSON ``true`` is not the number 1, ``"0.5"`` is not 0.5)
+and forbid unknown fields, so a typo is a 422 naming the field instead of a
+silently ignored setting. What the schema cannot say (caps that depend on the
+server's :class:`~thermoscope.explorer.ExplorerLimits`, a blank prompt) is
+checked in :mod:`thermoscope.explorer.refusals`.
+
+Examples
+--------
+>>> DistributionRequest(logits=[2.0, None], top_k=1).top_p
+1.0
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from thermoscope.explorer.examples import Example
+from thermoscope.explorer.limits import ExplorerLimits
+
+__all__ = [
+    "DEFAULT_NEW_TOKENS",
+    "MAX_SEED",
+    "MODEL_REFUSALS",
+    "REFUSALS",
+    "DistributionRequest",
+    "DistributionResponse",
+    "DrawRequest",
+    "DrawResponse",
+    "ErrorResponse",
+    "InfoResponse",
+    "NextTokenRequest",
+    "NextTokenResponse",
+    "SampleRequest",
+    "SampleResponse",
+    "SamplingOptions",
+    "Setting",
+]
+
+#: Largest seed accepted (numpy's SeedSequence takes any int; JSON clients and
+#: JavaScript handle integers exactly up to 2**53).
+MAX_SEED = 2**53 - 1
+
+#: New tokens sampled when a request does not say (or the server's cap, if lower).
+DEFAULT_NEW_TOKENS = 40
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class SamplingOptions(TypedDict):
+    """A :class:`Setting` as keyword arguments of ``summarize_sampling`` and ``Sampler``."""
+
+    temperature: float
+    top_k: int
+    top_p: float
+    min_p: float
+
+
+class Setting(BaseModel):
+    """Temperature and truncation: ``top_k = 0``, ``top_p = 1``, ``min_p = 0`` switch off."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    temperature: FiniteFloat = Field(1.0, ge=0.0, le=1e6, description="0 is greedy")
+    top_k: int = Field(0, ge=0, le=2**31 - 1, description="0 keeps every token")
+    top_p: FiniteFloat = Field(1.0, gt=0.0, le=1.0, description="1 keeps every token")
+    min_p: FiniteFloat = Field(0.0, ge=0.0, le=1.0, description="0 keeps every token")
+
+    def options(self) -> SamplingOptions:
+        """The setting as keyword arguments.
+
+        Examples
+        --------
+        >>> Setting(temperature=0.7, top_p=0.9).options()
+        {'temperature': 0.7, 'top_k': 0, 'top_p': 0.9, 'min_p': 0.0}
+        """
+        return SamplingOptions(
+            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p
+        )
+
+
+class DistributionRequest(Setting):
+    """Logits (``null`` marks a masked token) and optional labels."""
+
+    logits: list[FiniteFloat | None] = Field(description="null marks a masked token (-inf)")
+    labels: list[str] | None = None
+
+
+class DrawRequest(DistributionRequest):
+    """Logits and a setting, and how many seeded draws to take from the sampler."""
+
+    n: int = Field(1000, ge=1, le=10**9, description="number of draws (capped by the server)")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+
+
+class NextTokenRequest(BaseModel):
+    """A prompt, and how many of the most likely tokens to decode."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prompt: str
+    top: int = Field(100, ge=1, le=1000)
+
+
+class SampleRequest(Setting):
+    """A prompt to continue with a setting."""
+
+    prompt: str
+    max_new_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description=f"default: {DEFAULT_NEW_TOKENS}, or the server's cap if lower",
+    )
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+
+
+class InfoResponse(BaseModel):
+    """The server's version, its model (``None``: logits mode only), caps and examples."""
+
+    version: str
+    model: str | None
+    limits: ExplorerLimits
+    examples: list[Example]
+
+
+class DistributionResponse(BaseModel):
+    """What one setting does to the logits (see ``summarize_sampling``)."""
+
+    labels: list[str]
+    tempered: list[float]
+    probabilities: list[float]
+    kept: list[bool]
+    entropy: float
+    nucleus_mass: float
+    kept_count: int
+    max_probability: float
+
+
+class DrawResponse(BaseModel):
+    """Counts of ``n`` seeded draws per token, and a chi-square test against the probabilities."""
+
+    n: int
+    seed: int
+    counts: list[int]
+    probabilities: list[float]
+    chi_square_p: float | None = Field(description="None when fewer than two tokens are kept")
+
+
+class NextTokenResponse(BaseModel):
+    """The next-token logits over the whole vocabulary, and the top tokens decoded."""
+
+    model: str
+    logits: list[float]
+    top_ids: list[int]
+    top_tokens: list[str]
+    prompt_tokens: int
+
+
+class SampleResponse(BaseModel):
+    """One sampled continuation."""
+
+    model: str
+    text: str
+    tokens: list[int]
+    mean_logprob: float
+
+
+class ErrorResponse(BaseModel):
+    """Every refusal: one line that names the field at fault."""
+
+    detail: str
+
+
+#: The refusals each API route can answer, declared in the OpenAPI schema.
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "the body could not be parsed at all"},
+    413: {"model": ErrorResponse, "description": "the body is larger than max_body_bytes"},
+    422: {"model": ErrorResponse, "description": "a parameter is refused; detail names it"},
+}
+#: The refusals of the routes that need a model.
+MODEL_REFUSALS: dict[int | str, dict[str, Any]] = {
+    **REFUSALS,
+    503: {"model": ErrorResponse, "description": "this server has no model"},
+}
