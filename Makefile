@@ -30,6 +30,7 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check src tests bench scripts examples
 	$(VENV)/bin/ruff format --check src tests bench scripts examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The browser tests drive Debian's chromium (installed with apt-get when
 # missing); under `make test` they fail rather than skip without it.

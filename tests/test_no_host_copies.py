@@ -26,13 +26,13 @@ BOUNDARY = {
     "explorer": "web explorer: JSON over HTTP",
     "demos": "demos: write reports and figures",
     "models": "trains and loads the embedded model (weights to files)",
-    "generation/runs.py": "text generation: token ids and log-probabilities to text and tables",
+    "generation/_batch.py": "text generation: mean log-probabilities to floats",
+    "generation/next_token.py": "next-token logits for tables, JSON and widgets",
     "plots.py": "matplotlib figures",
     "report.py": "the HTML report",
-    "files.py": "reading and writing files",
-    "tables.py": "text tables",
-    "tour.py": "the printed tour",
-    "widgets.py": "notebook widgets",
+    "_files.py": "reading and writing files",
+    "_tables.py": "text tables",
+    "widgets": "notebook widgets",
 }
 
 

@@ -1,50 +1,77 @@
 """thermoscope: compute, sample, fit and see temperature, the T in softmax(z / T).
 
-The public API, in one screen. Heavy backends (torch, matplotlib,
-transformers) are imported only by the functions that need them.
+The public API, in one screen. Each name is imported from its home the first
+time it is used (PEP 562), so ``import thermoscope`` loads numpy only; torch,
+scipy, matplotlib and transformers load when a function that needs them runs.
+
+Examples
+--------
+>>> import thermoscope as ts
+>>> ts.softmax([2.0, 1.0, 0.0], 0.5).round(4)
+array([0.8668, 0.1173, 0.0159])
 """
 
-from thermoscope.attention import attention_entropy, attention_weights
-from thermoscope.calibration import (
-    TemperatureScaler,
-    brier_score,
-    expected_calibration_error,
-    fit_temperature,
-    maximum_calibration_error,
-    negative_log_likelihood,
-    reliability_curve,
-)
-from thermoscope.core import (
-    effective_temperature,
-    entropy,
-    free_energy,
-    log_softmax,
-    max_probability,
-    perplexity,
-    reweight,
-    softmax,
-    temperature_for_entropy,
-)
-from thermoscope.distill import kd_loss
-from thermoscope.models import embedded_model_path, load_model
-from thermoscope.recommend import coverage, exposure, gini, long_tail_share, sample_items
-from thermoscope.rl import UCB1, BoltzmannPolicy, EpsilonGreedy, run_bandit
-from thermoscope.sampling import (
-    LOGPROBS_MODES,
-    EntropyTemperature,
-    Epsilon,
-    MinP,
-    Sampler,
-    SampleResult,
-    Temperature,
-    TopK,
-    TopNSigma,
-    TopP,
-    Typical,
-    summarize_sampling,
-)
+from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("thermoscope")
+except PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"
+
+#: Public name -> the package that is its home.
+_HOMES: dict[str, str] = {
+    # the math
+    "effective_temperature": "thermoscope.core",
+    "entropy": "thermoscope.core",
+    "free_energy": "thermoscope.core",
+    "log_softmax": "thermoscope.core",
+    "max_probability": "thermoscope.core",
+    "perplexity": "thermoscope.core",
+    "reweight": "thermoscope.core",
+    "softmax": "thermoscope.core",
+    "temperature_for_entropy": "thermoscope.core",
+    # sampling
+    "LOGPROBS_MODES": "thermoscope.sampling",
+    "EntropyTemperature": "thermoscope.sampling",
+    "Epsilon": "thermoscope.sampling",
+    "MinP": "thermoscope.sampling",
+    "SampleResult": "thermoscope.sampling",
+    "Sampler": "thermoscope.sampling",
+    "Temperature": "thermoscope.sampling",
+    "TopK": "thermoscope.sampling",
+    "TopNSigma": "thermoscope.sampling",
+    "TopP": "thermoscope.sampling",
+    "Typical": "thermoscope.sampling",
+    "goodness_of_fit": "thermoscope.sampling",
+    "summarize_sampling": "thermoscope.sampling",
+    # calibration
+    "TemperatureScaler": "thermoscope.calibration",
+    "brier_score": "thermoscope.calibration",
+    "expected_calibration_error": "thermoscope.calibration",
+    "fit_temperature": "thermoscope.calibration",
+    "maximum_calibration_error": "thermoscope.calibration",
+    "negative_log_likelihood": "thermoscope.calibration",
+    "reliability_curve": "thermoscope.calibration",
+    # integrations
+    "embedded_model_path": "thermoscope.generation",
+    "load_model": "thermoscope.generation",
+    "kd_loss": "thermoscope.distill",
+    "UCB1": "thermoscope.rl",
+    "BoltzmannPolicy": "thermoscope.rl",
+    "EpsilonGreedy": "thermoscope.rl",
+    "run_bandit": "thermoscope.rl",
+    "coverage": "thermoscope.recommend",
+    "exposure": "thermoscope.recommend",
+    "gini": "thermoscope.recommend",
+    "long_tail_share": "thermoscope.recommend",
+    "sample_items": "thermoscope.recommend",
+    "attention_entropy": "thermoscope.attention",
+    "attention_weights": "thermoscope.attention",
+}
 
 __all__ = [
     "LOGPROBS_MODES",
@@ -75,6 +102,7 @@ __all__ = [
     "fit_temperature",
     "free_energy",
     "gini",
+    "goodness_of_fit",
     "kd_loss",
     "load_model",
     "log_softmax",
@@ -91,3 +119,59 @@ __all__ = [
     "summarize_sampling",
     "temperature_for_entropy",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'thermoscope' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; tests/test_architecture.py keeps it in step
+    from thermoscope.attention import attention_entropy, attention_weights
+    from thermoscope.calibration import (
+        TemperatureScaler,
+        brier_score,
+        expected_calibration_error,
+        fit_temperature,
+        maximum_calibration_error,
+        negative_log_likelihood,
+        reliability_curve,
+    )
+    from thermoscope.core import (
+        effective_temperature,
+        entropy,
+        free_energy,
+        log_softmax,
+        max_probability,
+        perplexity,
+        reweight,
+        softmax,
+        temperature_for_entropy,
+    )
+    from thermoscope.distill import kd_loss
+    from thermoscope.generation import embedded_model_path, load_model
+    from thermoscope.recommend import coverage, exposure, gini, long_tail_share, sample_items
+    from thermoscope.rl import UCB1, BoltzmannPolicy, EpsilonGreedy, run_bandit
+    from thermoscope.sampling import (
+        LOGPROBS_MODES,
+        EntropyTemperature,
+        Epsilon,
+        MinP,
+        Sampler,
+        SampleResult,
+        Temperature,
+        TopK,
+        TopNSigma,
+        TopP,
+        Typical,
+        goodness_of_fit,
+        summarize_sampling,
+    )

@@ -83,7 +83,7 @@ def _scaled_numpy(z: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
     top = np.max(z, axis=axis, keepdims=True)
     if t.size == 1 and t.flat[0] == 1:
         with np.errstate(over="ignore"):  # beyond the float range is -inf: probability 0
-            return z - top  # T = 1, the common case: no division pass
+            return np.asarray(z - top)  # T = 1, the common case: no division pass
     greedy = t == 0
     uniform = np.isinf(t)
     # T = 0 and T = inf give 0 / 0 and inf / inf here; those slices are replaced
@@ -94,7 +94,7 @@ def _scaled_numpy(z: np.ndarray, t: np.ndarray, axis: int) -> np.ndarray:
         shifted = np.where(greedy, np.where(z == top, 0.0, -np.inf), shifted)
     if np.any(uniform):
         shifted = np.where(uniform, np.where(np.isfinite(z), 0.0, -np.inf), shifted)
-    return shifted.astype(z.dtype, copy=False)
+    return np.asarray(shifted.astype(z.dtype, copy=False))
 
 
 def _scaled_torch(z: Any, t: Any, axis: int) -> Any:
@@ -267,7 +267,7 @@ def _divide_numpy(z: np.ndarray, t: np.ndarray) -> np.ndarray:
                 shifted = (z[over].astype(np.float64) - m[over, None]) / t[over, None]
                 out[over] = shifted.astype(z.dtype)
     if finite.all():
-        return out
+        return np.asarray(out)
     greedy = t == 0
     if greedy.any():
         top = z[greedy] == z[greedy].max(axis=-1, keepdims=True)
@@ -275,7 +275,7 @@ def _divide_numpy(z: np.ndarray, t: np.ndarray) -> np.ndarray:
     hot = np.isposinf(t)
     if hot.any():
         out[hot] = np.where(np.isneginf(z[hot]), -np.inf, 0.0)
-    return out
+    return np.asarray(out)
 
 
 def _divide_torch(z: Any, t: Any) -> Any:
@@ -370,4 +370,4 @@ def tempered_weights(shifted: np.ndarray, beta: float) -> np.ndarray:
     buf = np.multiply(shifted, beta)
     with np.errstate(under="ignore"):
         np.exp(buf, out=buf)
-    return buf
+    return np.asarray(buf)

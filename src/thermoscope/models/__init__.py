@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 __all__ = ["EMBEDDED_MODEL", "embedded_model_path"]
 
@@ -43,13 +42,3 @@ def embedded_model_path() -> Path:
     # thermoscope is installed as files on disk (transformers needs a real
     # directory anyway), so the resource is a concrete path, never a zip member.
     return Path(str(files(__name__).joinpath(EMBEDDED_MODEL)))
-
-
-def __getattr__(name: str) -> Any:
-    # Transitional, until ``thermoscope/__init__.py`` imports ``load_model`` from
-    # ``thermoscope.generation.model`` (its one home): then delete this function.
-    if name == "load_model":
-        from thermoscope.generation.model import load_model
-
-        return load_model
-    raise AttributeError(f"module 'thermoscope.models' has no attribute {name!r}")
