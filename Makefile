@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint chromium bench clean
+.PHONY: demo test test-slow lint chromium bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,13 @@ lint: $(VENV)/.test-installed
 chromium:
 	@scripts/install_chromium.sh
 
+# `make test` leaves out the tests marked slow (long training runs, load tests);
+# `make test-slow` runs only those; CI (.ci/run) runs both.
 test: lint chromium
-	THERMOSCOPE_REQUIRE_BROWSER=1 $(PY) -m pytest -n 2
+	THERMOSCOPE_REQUIRE_BROWSER=1 $(PY) -m pytest -n 2 -m "not slow"
+
+test-slow: $(VENV)/.test-installed chromium
+	THERMOSCOPE_REQUIRE_BROWSER=1 $(PY) -m pytest -n 2 -m slow
 
 bench: $(VENV)/.test-installed
 	$(PY) bench/sampling.py

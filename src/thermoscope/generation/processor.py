@@ -232,7 +232,7 @@ class SamplerLogitsProcessor(LogitsProcessor):
         >>> from thermoscope.sampling.schedules import Piecewise
         >>> p = SamplerLogitsProcessor(Sampler(), schedule=Piecewise((2,), (1.0, 0.0)))
         >>> p.sampler_at(1).warpers, p.sampler_at(2).warpers
-        ((Temperature(1.0),), (Temperature(0.0),))
+        ((Temperature(temperature=1.0),), (Temperature(temperature=0.0),))
         """
         if self.schedule is None:
             assert isinstance(self.sampler, Sampler)  # a factory requires a schedule
