@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
+from backends import needs_torch, torch
 from thermoscope.calibration._nll import nll_derivatives
 from thermoscope.calibration.metrics import (
     brier_score,
@@ -17,8 +18,6 @@ from thermoscope.calibration.metrics import (
     negative_log_likelihood,
     reliability_curve,
 )
-
-torch = pytest.importorskip("torch")
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -89,6 +88,7 @@ def _grid_probs(rng: np.random.Generator, n: int, c: int) -> tuple[np.ndarray, n
     return rest[keep].astype(np.float32), labels[keep]
 
 
+@needs_torch
 @pytest.mark.parametrize("norm", ["l1", "l2", "max"])
 @pytest.mark.parametrize(("n", "c"), [(1_000, 2), (10_000, 3), (100_000, 10), (20_000, 100)])
 def test_ece_equals_torchmetrics(n: int, c: int, norm: str) -> None:
@@ -99,6 +99,7 @@ def test_ece_equals_torchmetrics(n: int, c: int, norm: str) -> None:
         assert got == pytest.approx(expected, abs=1e-6)
 
 
+@needs_torch
 @pytest.mark.parametrize("norm", ["l1", "l2", "max"])
 @pytest.mark.parametrize(("n", "c"), [(1_000, 2), (30_000, 5), (100_000, 10)])
 def test_ece_equals_torchmetrics_on_float32_softmax(n: int, c: int, norm: str) -> None:
@@ -113,6 +114,7 @@ def test_ece_equals_torchmetrics_on_float32_softmax(n: int, c: int, norm: str) -
     assert expected_calibration_error(probs, labels, norm=norm) == pytest.approx(expected, abs=tol)
 
 
+@needs_torch
 def test_confidences_exactly_on_representable_edges_agree_with_torchmetrics() -> None:
     # k/8 is exact in float32 and float64: both libraries put an edge value in
     # the bin it opens, so they agree exactly.
@@ -134,6 +136,7 @@ def test_confidences_exactly_on_representable_edges_agree_with_torchmetrics() ->
         assert got == pytest.approx(_reference_ece(conf, hit, np.arange(9) / 8, norm), abs=1e-12)
 
 
+@needs_torch
 def test_confidence_one_counts_in_last_bin_regression_torchmetrics_3510() -> None:
     # torchmetrics (issue 3510) counts conf == 1.0 in a hidden extra bin; here it
     # belongs to the last bin [14/15, 1], as in Guo et al. and np.histogram.
@@ -214,6 +217,7 @@ def test_sklearn_puts_edge_values_in_the_lower_bin_thermoscope_in_the_upper() ->
     assert curve.count.tolist() == [1, 1]  # 0.5 opens [0.5, 1]
 
 
+@needs_torch
 @pytest.mark.parametrize("c", [2, 3, 10])
 def test_nll_equals_sklearn_log_loss_and_torch(c: int) -> None:
     from sklearn.metrics import log_loss
@@ -228,6 +232,7 @@ def test_nll_equals_sklearn_log_loss_and_torch(c: int) -> None:
     assert negative_log_likelihood(z, y, from_logits=True) == pytest.approx(ce, rel=1e-12)
 
 
+@needs_torch
 def test_nll_binary_equals_sklearn_and_torch() -> None:
     from sklearn.metrics import log_loss
 
@@ -242,6 +247,7 @@ def test_nll_binary_equals_sklearn_and_torch() -> None:
     assert negative_log_likelihood(z, y, from_logits=True) == pytest.approx(bce, rel=1e-12)
 
 
+@needs_torch
 def test_nll_from_extreme_logits_is_exact_where_softmax_underflows() -> None:
     z = np.array([[1e4, 0.0, -1e4], [0.0, 1e4, 5.0], [-1e4, -1e4, 1e4]])
     y = np.array([2, 1, 0])
@@ -339,6 +345,7 @@ def test_quantile_top_label_equals_reference() -> None:
     assert counts.max() - counts.min() <= 1  # equal mass
 
 
+@needs_torch
 def test_logits_and_torch_input_match_numpy_probabilities() -> None:
     rng = np.random.default_rng(4)
     z = rng.normal(size=(700, 6)) * 2
@@ -357,6 +364,7 @@ def test_logits_and_torch_input_match_numpy_probabilities() -> None:
     assert s_p.accuracy == np.mean(p.argmax(axis=1) == y)
 
 
+@needs_torch
 def test_binary_input_ece_equals_torchmetrics_binary() -> None:
     from torchmetrics.functional.classification import binary_calibration_error
 
@@ -451,6 +459,7 @@ def test_perfectly_calibrated_data_has_small_ece(seed: int) -> None:
 # ---------------------------------------------------------------------------
 
 
+@needs_torch
 @pytest.mark.parametrize("beta", [0.0, 0.3, 1.0, 2.5])
 def test_nll_derivatives_equal_torch_autograd(beta: float) -> None:
     rng = np.random.default_rng(9)
