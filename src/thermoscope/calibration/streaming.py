@@ -216,6 +216,14 @@ class CalibrationAccumulator:
         ------
         ValueError
             If no sample has been added.
+
+        Examples
+        --------
+        >>> acc = CalibrationAccumulator(n_bins=2)
+        >>> acc = acc.update([[0.9, 0.1], [0.2, 0.8]], [0, 0])
+        >>> s = acc.compute()
+        >>> s.n_samples, s.accuracy
+        (2, 0.5)
         """
         if self._n == 0:
             raise ValueError(
