@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-__all__ = ["format_table"]
+__all__ = ["format_table", "format_temperature"]
+
+
+def format_temperature(t: float) -> str:
+    """A temperature as it is printed: ``inf`` or the shortest ``g`` form.
+
+    Examples
+    --------
+    >>> format_temperature(float("inf")), format_temperature(0.5), format_temperature(2.0)
+    ('inf', '0.5', '2')
+    """
+    return "inf" if math.isinf(t) else f"{t:g}"
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

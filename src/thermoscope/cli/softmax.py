@@ -44,14 +44,9 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p.set_defaults(run=run)
 
 
-def _format_temperature(t: float) -> str:
-    """A temperature as a short label: ``0.5``, ``2``, ``inf``."""
-    return "inf" if np.isinf(t) else f"{t:g}"
-
-
 def run(args: argparse.Namespace) -> str:
     """Compute the table (or JSON) for parsed ``softmax`` arguments."""
-    from thermoscope._tables import format_table
+    from thermoscope._tables import format_table, format_temperature
     from thermoscope.core import entropy, max_probability, softmax
 
     z = parse_logits(args.logits)
@@ -77,7 +72,7 @@ def run(args: argparse.Namespace) -> str:
         )
     table = format_table(
         ["T", *labels, "entropy", "max p"],
-        [[_format_temperature(t), *map(float, p), float(h), float(m)] for t, p, h, m in rows],
+        [[format_temperature(t), *map(float, p), float(h), float(m)] for t, p, h, m in rows],
     )
     note = f"entropy in nats; uniform over {z.size} would be ln {z.size} = {np.log(z.size):.4f}"
     return f"{table}\n{note}"

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from thermoscope._tables import format_table
+from thermoscope._tables import format_table, format_temperature
 from thermoscope._typing import FloatArray
 from thermoscope._validation import check_seed
 from thermoscope.demos._output import prepare_out_dir, save_outputs
@@ -117,10 +117,6 @@ def recommend_data(*, seed: int = 0, quick: bool = False) -> RecommendData:
     return RecommendData(n_items, n_users, K, s, TEMPERATURES, cov, tail, g, overlap)
 
 
-def _t_label(t: float) -> str:
-    return "inf" if np.isinf(t) else f"{t:g}"
-
-
 def recommend_table(data: RecommendData) -> str:
     """The metrics table, one row per temperature.
 
@@ -130,7 +126,7 @@ def recommend_table(data: RecommendData) -> str:
     ['T', 'coverage']
     """
     rows = [
-        [_t_label(t), float(c), float(lt), float(g), float(o)]
+        [format_temperature(t), float(c), float(lt), float(g), float(o)]
         for t, c, lt, g, o in zip(
             data.temperatures,
             data.coverage,
@@ -175,7 +171,7 @@ def recommend_figure(data: RecommendData) -> Any:
     ):
         ax.plot(x, values, style, label=label)
     ax.set_xscale("log")
-    ax.set_xticks(x, [_t_label(t) for t in data.temperatures])
+    ax.set_xticks(x, [format_temperature(t) for t in data.temperatures])
     ax.minorticks_off()
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("sampling temperature T")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thermoscope._tables import format_table
+from thermoscope._tables import format_table, format_temperature
 from thermoscope._validation import check_seed
 from thermoscope.core import (
     effective_temperature,
@@ -60,7 +60,7 @@ def _section_knob() -> str:
     temps = [0.0, 0.1, 0.5, 1.0, 2.0, 5.0, np.inf]
     probs = softmax(np.broadcast_to(z, (len(temps), z.size)), np.array(temps))
     rows = [
-        ["inf" if np.isinf(t) else f"{t:g}", *map(float, p), float(h), float(m)]
+        [format_temperature(t), *map(float, p), float(h), float(m)]
         for t, p, h, m in zip(temps, probs, entropy(probs), max_probability(probs), strict=True)
     ]
     table = format_table(["T", *SEED_TOKENS, "entropy", "max p"], rows)

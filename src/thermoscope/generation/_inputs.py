@@ -9,13 +9,10 @@ Examples
 --------
 >>> check_max_new_tokens(60)
 60
->>> label(float("inf")), label(0.5)
-('inf', '0.5')
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -30,7 +27,6 @@ __all__ = [
     "check_temperatures",
     "check_top",
     "encode_prompt",
-    "label",
     "torch_seeds",
 ]
 
@@ -102,11 +98,6 @@ def check_temperatures(temperatures: Any) -> tuple[float, ...]:
     if arr.ndim > 1:
         raise ValueError(f"`temperatures` must be a list of numbers, got shape {arr.shape}.")
     return tuple(float(t) for t in np.atleast_1d(arr))
-
-
-def label(t: float) -> str:
-    """A temperature as it is printed: ``inf`` or the shortest ``g`` form."""
-    return "inf" if math.isinf(t) else f"{t:g}"
 
 
 def _context_length(model: Any) -> int | None:

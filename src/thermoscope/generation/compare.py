@@ -20,14 +20,13 @@ from typing import Any
 import numpy as np
 
 from thermoscope._progress import progress_bar
-from thermoscope._tables import format_table
+from thermoscope._tables import format_table, format_temperature
 from thermoscope.generation._batch import sample_batch
 from thermoscope.generation._inputs import (
     check_max_new_tokens,
     check_n,
     check_temperatures,
     encode_prompt,
-    label,
     torch_seeds,
 )
 from thermoscope.generation.diversity import Diversity, diversity
@@ -82,13 +81,13 @@ def dynamic_strategies(temperatures: Iterable[float] = (0.7, 1.0)) -> tuple[Stra
 
     def fixed(t: float) -> Strategy:
         return Strategy(
-            f"T = {label(t)}",
+            f"T = {format_temperature(t)}",
             lambda: [SamplerLogitsProcessor(Sampler.from_options(temperature=t))],
         )
 
     def min_p(t: float, p: float) -> Strategy:
         return Strategy(
-            f"min-p {p:g}, T = {label(t)}",
+            f"min-p {p:g}, T = {format_temperature(t)}",
             lambda: [SamplerLogitsProcessor(Sampler.from_options(temperature=t, min_p=p))],
         )
 

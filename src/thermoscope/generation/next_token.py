@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from thermoscope._tables import format_table
+from thermoscope._tables import format_table, format_temperature
 from thermoscope._typing import Array, FloatArray
-from thermoscope.generation._inputs import check_temperatures, check_top, encode_prompt, label
+from thermoscope.generation._inputs import check_temperatures, check_top, encode_prompt
 from thermoscope.generation.sweep import Sample, generate_at_temperatures
 
 __all__ = ["NextTokenTable", "continue_prompt", "next_token_logits", "next_token_table"]
@@ -75,7 +75,7 @@ class NextTokenTable:
         >>> t.format().splitlines()[0].split()
         ['token', 'id', 'T=1']
         """
-        headers = ["token", "id", *(f"T={label(t)}" for t in self.temperatures)]
+        headers = ["token", "id", *(f"T={format_temperature(t)}" for t in self.temperatures)]
         rows: list[list[Any]] = [
             [repr(tok), int(i), *map(float, self.probs[:, k])]
             for k, (tok, i) in enumerate(zip(self.tokens, self.token_ids, strict=True))

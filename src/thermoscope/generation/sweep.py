@@ -22,14 +22,13 @@ from typing import Any
 import numpy as np
 
 from thermoscope._progress import progress_bar
-from thermoscope._tables import format_table
+from thermoscope._tables import format_table, format_temperature
 from thermoscope.generation._batch import sample_batch
 from thermoscope.generation._inputs import (
     check_max_new_tokens,
     check_n,
     check_temperatures,
     encode_prompt,
-    label,
     torch_seeds,
 )
 from thermoscope.generation.diversity import Diversity, diversity
@@ -149,7 +148,7 @@ class GenerationResult:
         ['T', 'distinct-1', 'distinct-2']
         """
         rows = [
-            [label(t), *_diversity_cells(self.diversity[t]), self.mean_logprob(t)]
+            [format_temperature(t), *_diversity_cells(self.diversity[t]), self.mean_logprob(t)]
             for t in self.temperatures
         ]
         return format_table(["T", *_DIVERSITY_HEADERS, "mean log p"], rows)
@@ -167,7 +166,7 @@ class GenerationResult:
         opts = ", ".join(f"{k}={v}" for k, v in self.sampler_options.items())
         lines = [f"prompt: {self.prompt!r}" + (f"   sampler: {opts}" if opts else "")]
         for t in self.temperatures:
-            lines += ["", f"T = {label(t)}"]
+            lines += ["", f"T = {format_temperature(t)}"]
             for s in self.samples:
                 if s.temperature == t:
                     lines.append(
@@ -281,7 +280,7 @@ def generate_at_temperatures(
     metrics: dict[float, Diversity] = {}
     try:
         for t, sampler, torch_seed in zip(temps, samplers, seeds, strict=True):
-            bar.set_description(f"T = {label(t)}")
+            bar.set_description(f"T = {format_temperature(t)}")
             batch = sample_batch(
                 model,
                 tokenizer,
