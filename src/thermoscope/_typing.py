@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
 import numpy as np
 
-__all__ = ["Array", "ArrayT", "FloatArray", "IntArray"]
+__all__ = ["Array", "FloatArray", "IntArray"]
 
 #: A numpy array of any dtype and shape.
 Array: TypeAlias = np.ndarray[Any, np.dtype[Any]]
@@ -14,5 +14,3 @@ Array: TypeAlias = np.ndarray[Any, np.dtype[Any]]
 FloatArray: TypeAlias = np.ndarray[Any, np.dtype[np.floating[Any]]]
 #: An integer numpy array (token ids, class labels, counts).
 IntArray: TypeAlias = np.ndarray[Any, np.dtype[np.integer[Any]]]
-#: "The caller's array type": numpy in gives numpy out, a tensor gives a tensor.
-ArrayT = TypeVar("ArrayT")
