@@ -12,8 +12,19 @@ import pytest
 
 from backends import needs_torch, torch
 from thermoscope._temperature import row_weights, softmax_rows
-from thermoscope.sampling import MinP, Sampler, Temperature, TopK, TopP, Typical, _fused
+from thermoscope.sampling import (
+    Epsilon,
+    MinP,
+    Sampler,
+    Temperature,
+    TopK,
+    TopNSigma,
+    TopP,
+    Typical,
+    _fused,
+)
 from thermoscope.sampling import _kernels as K
+from thermoscope.sampling._context import Context
 from thermoscope.sampling._counter import uniforms
 from thermoscope.sampling._draw import draw, fixed_point_bits
 from thermoscope.sampling._input import prepare
@@ -85,7 +96,7 @@ def test_fused_equals_plain(seed):
         assert chain is None  # temperature alone: the plain path is already one pass
         return
     ref = plain(sampler, x)
-    fused = _fused.run(chain, rows)
+    fused = _fused.run(chain, rows, Context(rows.batch_shape))
     np.testing.assert_array_equal(np.isfinite(fused.dense_logits()), np.isfinite(ref))
     np.testing.assert_array_equal(fused.dense_logits(), ref)
     np.testing.assert_allclose(fused.dense_probs(), softmax_rows(ref), rtol=0, atol=1e-6)
@@ -107,7 +118,7 @@ def test_torch_fused_equals_torch_plain_and_numpy(seed):
         return
     assert chain is not None
     ref = plain(sampler, xt)
-    got = _fused_torch.run(chain, rows)
+    got = _fused_torch.run(chain, rows, Context(rows.batch_shape))
     assert torch.equal(got.dense_logits(), ref)
     torch.testing.assert_close(got.dense_probs(), softmax_rows(ref), rtol=0, atol=1e-6)
     u = torch.from_numpy(np.random.default_rng(seed).random((ref.shape[0], 16)))
@@ -179,12 +190,29 @@ def test_top_k_never_sorts_or_partitions_the_vocabulary(sampler, monkeypatch):
     assert max(seen, default=0) < vocab // 10
 
 
+@pytest.mark.parametrize("seed", range(60))
+def test_candidate_stages_after_the_first_cut_run_fused_and_match_plain(seed):
+    """Stages that read only the kept values (typical, epsilon, top-n-sigma) run on the
+    fused path's candidates after the first cut and keep what the plain chain keeps."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(3, 500)) * rng.uniform(0.5, 3.0)
+    extra = [Typical(0.7), Epsilon(0.01), TopNSigma(1.0)][seed % 3]
+    sampler = Sampler([Temperature(0.8), TopK(int(rng.integers(5, 60))), extra], order="as_given")
+    rows = prepare(x)
+    chain = _fused.plan(sampler.warpers, rows)
+    assert chain is not None
+    fused = _fused.run(chain, rows, Context(rows.batch_shape))
+    ref = plain(sampler, x)
+    np.testing.assert_array_equal(np.isfinite(fused.dense_logits()), np.isfinite(ref))
+    np.testing.assert_allclose(fused.dense_probs(), softmax_rows(ref), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "sampler",
     [
         Sampler([Temperature(0.0), TopK(3)]),  # greedy temperature
         Sampler([Temperature(np.array([0.5, np.inf])), TopP(0.9)]),
-        Sampler([TopK(3), Typical(0.9)]),
+        Sampler([Typical(0.9), TopK(3)], order="as_given"),  # no cut before it
         Sampler([TopP(0.9, min_tokens_to_keep=2)]),
         Sampler([Temperature(0.7)]),
     ],
@@ -291,14 +319,16 @@ def test_top_k_first_with_deferred_temperature(t, vocab):
         u = np.random.default_rng(0).random((4, 8))
         expected = draw_rows(row_weights(ref)[0], u, bits_for(ref.shape[1]))
         rows = prepare(x)
-        got = _fused.run(_fused.plan(sampler.warpers, rows), rows).sample(u, bits_for(ref.shape[1]))
+        got = _fused.run(
+            _fused.plan(sampler.warpers, rows), rows, Context(rows.batch_shape)
+        ).sample(u, bits_for(ref.shape[1]))
         np.testing.assert_array_equal(got, expected)
         xt = torch.from_numpy(x)
         assert torch.equal(sampler.logits(xt), torch.from_numpy(ref))
         rows = prepare(xt)
-        got = _fused_torch.run(_fused.plan(sampler.warpers, rows), rows).sample(
-            torch.from_numpy(u), bits_for(ref.shape[1])
-        )
+        got = _fused_torch.run(
+            _fused.plan(sampler.warpers, rows), rows, Context(rows.batch_shape)
+        ).sample(torch.from_numpy(u), bits_for(ref.shape[1]))
         np.testing.assert_array_equal(got.numpy(), expected)
 
 

@@ -55,6 +55,7 @@ import numpy as np
 from thermoscope._temperature import overflows, row_weights
 from thermoscope._typing import Array
 from thermoscope.sampling import _kernels as K
+from thermoscope.sampling._context import Context
 from thermoscope.sampling._input import Rows, rows_param
 from thermoscope.sampling._rowdraw import draw_rows
 from thermoscope.sampling.warpers import MinP, Temperature, TopK, TopP, Warper
@@ -107,7 +108,9 @@ def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
             rows_param(getattr(w, w.name), rows.batch_shape, w.name)
             if w.min_tokens_to_keep != 1 and first_cut < 0:
                 return None
-        else:
+        elif first_cut < 0 or not w.on_candidates:
+            # After the first cut, any stage that reads only the kept values runs
+            # on the compact candidates (XTC, typical, eta, ...).
             return None
         if first_cut < 0 and not isinstance(w, Temperature):
             first_cut = i
@@ -575,7 +578,7 @@ def _refine(
     return _compact(band, inner).vals, above, bounded | (c_hi < np.inf)
 
 
-def run(chain: Plan, rows: Rows) -> Compact:
+def run(chain: Plan, rows: Rows, ctx: Context) -> Compact:
     """Run a fused plan on validated rows; the result holds the kept tokens only."""
     z = rows.z
     steps = chain.steps
@@ -605,7 +608,7 @@ def run(chain: Plan, rows: Rows) -> Compact:
         else:  # plan() admits only the four kinds
             raise TypeError(f"the fused path cannot start with {first!r}")
     for step in steps[chain.first_cut + 1 :]:
-        cand.vals = step.apply(cand.vals, rows.batch_shape)
+        cand.vals = step.apply_in(cand.vals, ctx)
     return _finish(cand)
 
 

@@ -46,6 +46,7 @@ import torch
 
 from thermoscope._temperature import row_weights
 from thermoscope.sampling import _kernels_torch as K
+from thermoscope.sampling._context import Context
 from thermoscope.sampling._fused import Plan
 from thermoscope.sampling._input import Rows, on_device, rows_param
 from thermoscope.sampling._rowdraw import draw_rows
@@ -149,7 +150,7 @@ def _upper_set(z: Any, thr: Any) -> Any:
     return z >= edge[:, None]
 
 
-def run(chain: Plan, rows: Rows) -> Compact | DenseKeep:
+def run(chain: Plan, rows: Rows, ctx: Context) -> Compact | DenseKeep:
     """Run a fused plan on validated torch rows; the result holds the kept tokens only."""
     z = rows.z
     steps = chain.steps
@@ -176,7 +177,7 @@ def run(chain: Plan, rows: Rows) -> Compact | DenseKeep:
         else:  # plan() admits only the four kinds
             raise TypeError(f"the fused path cannot start with {first!r}")
     for step in steps[chain.first_cut + 1 :]:
-        cand.vals = step.apply(cand.vals, rows.batch_shape)
+        cand.vals = step.apply_in(cand.vals, ctx)
     cand.valid &= cand.vals > float("-inf")
     return cand
 

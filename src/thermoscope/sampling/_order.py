@@ -14,33 +14,61 @@ from thermoscope.sampling.warpers import Warper
 
 __all__ = ["LLAMA_CPP_ORDER", "TRANSFORMERS_ORDER", "arrange"]
 
-#: transformers' order (``GenerationMixin._get_logits_processor``): temperature
-#: first, then top-k, top-p, min-p, typical, epsilon. Steps transformers lacks
-#: sit next to their relatives: dynamic temperature with temperature, top-nσ last.
-TRANSFORMERS_ORDER: tuple[str, ...] = (
-    "temperature",
-    "entropy_temperature",
-    "top_k",
-    "top_p",
-    "min_p",
-    "typical",
-    "epsilon",
-    "top_n_sigma",
+#: Stages that read the token history, in both orders: biases, then penalties
+#: (transformers: sequence bias, repetition penalty, no-repeat-n-gram; llama.cpp:
+#: logit bias, then ``penalties`` = repeat, frequency, presence; then DRY).
+_HISTORY = (
+    "logit_bias",
+    "sequence_bias",
+    "repetition_penalty",
+    "frequency_penalty",
+    "presence_penalty",
+    "no_repeat_ngram",
+    "dry",
 )
 
-#: llama.cpp's default chain (``common_params_sampling.samplers``): top-nσ,
-#: top-k, typical, top-p, min-p, then temperature (and dynatemp) last, so the
-#: truncations see the untempered distribution. llama.cpp has no epsilon step;
-#: it sits with the other truncations.
+#: transformers' order (``GenerationMixin._get_logits_processor``): biases and
+#: penalties, then temperature, top-h, top-k, top-p, min-p, typical, epsilon,
+#: eta. Steps transformers lacks sit next to their relatives: dynamic
+#: temperature with temperature, p-less and top-nσ after the other truncations,
+#: XTC after them (as in llama.cpp), adaptive-p last (it shapes the draw).
+TRANSFORMERS_ORDER: tuple[str, ...] = (
+    *_HISTORY,
+    "temperature",
+    "entropy_temperature",
+    "top_h",
+    "top_k",
+    "top_p",
+    "min_p",
+    "typical",
+    "epsilon",
+    "eta",
+    "p_less",
+    "top_n_sigma",
+    "xtc",
+    "adaptive_p",
+)
+
+#: llama.cpp's default chain (``common_params_sampling.samplers``): logit bias,
+#: penalties, DRY, top-nσ, top-k, typical, top-p, min-p, XTC, then temperature
+#: (and dynatemp) last, so the truncations see the untempered distribution;
+#: adaptive-p, when used, is the last stage. Steps llama.cpp lacks (epsilon,
+#: eta, top-h, p-less, no-repeat-n-gram, sequence bias) sit with their relatives.
 LLAMA_CPP_ORDER: tuple[str, ...] = (
+    *_HISTORY,
     "top_n_sigma",
     "top_k",
     "typical",
     "top_p",
     "min_p",
     "epsilon",
+    "eta",
+    "top_h",
+    "p_less",
+    "xtc",
     "temperature",
     "entropy_temperature",
+    "adaptive_p",
 )
 
 

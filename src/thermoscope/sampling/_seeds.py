@@ -16,38 +16,17 @@ from thermoscope._validation import as_generator, check_integer, per_row
 from thermoscope.sampling._counter import uniforms
 from thermoscope.sampling._input import Rows
 
-__all__ = ["draw_uniforms"]
+__all__ = ["Randomness", "check_count", "randomness"]
 
 _MAX_SEED = 2**64
 
 
-def draw_uniforms(rows: Rows, n: Any, seed: Any, rng: Any, step: Any) -> Any:
-    """(B, n) float64 uniforms of the rows' kind: counter-based with ``seed``, else rng's."""
+def check_count(n: Any) -> int:
+    """``n``, the number of draws per row: a single integer >= 1."""
     count = check_integer(n, "n")
     if count.ndim != 0:
         raise TypeError(f"`n` must be a single integer >= 1, got shape {count.shape}.")
-    if seed is not None:
-        if rng is not None:
-            raise ValueError("`seed` and `rng` must not both be given; pass one of them.")
-        seeds, seeds_ok = _row_integers(seed, rows, "seed")
-        steps, steps_ok = _row_integers(step, rows, "step")
-        # One host read for the logits', the seeds' and the steps' checks.
-        rows.validate(*seeds_ok, *steps_ok)
-        return uniforms(seeds, steps, int(count))
-    if not (isinstance(step, (int, np.integer)) and step == 0):
-        raise ValueError(
-            "`step` numbers seeded draws: pass `seed` with it (rng= draws ignore it), "
-            f"got step={step!r} and no seed."
-        )
-    # The library's one rule for `rng`: a Generator (advanced), an int seed, or None.
-    gen = as_generator(rng)
-    rows.validate()
-    u = gen.random((rows.z.shape[0], int(count)))
-    if rows.torch:
-        import torch
-
-        return torch.as_tensor(u, device=rows.z.device)  # one host-to-device copy
-    return u
+    return int(count)
 
 
 def _row_integers(value: Any, rows: Rows, name: str) -> tuple[Any, list[Any]]:
@@ -86,3 +65,62 @@ def _row_integers(value: Any, rows: Rows, name: str) -> tuple[Any, list[Any]]:
 
         return torch.as_tensor(np.array(flat), device=rows.z.device), []
     return flat, []
+
+
+class Randomness:
+    """One call's source of random numbers: per-row counter seeds, or a Generator.
+
+    Built once per call by :func:`randomness` (which validates ``seed``,
+    ``rng`` and ``step``); gives the draws' uniforms and the random stages'
+    coins. Counter coins use the row's seed mixed with a per-stage ``salt``
+    (so a coin never equals a draw's uniform), counted at the same step.
+    """
+
+    __slots__ = ("_gen", "_like", "_seeds", "_steps")
+
+    def __init__(self, seeds: Any, steps: Any, gen: np.random.Generator | None, like: Any):
+        self._seeds, self._steps, self._gen, self._like = seeds, steps, gen, like
+
+    def uniforms(self, n: int) -> Any:
+        """(B, n) float64 uniforms of the rows' kind."""
+        if self._gen is None:
+            return uniforms(self._seeds, self._steps, n)
+        u = self._gen.random((self._like.shape[0], n))
+        if is_torch(self._like):
+            import torch
+
+            return torch.as_tensor(u, device=self._like.device)  # one host-to-device copy
+        return u
+
+    def coins(self, salt: int) -> Any:
+        """(B,) float64 uniforms for a random stage identified by ``salt``."""
+        if self._gen is None:
+            # XOR with the salt's 64-bit pattern: a different Philox key per stage kind.
+            salted = self._seeds ^ (salt - (1 << 64) if salt >= (1 << 63) else salt)
+            return uniforms(salted, self._steps, 1)[:, 0]
+        return self.uniforms(1)[:, 0]
+
+
+def randomness(rows: Rows, seed: Any, rng: Any, step: Any, *, required: bool = True) -> Any:
+    """Validate ``seed`` / ``rng`` / ``step`` for ``rows`` into a :class:`Randomness`.
+
+    With neither ``seed`` nor ``rng``: fresh OS entropy when ``required``
+    (draws), else None (a call that only warps: a random stage then asks for
+    a seed).
+    """
+    if seed is not None:
+        if rng is not None:
+            raise ValueError("`seed` and `rng` must not both be given; pass one of them.")
+        seeds, seeds_ok = _row_integers(seed, rows, "seed")
+        steps, steps_ok = _row_integers(step, rows, "step")
+        rows.validate(*seeds_ok, *steps_ok)
+        return Randomness(seeds, steps, None, rows.z)
+    if not (isinstance(step, (int, np.integer)) and step == 0):
+        raise ValueError(
+            "`step` numbers seeded draws: pass `seed` with it (rng= draws ignore it), "
+            f"got step={step!r} and no seed."
+        )
+    rows.validate()
+    if rng is None and not required:
+        return None
+    return Randomness(None, None, as_generator(rng), rows.z)

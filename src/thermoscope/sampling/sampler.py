@@ -14,11 +14,12 @@ from thermoscope._temperature import row_weights, softmax_rows
 from thermoscope._typing import Array, FloatArray, IntArray
 from thermoscope._validation import check_integer
 from thermoscope.sampling import _fused
+from thermoscope.sampling._context import Context, as_history
 from thermoscope.sampling._input import Rows, prepare
 from thermoscope.sampling._logprobs import MODES, SampleResult, gather, log_shift, top_entries
 from thermoscope.sampling._order import LLAMA_CPP_ORDER, TRANSFORMERS_ORDER, arrange
 from thermoscope.sampling._rowdraw import bits_for, draw_rows
-from thermoscope.sampling._seeds import draw_uniforms
+from thermoscope.sampling._seeds import Randomness, check_count, randomness
 from thermoscope.sampling.warpers import (
     Epsilon,
     MinP,
@@ -139,7 +140,7 @@ class Sampler:
     array([0, 1, 1, 0, 0])
     """
 
-    __slots__ = ("_plans", "_warpers")
+    __slots__ = ("_lead", "_plans", "_warpers")
 
     def __init__(self, warpers: Iterable[Warper] = (), *, order: str | Sequence[Any] | None = None):
         items = tuple(warpers)
@@ -147,10 +148,22 @@ class Sampler:
             if not isinstance(w, Warper):
                 raise TypeError(f"`warpers` must contain Warper instances, got {w!r}.")
         self._warpers = arrange(items, order)
+        for w in self._warpers[:-1]:
+            if w.must_be_last:
+                raise ValueError(
+                    f"`warpers` must end with {type(w).__name__}, which shapes the final draw "
+                    f"and must be the last stage; got the order {[x.name for x in self._warpers]}."
+                )
         # Fused plan per (library, batch shape): planning only validates the (immutable)
         # warpers' parameters against the batch shape, so its answer never
         # changes for a shape, and generation calls with the same shape each step.
         self._plans: dict[tuple[bool, tuple[int, ...]], _fused.Plan | None] = {}
+        # Stages before the first fusable one (penalties, biases, DRY) run on the
+        # whole vocabulary first; the fused path may then take the rest.
+        self._lead = next(
+            (i for i, w in enumerate(self._warpers) if isinstance(w, _FUSABLE)),
+            len(self._warpers),
+        )
 
     @property
     def warpers(self) -> tuple[Warper, ...]:
@@ -270,38 +283,86 @@ class Sampler:
         except KeyError:
             if len(self._plans) >= _PLAN_CACHE:
                 self._plans.clear()  # many batch shapes: keep the cache small
-            made = _fused.plan(self._warpers, rows)
+            made = _fused.plan(self._warpers[self._lead :], rows)
             self._plans[key] = made
-        if made is not None and not rows.torch and not _fused.tempers_safely(made, rows):
-            return None  # a tiny temperature overflows z / T: the plain chain shifts first
         return made
 
-    def _chain(self, rows: Rows) -> Any:
+    def _chain(self, rows: Rows, ctx: Context, stages: tuple[Warper, ...] | None = None) -> Any:
         z = rows.z
-        for w in self._warpers:
-            z = w.apply(z, rows.batch_shape)
+        for w in self._warpers if stages is None else stages:
+            z = w.apply_in(z, ctx)
         if z is rows.z:
             z = z.clone() if rows.torch else z.copy()
         return z
 
-    def _warp(self, rows: Rows) -> Any:
+    def _warp(self, rows: Rows, ctx: Context) -> Any:
         """The chain's result on ``rows``: the fused path's kept tokens, or the plain chain's."""
         plan = self._plan(rows)
         if plan is None:
-            return _Dense(self._chain(rows))
+            return _Dense(self._chain(rows, ctx))
+        if self._lead:
+            z = self._chain(rows, ctx, self._warpers[: self._lead])
+            rows = Rows(z, rows.batch_shape, rows.back)
+            _check_rows_left(rows, self._warpers[: self._lead])
+        if not rows.torch and not _fused.tempers_safely(plan, rows):
+            # A tiny temperature overflows z / T: the plain chain shifts first.
+            return _Dense(self._chain(rows, ctx, self._warpers[self._lead :]))
         if rows.torch:
             from thermoscope.sampling import _fused_torch
 
-            return _fused_torch.run(plan, rows)
-        return _fused.run(plan, rows)
+            return _fused_torch.run(plan, rows, ctx)
+        return _fused.run(plan, rows, ctx)
+
+    def _context(self, rows: Rows, history: Any, source: Randomness | None) -> Context:
+        if history is None:
+            needing = [type(w).__name__ for w in self._warpers if w.needs_history]
+            if needing:
+                Context(rows.batch_shape).require_history(", ".join(needing))
+            return Context(rows.batch_shape, None, source)
+        return Context(rows.batch_shape, as_history(history, rows), source)
+
+    def _prepared(
+        self, x: Any, history: Any, seed: Any, rng: Any, step: Any
+    ) -> tuple[Rows, Context]:
+        rows = prepare(x)
+        return rows, self._context(rows, history, randomness(rows, seed, rng, step, required=False))
 
     @overload
-    def logits(self, x: torch.Tensor) -> torch.Tensor: ...
+    def logits(
+        self,
+        x: torch.Tensor,
+        *,
+        history: Any = ...,
+        seed: Any = ...,
+        rng: np.random.Generator | int | None = ...,
+        step: Any = ...,
+    ) -> torch.Tensor: ...
     @overload
-    def logits(self, x: npt.ArrayLike) -> FloatArray: ...
+    def logits(
+        self,
+        x: npt.ArrayLike,
+        *,
+        history: Any = ...,
+        seed: Any = ...,
+        rng: np.random.Generator | int | None = ...,
+        step: Any = ...,
+    ) -> FloatArray: ...
     @_native
-    def logits(self, x: Any) -> Any:
+    def logits(
+        self,
+        x: Any,
+        *,
+        history: Any = None,
+        seed: Any = None,
+        rng: np.random.Generator | int | None = None,
+        step: Any = 0,
+    ) -> Any:
         """Warped logits, ``-inf`` for removed tokens, same shape and kind as ``x``.
+
+        ``history`` gives history-aware stages (penalties, DRY, ...) each row's
+        token ids so far: a (batch, length) integer array, or one sequence per
+        row of any length. ``seed`` / ``rng`` / ``step`` seed the coins of
+        random stages (XTC), as in :meth:`sample`.
 
         Examples
         --------
@@ -309,24 +370,50 @@ class Sampler:
         array([[-inf,   2.],
                [  3., -inf]])
         """
-        rows = prepare(x)
-        return rows.restore(self._warp(rows).dense_logits())
+        rows, ctx = self._prepared(x, history, seed, rng, step)
+        return rows.restore(self._warp(rows, ctx).dense_logits())
 
     @overload
-    def probs(self, x: torch.Tensor) -> torch.Tensor: ...
+    def probs(
+        self,
+        x: torch.Tensor,
+        *,
+        history: Any = ...,
+        seed: Any = ...,
+        rng: np.random.Generator | int | None = ...,
+        step: Any = ...,
+    ) -> torch.Tensor: ...
     @overload
-    def probs(self, x: npt.ArrayLike) -> FloatArray: ...
+    def probs(
+        self,
+        x: npt.ArrayLike,
+        *,
+        history: Any = ...,
+        seed: Any = ...,
+        rng: np.random.Generator | int | None = ...,
+        step: Any = ...,
+    ) -> FloatArray: ...
     @_native
-    def probs(self, x: Any) -> Any:
+    def probs(
+        self,
+        x: Any,
+        *,
+        history: Any = None,
+        seed: Any = None,
+        rng: np.random.Generator | int | None = None,
+        step: Any = 0,
+    ) -> Any:
         """Sampling distribution: softmax of the warped logits (removed tokens exactly 0).
+
+        ``history``, ``seed``, ``rng`` and ``step`` as for :meth:`logits`.
 
         Examples
         --------
         >>> Sampler([Temperature(0.0)]).probs([1.0, 3.0, 3.0])
         array([0. , 0.5, 0.5])
         """
-        rows = prepare(x)
-        return rows.restore(self._warp(rows).dense_probs())
+        rows, ctx = self._prepared(x, history, seed, rng, step)
+        return rows.restore(self._warp(rows, ctx).dense_probs())
 
     @overload
     def sample(
@@ -337,6 +424,7 @@ class Sampler:
         seed: Any = ...,
         rng: np.random.Generator | int | None = ...,
         step: Any = ...,
+        history: Any = ...,
     ) -> torch.Tensor: ...
     @overload
     def sample(
@@ -347,6 +435,7 @@ class Sampler:
         seed: Any = ...,
         rng: np.random.Generator | int | None = ...,
         step: Any = ...,
+        history: Any = ...,
     ) -> IntArray: ...
     @_native
     def sample(
@@ -357,6 +446,7 @@ class Sampler:
         seed: Any = None,
         rng: np.random.Generator | int | None = None,
         step: Any = 0,
+        history: Any = None,
     ) -> Any:
         """Draw ``n`` token indices per row, with replacement.
 
@@ -382,6 +472,9 @@ class Sampler:
         step : int or array_like or torch.Tensor of int, default 0
             The decoding step, one for every row or one per row, >= 0: with
             the same seed, each step draws anew. Only with ``seed``.
+        history : array_like or sequence of sequences, optional
+            Each row's token ids so far, for history-aware stages: a (batch,
+            length) integer array, or one sequence per row of any length.
 
         Returns
         -------
@@ -415,11 +508,33 @@ class Sampler:
         >>> bool((s.sample(z, n=4, seed=[5, 7], step=2)[1] == alone).all())
         True
         """
-        rows = prepare(x, check=False)
-        u = draw_uniforms(rows, n, seed, rng, step)
-        result = self._warp(rows)
+        rows, ctx, u = self._drawing(x, n, seed, rng, step, history)
+        result = self._warp(rows, ctx)
         picked = result.token_ids(result.positions(u, bits_for(rows.z.shape[1])))
+        self._observe(picked)
         return rows.restore(picked)
+
+    def _drawing(
+        self, x: Any, n: Any, seed: Any, rng: Any, step: Any, history: Any
+    ) -> tuple[Rows, Context, Any]:
+        """Rows, context and (B, n) uniforms of one drawing call, validated."""
+        count = check_count(n)
+        if count != 1 and any(w.stateful for w in self._warpers):
+            names = ", ".join(type(w).__name__ for w in self._warpers if w.stateful)
+            raise ValueError(
+                f"`n` must be 1 with a stateful stage ({names}): each draw updates its "
+                f"state, got n={count}."
+            )
+        rows = prepare(x, check=False)
+        source = randomness(rows, seed, rng, step)
+        u = source.uniforms(count)
+        return rows, self._context(rows, history, source), u
+
+    def _observe(self, picked: Any) -> None:
+        """Hand the drawn tokens (B, 1) to the stateful stages."""
+        for w in self._warpers:
+            if w.stateful:
+                w.observe(picked[:, 0])
 
     @_native
     def sample_with_logprobs(
@@ -430,6 +545,7 @@ class Sampler:
         seed: Any = None,
         rng: np.random.Generator | int | None = None,
         step: Any = 0,
+        history: Any = None,
         mode: str = "processed_logprobs",
         top: int = 0,
     ) -> SampleResult:
@@ -437,7 +553,7 @@ class Sampler:
 
         Parameters
         ----------
-        x, n, seed, rng, step
+        x, n, seed, rng, step, history
             As for :meth:`sample`; the tokens are the ones it draws.
         mode : str, default "processed_logprobs"
             What to report, vLLM's four ``logprobs_mode`` values:
@@ -475,11 +591,11 @@ class Sampler:
         width = check_integer(top, "top", minimum=0)
         if width.ndim != 0:
             raise TypeError(f"`top` must be a single integer >= 0, got shape {width.shape}.")
-        rows = prepare(x, check=False)
-        u = draw_uniforms(rows, n, seed, rng, step)
-        result = self._warp(rows)
+        rows, ctx, u = self._drawing(x, n, seed, rng, step, history)
+        result = self._warp(rows, ctx)
         pos = result.positions(u, bits_for(rows.z.shape[1]))
         tokens = result.token_ids(pos)
+        self._observe(tokens)
         if mode.startswith("raw"):
             vals, at = rows.z, tokens
         else:
@@ -498,6 +614,26 @@ class Sampler:
             top_ids=_restore(rows, top_pos),
             top_values=_restore(rows, top_vals),
             mode=mode,
+        )
+
+
+_FUSABLE = (Temperature, TopK, TopP, MinP)
+
+
+def _check_rows_left(rows: Rows, stages: tuple[Warper, ...]) -> None:
+    """A ValueError when the leading stages removed every token of some row."""
+    top = rows.row_max
+    if rows.torch:
+        import torch
+
+        bad = bool(torch.isneginf(top).any())
+    else:
+        bad = bool(np.isneginf(top).any())
+    if bad:
+        names = ", ".join(type(w).__name__ for w in stages)
+        raise ValueError(
+            f"every token of a row was removed by {names}: nothing is left to sample "
+            "(check `history` and the stages' parameters)."
         )
 
 

@@ -49,7 +49,9 @@ from thermoscope._temperature import divide
 from thermoscope._typing import Array, FloatArray
 from thermoscope._validation import check_fraction, check_integer, check_temperature
 from thermoscope.sampling import _kernels
+from thermoscope.sampling._context import Context, as_history
 from thermoscope.sampling._input import on_device, prepare, rows_param
+from thermoscope.sampling._seeds import randomness
 
 if TYPE_CHECKING:
     import torch
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EntropyTemperature",
     "Epsilon",
+    "HistoryWarper",
     "MinP",
     "Temperature",
     "TopK",
@@ -111,13 +114,51 @@ class Warper(abc.ABC):
 
     #: Short name used by ``Sampler(order=[...])`` and in the documented orders.
     name: ClassVar[str]
+    #: The stage reads each row's token history (``history=``): penalties, DRY, ...
+    needs_history: ClassVar[bool] = False
+    #: The stage's result on a row depends only on the row's finite values (not on
+    #: token ids, nor on how many -inf entries the row has), so the fused path may
+    #: run it on its compact list of kept candidates after the first cut.
+    on_candidates: ClassVar[bool] = False
+    #: The stage must be the chain's last (adaptive-p: it shapes the final draw).
+    must_be_last: ClassVar[bool] = False
+    #: The stage keeps per-row state that each draw updates (:meth:`observe`).
+    stateful: ClassVar[bool] = False
 
     @overload
-    def __call__(self, logits: torch.Tensor) -> torch.Tensor: ...
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        *,
+        history: Any = ...,
+        seed: Any = ...,
+        rng: np.random.Generator | int | None = ...,
+        step: Any = ...,
+    ) -> torch.Tensor: ...
     @overload
-    def __call__(self, logits: npt.ArrayLike) -> FloatArray: ...
-    def __call__(self, logits: Any) -> Any:
+    def __call__(
+        self,
+        logits: npt.ArrayLike,
+        *,
+        history: Any = ...,
+        seed: Any = ...,
+        rng: np.random.Generator | int | None = ...,
+        step: Any = ...,
+    ) -> FloatArray: ...
+    def __call__(
+        self,
+        logits: Any,
+        *,
+        history: Any = None,
+        seed: Any = None,
+        rng: np.random.Generator | int | None = None,
+        step: Any = 0,
+    ) -> Any:
         """Warp ``logits`` of shape (..., V); numpy, list or torch in, same kind out.
+
+        ``history`` (each row's token ids so far) is needed by history-aware
+        stages; ``seed`` / ``rng`` / ``step`` by random ones (XTC), as for
+        :meth:`Sampler.sample`.
 
         Examples
         --------
@@ -125,14 +166,40 @@ class Warper(abc.ABC):
         array([[  0., -inf, -inf]])
         """
         rows = prepare(logits)
+        ctx = Context(
+            rows.batch_shape,
+            None if history is None else as_history(history, rows),
+            randomness(rows, seed, rng, step, required=False),
+        )
         if rows.torch:
             import torch
 
             with torch.no_grad():
-                return rows.restore(self.apply(rows.z, rows.batch_shape))
+                return rows.restore(self.apply_in(rows.z, ctx))
         # z - max below the float range is -inf (weight 0, the exact limit): no warning.
         with np.errstate(over="ignore"):
-            return rows.restore(self.apply(rows.z, rows.batch_shape))
+            return rows.restore(self.apply_in(rows.z, ctx))
+
+    def apply_in(self, z: Any, ctx: Context) -> Any:
+        """Warp validated rows ``z`` (B, V) with this call's :class:`Context`.
+
+        The chain calls this; the default is :meth:`apply`, for stages that
+        need nothing but the logits.
+
+        Examples
+        --------
+        >>> TopK(1).apply_in(np.array([[1.0, 2.0]]), Context((1,)))
+        array([[-inf,   2.]])
+        """
+        return self.apply(z, ctx.batch_shape)
+
+    def observe(self, tokens: Any) -> None:  # noqa: B027 (a hook: stateless stages keep it)
+        """Update per-row state with the drawn ``tokens`` (B,); stateless stages do nothing.
+
+        Examples
+        --------
+        >>> TopK(1).observe(np.array([0]))  # nothing to update
+        """
 
     @abc.abstractmethod
     def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
@@ -145,6 +212,34 @@ class Warper(abc.ABC):
         >>> TopK(1).apply(np.array([[1.0, 2.0], [4.0, 3.0]]), (2,))
         array([[-inf,   2.],
                [  4., -inf]])
+        """
+
+
+class HistoryWarper(Warper):
+    """Base of the stages that read each row's token history (penalties, DRY, ...).
+
+    Subclasses implement :meth:`apply_in` and read ``ctx.require_history(...)``;
+    :meth:`apply` without a history raises a ValueError naming ``history``.
+
+    Examples
+    --------
+    >>> issubclass(HistoryWarper, Warper)
+    True
+    """
+
+    needs_history: ClassVar[bool] = True
+
+    def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
+        return self.apply_in(z, Context(batch_shape))
+
+    @abc.abstractmethod
+    def apply_in(self, z: Any, ctx: Context) -> Any:
+        """Warp rows ``z`` (B, V) given ``ctx.history``.
+
+        Examples
+        --------
+        >>> HistoryWarper.apply_in.__isabstractmethod__
+        True
         """
 
 
@@ -178,6 +273,7 @@ class Temperature(Warper):
 
     temperature: float | Array
     name: ClassVar[str] = "temperature"
+    on_candidates: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         t = _freeze(check_temperature(self.temperature, "temperature"))
@@ -209,6 +305,7 @@ class TopK(Warper):
     top_k: int | Array
     min_tokens_to_keep: int = field(default=1, kw_only=True)
     name: ClassVar[str] = "top_k"
+    on_candidates: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
@@ -253,6 +350,7 @@ class TopP(Warper):
     top_p: float | Array
     min_tokens_to_keep: int = field(default=1, kw_only=True)
     name: ClassVar[str] = "top_p"
+    on_candidates: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
@@ -292,6 +390,7 @@ class MinP(Warper):
     min_p: float | Array
     min_tokens_to_keep: int = field(default=1, kw_only=True)
     name: ClassVar[str] = "min_p"
+    on_candidates: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
@@ -331,6 +430,7 @@ class Typical(Warper):
     typical_p: float | Array
     min_tokens_to_keep: int = field(default=1, kw_only=True)
     name: ClassVar[str] = "typical"
+    on_candidates: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
@@ -365,6 +465,7 @@ class Epsilon(Warper):
     epsilon: float | Array
     min_tokens_to_keep: int = field(default=1, kw_only=True)
     name: ClassVar[str] = "epsilon"
+    on_candidates: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "min_tokens_to_keep", _min_keep(self.min_tokens_to_keep))
@@ -406,6 +507,7 @@ class TopNSigma(Warper):
 
     top_n_sigma: float | Array
     name: ClassVar[str] = "top_n_sigma"
+    on_candidates: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         n = _freeze(check_temperature(self.top_n_sigma, "top_n_sigma"))
