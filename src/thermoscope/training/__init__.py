@@ -1,0 +1,1 @@
+"""Temperature in training: a learnable temperature, contrastive losses, Gumbel-softmax."""
