@@ -20,6 +20,7 @@ from thermoscope.sampling._logprobs import MODES, SampleResult, gather, log_shif
 from thermoscope.sampling._order import LLAMA_CPP_ORDER, TRANSFORMERS_ORDER, arrange
 from thermoscope.sampling._rowdraw import bits_for, draw_rows
 from thermoscope.sampling._seeds import Randomness, check_count, randomness
+from thermoscope.sampling.trace import Trace, trace_stages
 from thermoscope.sampling.warpers import (
     Epsilon,
     MinP,
@@ -414,6 +415,61 @@ class Sampler:
         """
         rows, ctx = self._prepared(x, history, seed, rng, step)
         return rows.restore(self._warp(rows, ctx).dense_probs())
+
+    def trace(
+        self,
+        x: Any,
+        *,
+        history: Any = None,
+        seed: Any = None,
+        rng: np.random.Generator | int | None = None,
+        step: Any = 0,
+        top: int = 5,
+    ) -> Trace:
+        """Explain the chain on one row: what each stage kept, removed and left.
+
+        Parameters
+        ----------
+        x : array_like or torch.Tensor, shape (V,) or (1, V)
+            One row of logits.
+        history, seed, rng, step
+            As for :meth:`logits`.
+        top : int, default 5
+            How many of each stage's most likely tokens to record.
+
+        Returns
+        -------
+        Trace
+            The input, then one :class:`~thermoscope.sampling.trace.StageTrace`
+            per stage in the order they run; the last one's distribution is
+            :meth:`probs`'s.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> z = np.log([0.65, 0.3, 0.05])
+        >>> s = Sampler([Temperature(0.5), TopP(0.8)])
+        >>> [st.kept for st in s.trace(z).stages]
+        [3, 3, 1]
+        >>> bool(np.allclose(s.trace(z).final.probs, s.probs(z)))
+        True
+        """
+        width = check_integer(top, "top", minimum=1)
+        if width.ndim != 0:
+            raise TypeError(f"`top` must be a single integer >= 1, got shape {width.shape}.")
+        rows, ctx = self._prepared(x, history, seed, rng, step)
+        if rows.z.shape[0] != 1:
+            raise ValueError(
+                "`x` must be one row of logits, shape (V,) or (1, V): a trace explains one "
+                f"row, got batch shape {rows.batch_shape}."
+            )
+        if rows.torch:
+            import torch
+
+            with torch.no_grad():
+                return trace_stages(self._warpers, rows.z, ctx, top=int(width))
+        with np.errstate(over="ignore"):
+            return trace_stages(self._warpers, rows.z, ctx, top=int(width))
 
     @overload
     def sample(
