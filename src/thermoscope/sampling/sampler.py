@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import numpy as np
@@ -17,18 +17,16 @@ from thermoscope.sampling import _fused
 from thermoscope.sampling._context import Context, as_history
 from thermoscope.sampling._input import Rows, prepare
 from thermoscope.sampling._logprobs import MODES, SampleResult, gather, log_shift, top_entries
+from thermoscope.sampling._options import build_steps
 from thermoscope.sampling._order import LLAMA_CPP_ORDER, TRANSFORMERS_ORDER, arrange
 from thermoscope.sampling._rowdraw import bits_for, draw_rows
 from thermoscope.sampling._seeds import Randomness, check_count, randomness
 from thermoscope.sampling.trace import Trace, trace_stages
 from thermoscope.sampling.warpers import (
-    Epsilon,
     MinP,
     Temperature,
     TopK,
-    TopNSigma,
     TopP,
-    Typical,
     Warper,
 )
 
@@ -202,42 +200,88 @@ class Sampler:
         typical_p: float | Array | None = 1.0,
         epsilon: float | Array | None = 0.0,
         top_n_sigma: float | Array | None = None,
+        eta: float | Array | None = 0.0,
+        top_h: float | Array | None = None,
+        p_less: Any = None,
+        repetition_penalty: float | Array | None = 1.0,
+        frequency_penalty: float | Array | None = 0.0,
+        presence_penalty: float | Array | None = 0.0,
+        penalty_last_n: int | None = None,
+        no_repeat_ngram_size: int | None = 0,
+        logit_bias: Mapping[int, float] | None = None,
+        sequence_bias: Mapping[tuple[int, ...], float] | None = None,
+        dry_multiplier: float | Array | None = 0.0,
+        dry_base: float | None = None,
+        dry_allowed_length: int | None = None,
+        dry_last_n: int | None = None,
+        dry_sequence_breakers: Any = None,
+        xtc_probability: float | Array | None = 0.0,
+        xtc_threshold: float | Array | None = None,
+        adaptive_target: float | None = None,
+        adaptive_decay: float | None = None,
         min_tokens_to_keep: int = 1,
         order: str | Sequence[Any] | None = None,
     ) -> Sampler:
         """Build a sampler from generation-style options: the one home of "off".
 
-        Each option builds its step (:class:`Temperature`, :class:`TopK`,
-        :class:`TopP`, :class:`MinP`, :class:`Typical`, :class:`Epsilon`,
-        :class:`TopNSigma`), which validates it, unless the option is "off".
-        An option is off when it is ``None`` (not given) or a scalar equal to
-        its neutral value, the value that keeps every token, as transformers'
-        ``generate`` and vLLM treat them:
+        Each option builds its step, which validates it, unless the option is
+        "off": ``None`` (not given) or a scalar equal to its neutral value,
+        the value that keeps every token, as transformers' ``generate``, vLLM
+        and llama.cpp treat them:
 
-        ============  =======
-        option        off at
-        ============  =======
-        temperature   1.0
-        top_k         0
-        top_p         1.0
-        min_p         0.0
-        typical_p     1.0
-        epsilon       0.0
-        top_n_sigma   None only (0 is the greedy limit)
-        ============  =======
+        ======================  =====================  =========================
+        option                  off at                 step
+        ======================  =====================  =========================
+        temperature             1.0                    Temperature
+        top_k                   0                      TopK
+        top_p                   1.0                    TopP
+        min_p                   0.0                    MinP
+        typical_p               1.0                    Typical
+        epsilon                 0.0                    Epsilon
+        eta                     0.0                    Eta
+        top_h                   None                   TopH
+        p_less                  None                   PLess (True: defaults)
+        top_n_sigma             None (0 is greedy)     TopNSigma
+        repetition_penalty      1.0                    RepetitionPenalty
+        frequency_penalty       0.0                    FrequencyPenalty
+        presence_penalty        0.0                    PresencePenalty
+        no_repeat_ngram_size    0                      NoRepeatNGram
+        logit_bias              None                   LogitBias
+        sequence_bias           None                   SequenceBias
+        dry_multiplier          0.0                    DRY
+        xtc_probability         0.0                    XTC
+        adaptive_target         None                   AdaptiveP
+        ======================  =====================  =========================
 
-        A per-row array always builds its step: rows with ``top_p = 1`` or
-        ``min_p = 0`` keep every token, while ``top_k`` needs ``>= 1`` per row.
-        Every interactive view (the explorer, the notebook widgets,
-        :func:`~thermoscope.sampling.summarize_sampling`) builds its sampler
-        here, so the same setting means the same chain everywhere.
+        ``penalty_last_n`` (the window of the three penalties), ``dry_base``,
+        ``dry_allowed_length``, ``dry_last_n``, ``dry_sequence_breakers``,
+        ``xtc_threshold`` (default 0.1) and ``adaptive_decay`` tune their
+        step and build none by themselves. A per-row array always builds its
+        step: rows with ``top_p = 1`` or ``min_p = 0`` keep every token,
+        while ``top_k`` needs ``>= 1`` per row. Every interactive view (the
+        CLI, the explorer, the notebook widgets,
+        :func:`~thermoscope.sampling.summarize_sampling`) and the engine
+        presets build their sampler here, so the same setting means the same
+        chain everywhere.
 
         Parameters
         ----------
-        temperature, top_k, top_p, min_p, typical_p, epsilon, top_n_sigma
-            The steps' parameters, a scalar or one value per row.
+        temperature, top_k, top_p, min_p, typical_p, epsilon, top_n_sigma, eta, top_h, p_less
+            Temperature and truncation steps: a scalar or one value per row.
+        repetition_penalty, frequency_penalty, presence_penalty, no_repeat_ngram_size
+            History-aware penalties (the calls then need ``history=``).
+        penalty_last_n : int, optional
+            The three penalties look at the last n tokens only (None: all).
+        logit_bias, sequence_bias : mapping, optional
+            ``{token id: bias}`` and ``{token id tuple: bias}``.
+        dry_multiplier, dry_base, dry_allowed_length, dry_last_n, dry_sequence_breakers
+            The DRY repetition penalty and its settings.
+        xtc_probability, xtc_threshold
+            XTC ("exclude top choices"); its coin needs ``seed=`` or ``rng=``.
+        adaptive_target, adaptive_decay
+            Adaptive-p (stateful; always the last stage).
         min_tokens_to_keep : int, default 1
-            Passed to every truncating step.
+            Passed to every truncating step that has it.
         order : str or sequence, optional
             As for :class:`Sampler`.
 
@@ -253,27 +297,9 @@ class Sampler:
         >>> Sampler.from_options(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0).warpers
         ()
         """
-        if top_k is not None:
-            # 0 is "off" here, so the floor a message states is 0, not TopK's 1.
-            k = check_integer(top_k, "top_k", minimum=0)
-            top_k = None if k.ndim == 0 and k == 0 else top_k
-        keep = {"min_tokens_to_keep": min_tokens_to_keep}
-        steps: list[Warper] = []
-        if temperature is not None and _switched_on(temperature, 1.0):
-            steps.append(Temperature(temperature))
-        if top_k is not None and _switched_on(top_k, 0):
-            steps.append(TopK(top_k, **keep))
-        if top_p is not None and _switched_on(top_p, 1.0):
-            steps.append(TopP(top_p, **keep))
-        if min_p is not None and _switched_on(min_p, 0.0):
-            steps.append(MinP(min_p, **keep))
-        if typical_p is not None and _switched_on(typical_p, 1.0):
-            steps.append(Typical(typical_p, **keep))
-        if epsilon is not None and _switched_on(epsilon, 0.0):
-            steps.append(Epsilon(epsilon, **keep))
-        if top_n_sigma is not None:
-            steps.append(TopNSigma(top_n_sigma))
-        return cls(steps, order=order)
+        options = dict(locals())
+        del options["cls"], options["order"]
+        return cls(build_steps(options), order=order)
 
     # -- computing -----------------------------------------------------------
 
@@ -691,20 +717,6 @@ def _check_rows_left(rows: Rows, stages: tuple[Warper, ...]) -> None:
             f"every token of a row was removed by {names}: nothing is left to sample "
             "(check `history` and the stages' parameters)."
         )
-
-
-def _switched_on(value: Any, off: float) -> bool:
-    """Whether a given ``from_options`` value builds its step: not its scalar "off" value.
-
-    A value that is not a number (a string, say) builds the step, whose own
-    check then names the argument.
-    """
-    if np.ndim(value) != 0:
-        return True
-    try:
-        return bool(value != off)
-    except (TypeError, ValueError):
-        return True
 
 
 def _minus(values: Any, shift: Any, like: Any) -> Any:
