@@ -13,7 +13,7 @@ from typing import Any
 
 from thermoscope.cli._args import parse_temperature
 
-__all__ = ["add_sampler_arguments", "parse_history", "sampler_from_args"]
+__all__ = ["add_sampler_arguments", "parse_history", "sampler_from_args", "sampler_options"]
 
 #: flag dest -> (from_options keyword, type, help)
 _TRUNCATION: tuple[tuple[str, str, Any, str], ...] = (
@@ -45,18 +45,24 @@ _OTHER: tuple[tuple[str, str, Any, str], ...] = (
 )
 
 
-def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
-    """Add the sampler flags, grouped, with ``--preset``, ``--order`` and ``--history``."""
+def add_sampler_arguments(p: argparse.ArgumentParser, *, one_call: bool = True) -> None:
+    """Add the sampler flags, grouped, with ``--order``.
+
+    ``one_call`` (``sample``): also ``-t``, ``--preset`` (an engine's chain)
+    and ``--history``. ``generate`` has its own ``-t`` (several temperatures)
+    and ``--preset``, and the model's tokens are the history.
+    """
     from thermoscope.sampling.engines import ENGINE_PRESETS
 
     chain = p.add_argument_group("the sampler chain")
-    chain.add_argument(
-        "-t",
-        "--temperature",
-        type=parse_temperature,
-        default=None,
-        help="temperature >= 0 (0 = greedy, inf = uniform; default 1, or the preset's)",
-    )
+    if one_call:
+        chain.add_argument(
+            "-t",
+            "--temperature",
+            type=parse_temperature,
+            default=None,
+            help="temperature >= 0 (0 = greedy, inf = uniform; default 1, or the preset's)",
+        )
     for flag, dest, kind, text in _TRUNCATION:
         chain.add_argument(flag, dest=dest, type=kind, default=None, help=text)
     chain.add_argument(
@@ -72,19 +78,23 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
         choices=["transformers", "llama.cpp"],
         help="transformers: temperature first (default); llama.cpp: temperature last",
     )
-    chain.add_argument(
-        "--preset",
-        default=None,
-        choices=list(ENGINE_PRESETS),
-        help="start from an engine's default chain (see `thermoscope presets`); "
-        "flags given override its values",
+    if one_call:
+        chain.add_argument(
+            "--preset",
+            default=None,
+            choices=list(ENGINE_PRESETS),
+            help="start from an engine's default chain (see `thermoscope presets`); "
+            "flags given override its values",
+        )
+    hist = p.add_argument_group(
+        "history-aware stages (they read " + ("--history)" if one_call else "the tokens so far)")
     )
-    hist = p.add_argument_group("history-aware stages (they read --history)")
-    hist.add_argument(
-        "--history",
-        default=None,
-        help="the token ids generated so far, comma-separated (e.g. 3,1,4,1,5)",
-    )
+    if one_call:
+        hist.add_argument(
+            "--history",
+            default=None,
+            help="the token ids generated so far, comma-separated (e.g. 3,1,4,1,5)",
+        )
     for flag, dest, kind, text in _HISTORY:
         hist.add_argument(flag, dest=dest, type=kind, default=None, help=text)
     hist.add_argument(
@@ -137,23 +147,21 @@ def _parse_bias(text: str) -> dict[int, float]:
     return out
 
 
-def sampler_from_args(args: argparse.Namespace) -> Any:
-    """The Sampler the parsed flags describe: the preset's options, then the flags given.
+def sampler_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :meth:`Sampler.from_options` keywords (``order`` included) the parsed flags give.
 
-    ``--top-k`` must be >= 1 here: the library reads ``top_k=0`` as "no
-    top-k step"; on the command line that is spelled by leaving it out.
+    An engine ``--preset``'s options come first, the flags given override
+    them. ``--top-k`` must be >= 1 here: the library reads ``top_k=0`` as
+    "no top-k step"; on the command line that is spelled by leaving it out.
     """
-    from thermoscope.sampling import Sampler
     from thermoscope.sampling.engines import ENGINE_PRESETS
 
     if args.top_k is not None and args.top_k < 1:
         raise ValueError(f"`--top-k` must be an integer >= 1, got {args.top_k}.")
     options: dict[str, Any] = {}
-    order = "transformers"
-    if args.preset is not None:
-        preset = ENGINE_PRESETS[args.preset]
-        options.update(preset.options)
-        order = preset.order
+    preset = getattr(args, "preset", None)
+    if preset in ENGINE_PRESETS:
+        options.update(ENGINE_PRESETS[preset].options, order=ENGINE_PRESETS[preset].order)
     keys = ["temperature", "p_less"] + [d for _, d, _, _ in _TRUNCATION + _HISTORY + _OTHER]
     for key in keys:
         value = getattr(args, key, None)
@@ -162,5 +170,12 @@ def sampler_from_args(args: argparse.Namespace) -> Any:
     if getattr(args, "logit_bias", None):
         options["logit_bias"] = _parse_bias(args.logit_bias)
     if args.order is not None:
-        order = args.order
-    return Sampler.from_options(**options, order=order)
+        options["order"] = args.order
+    return options
+
+
+def sampler_from_args(args: argparse.Namespace) -> Any:
+    """The Sampler the parsed flags describe (see :func:`sampler_options`)."""
+    from thermoscope.sampling import Sampler
+
+    return Sampler.from_options(**sampler_options(args))

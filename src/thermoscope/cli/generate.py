@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from thermoscope.cli._args import CommandParser, add_subcommand, parse_temperature
+from thermoscope.cli._sampler_args import add_sampler_arguments, sampler_options
 
 EXAMPLES = """\
   thermoscope generate --prompt "def parse(" -t 0.2 0.7 1.2 -n 3 --max-new-tokens 60
@@ -56,12 +57,15 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p.add_argument(
         "--max-new-tokens", type=int, default=60, help="tokens per sample (default 60, max 2048)"
     )
-    p.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
-    p.add_argument("--top-p", type=float, default=None, help="nucleus mass in (0, 1]")
-    p.add_argument("--min-p", type=float, default=None, help="keep p >= min_p * max p, [0, 1]")
-    p.add_argument("--preset", default=None, help="a task preset (see `thermoscope presets`)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="a task preset (code, translation, ...) or an engine's default chain "
+        "(transformers, llama.cpp, vllm, openai); see `thermoscope presets`",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_model_argument(p)
+    add_sampler_arguments(p, one_call=False)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument(
         "--compare-dynamic",
@@ -72,20 +76,26 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
 
 
 def settings(args: argparse.Namespace) -> tuple[list[float], dict[str, Any]]:
-    """Temperatures and sampler options from ``-t``, ``--preset`` and the truncation flags."""
+    """Temperatures and sampler options from ``-t``, ``--preset`` and the sampler flags.
+
+    ``--preset`` names a task preset (its temperature range and truncation)
+    or an engine's default chain (its settings, order and temperature).
+    """
     from thermoscope.generation.task_presets import get_preset
+    from thermoscope.sampling.engines import ENGINE_PRESETS
 
     temps = None if args.temperature is None else list(args.temperature)
-    options: dict[str, Any] = {}
-    if args.preset is not None:
+    options = sampler_options(args)
+    options.pop("temperature", None)  # -t: the temperatures of the sweep, not one option
+    if args.preset in ENGINE_PRESETS:
+        if temps is None:
+            temps = [ENGINE_PRESETS[args.preset].options.get("temperature", 1.0)]
+    elif args.preset is not None:
         preset = get_preset(args.preset)
-        options = {k: v for k, v in preset.sampler_options().items() if k != "temperature"}
+        base = {k: v for k, v in preset.sampler_options().items() if k != "temperature"}
+        options = {**base, **options}
         if temps is None:
             temps = list(preset.temperatures())
-    for name in ("top_k", "top_p", "min_p"):
-        value = getattr(args, name)
-        if value is not None:
-            options[name] = value
     return (list(DEFAULT_TEMPERATURES) if temps is None else temps), options
 
 

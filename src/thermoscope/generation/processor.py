@@ -101,6 +101,13 @@ class SamplerLogitsProcessor(LogitsProcessor):
 
     Notes
     -----
+    History-aware stages (:class:`~thermoscope.sampling.penalties.RepetitionPenalty`,
+    DRY, ...) get ``input_ids`` as the history: the prompt and the tokens
+    generated so far, as transformers' own processors see them (left padding
+    included: give such stages a window, ``last_n``, shorter than the
+    generated part, or unpadded prompts). A chain with XTC needs ``seed``: its
+    coin is drawn with the row's seed.
+
     Without ``seed``, each call returns ``sampler.logits(scores)`` for that
     step's sampler: torch in, torch out, on the scores' device and in their
     dtype. ``generate`` then draws from ``softmax`` of them with its own
@@ -283,10 +290,14 @@ class SamplerLogitsProcessor(LogitsProcessor):
         return out
 
     def _apply(self, sampler: Sampler, input_ids: torch.Tensor, scores: torch.Tensor) -> Any:
+        # History-aware stages (penalties, DRY, no-repeat-n-gram) read the
+        # sequence so far: generate's input_ids, prompt included, as
+        # transformers' own processors do.
+        history = input_ids if any(w.needs_history for w in sampler.warpers) else None
         if self._seeds is None:
-            return sampler.logits(scores)
+            return sampler.logits(scores, history=history)
         tokens = sampler.sample(
-            scores, seed=self._row_seeds(scores), step=self._steps(input_ids)
+            scores, seed=self._row_seeds(scores), step=self._steps(input_ids), history=history
         ).reshape((*scores.shape[:-1], 1))
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(-1, tokens.to(scores.device), 0.0)
