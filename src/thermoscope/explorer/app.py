@@ -12,6 +12,10 @@ Routes
 ``POST /api/draw``
     ``n`` seeded draws from the sampler, their counts and a chi-square test
     (:func:`~thermoscope.sampling.goodness_of_fit`).
+``POST /api/trace``
+    Any sampler chain (every stage of ``Sampler.from_options``, an engine
+    preset, a token history) stage by stage (``Sampler.trace``), its final
+    probabilities, and optionally ``n`` seeded draws with a chi-square test.
 ``POST /api/next-token``
     A prompt's next-token logits under the model.
 ``POST /api/sample``
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI
@@ -55,6 +60,7 @@ from thermoscope.explorer.refusals import (
 from thermoscope.explorer.schemas import (
     MODEL_REFUSALS,
     REFUSALS,
+    ChainRequest,
     DistributionRequest,
     DistributionResponse,
     DrawRequest,
@@ -64,6 +70,7 @@ from thermoscope.explorer.schemas import (
     NextTokenResponse,
     SampleRequest,
     SampleResponse,
+    TraceResponse,
 )
 from thermoscope.sampling import Sampler, goodness_of_fit, summarize_sampling
 
@@ -171,6 +178,31 @@ def create_app(
             counts=counts.tolist(),
             probabilities=probs.tolist(),
             chi_square_p=goodness_of_fit(counts, probs).p_value,
+        )
+
+    @app.post("/api/trace", responses=REFUSALS)
+    def trace(request: ChainRequest) -> TraceResponse:
+        """Any chain (every sampler, an engine preset, a history), stage by stage, and draws."""
+        z = logits_of(request, caps)
+        labels_of(request, caps)
+        if request.n > caps.max_draws:
+            raise Unprocessable(f"`n` must be at most {caps.max_draws}, got {request.n}.")
+        with refused_as_422():
+            sampler = Sampler.from_options(**request.chain_options())
+            kw: dict[str, Any] = {"history": request.history, "seed": request.seed}
+            steps = sampler.trace(z, **kw)
+            probs = np.asarray(sampler.probs(z, **kw), dtype=np.float64)
+            counts = None
+            if request.n:
+                drawn = sampler.sample(z, n=request.n, **kw)
+                counts = np.bincount(drawn, minlength=len(z))
+        return TraceResponse(
+            sampler=repr(sampler),
+            order=list(steps.order),
+            stages=steps.to_dict()["stages"],
+            probabilities=probs.tolist(),
+            counts=None if counts is None else counts.tolist(),
+            chi_square_p=None if counts is None else goodness_of_fit(counts, probs).p_value,
         )
 
     @app.post("/api/next-token", responses=MODEL_REFUSALS)

@@ -14,7 +14,7 @@ Examples
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,7 @@ __all__ = [
     "MAX_SEED",
     "MODEL_REFUSALS",
     "REFUSALS",
+    "ChainRequest",
     "DistributionRequest",
     "DistributionResponse",
     "DrawRequest",
@@ -38,6 +39,7 @@ __all__ = [
     "SampleResponse",
     "SamplingOptions",
     "Setting",
+    "TraceResponse",
 ]
 
 #: Largest seed accepted (numpy's SeedSequence takes any int; JSON clients and
@@ -96,6 +98,82 @@ class DrawRequest(DistributionRequest):
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
+class ChainRequest(DrawRequest):
+    """Any sampler chain on logits: every ``Sampler.from_options`` setting, stage by stage.
+
+    Fields left out are off, or the ``preset``'s value (an engine's default
+    chain); the ``history`` feeds the history-aware stages; ``seed`` draws
+    the draws and the coins of random stages (XTC); ``n = 0`` draws nothing.
+    """
+
+    n: int = Field(0, ge=0, le=10**9, description="draws to take (0: only the trace)")
+    preset: Literal["transformers", "llama.cpp", "vllm", "openai"] | None = None
+    order: Literal["transformers", "llama.cpp"] | None = None
+    history: list[int] | None = Field(
+        None, max_length=1_000_000, description="token ids so far (for penalties, DRY)"
+    )
+    typical_p: FiniteFloat | None = None
+    epsilon: FiniteFloat | None = None
+    eta: FiniteFloat | None = None
+    top_h: FiniteFloat | None = None
+    p_less: bool | None = None
+    top_n_sigma: float | None = None
+    repetition_penalty: FiniteFloat | None = None
+    frequency_penalty: FiniteFloat | None = None
+    presence_penalty: FiniteFloat | None = None
+    penalty_last_n: int | None = None
+    no_repeat_ngram_size: int | None = None
+    logit_bias: dict[str, float] | None = Field(
+        None, description="token id (as a string key) -> bias; -inf bans it"
+    )
+    dry_multiplier: FiniteFloat | None = None
+    dry_base: FiniteFloat | None = None
+    dry_allowed_length: int | None = None
+    dry_last_n: int | None = None
+    dry_sequence_breakers: list[list[int]] | None = None
+    xtc_probability: FiniteFloat | None = None
+    xtc_threshold: FiniteFloat | None = None
+    adaptive_target: FiniteFloat | None = None
+    adaptive_decay: FiniteFloat | None = None
+
+    def chain_options(self) -> dict[str, Any]:
+        """``Sampler.from_options`` keywords: the preset's, then every field sent.
+
+        Examples
+        --------
+        >>> ChainRequest(logits=[1.0], preset="llama.cpp", temperature=0.2).chain_options()
+        {'top_k': 40, 'top_p': 0.95, 'min_p': 0.05, 'temperature': 0.2, 'order': 'llama.cpp'}
+        """
+        from thermoscope.sampling.engines import ENGINE_PRESETS
+
+        options: dict[str, Any] = {}
+        order = None
+        if self.preset is not None:
+            options.update(ENGINE_PRESETS[self.preset].options)
+            order = ENGINE_PRESETS[self.preset].order
+        skip = {"logits", "labels", "n", "seed", "preset", "order", "history", "logit_bias"}
+        for name in sorted(self.model_fields_set - skip):
+            options[name] = getattr(self, name)
+        if self.logit_bias is not None:
+            options["logit_bias"] = _bias_of(self.logit_bias)
+        if self.order is not None:
+            order = self.order
+        if order is not None:
+            options["order"] = order
+        return options
+
+
+def _bias_of(bias: dict[str, float]) -> dict[int, float]:
+    """JSON's string keys as token ids; a key that is not an integer is refused by name."""
+    out = {}
+    for key, value in bias.items():
+        try:
+            out[int(key)] = value
+        except ValueError:
+            raise ValueError(f"`logit_bias` keys must be token ids, got {key!r}.") from None
+    return out
+
+
 class NextTokenRequest(BaseModel):
     """A prompt, and how many of the most likely tokens to decode."""
 
@@ -148,6 +226,17 @@ class DrawResponse(BaseModel):
     counts: list[int]
     probabilities: list[float]
     chi_square_p: float | None = Field(description="None when fewer than two tokens are kept")
+
+
+class TraceResponse(BaseModel):
+    """A chain stage by stage (``Sampler.trace``), and the draws when ``n > 0``."""
+
+    sampler: str
+    order: list[str]
+    stages: list[dict[str, Any]]
+    probabilities: list[float]
+    counts: list[int] | None
+    chi_square_p: float | None
 
 
 class NextTokenResponse(BaseModel):
