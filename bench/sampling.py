@@ -38,11 +38,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from thermoscope.sampling import Sampler
 
-CONFIGS: dict[str, dict[str, float | int]] = {
+HEADLINE = "top-k 50 + top-p 0.9 + T 0.7"
+CONFIGS: dict[str, dict[str, float | int | str]] = {
     "temperature 0.7": {"temperature": 0.7},
-    "top-k 50 + top-p 0.9 + T 0.7": {"temperature": 0.7, "top_k": 50, "top_p": 0.9},
+    HEADLINE: {"temperature": 0.7, "top_k": 50, "top_p": 0.9},
     "top-p 0.9": {"top_p": 0.9},
     "min-p 0.05": {"min_p": 0.05},
+    # Top-k off (issue 13: no slow configuration); "vs headline" compares each with HEADLINE.
+    "top-p 0.9 + T 0.7": {"temperature": 0.7, "top_p": 0.9},
+    "min-p 0.05 + T 0.7": {"temperature": 0.7, "min_p": 0.05},
+    "typical 0.9 + T 0.7": {"temperature": 0.7, "typical_p": 0.9},
+    "top-n-sigma 1 + T 0.7 (llama.cpp order)": {
+        "temperature": 0.7,
+        "top_n_sigma": 1.0,
+        "order": "llama.cpp",
+    },
 }
 
 
@@ -56,7 +66,10 @@ def make_logits(dist: str, shape: tuple[int, int], seed: int = 0) -> np.ndarray:
     return (-1.5 * np.log(rank) + 0.1 * rng.standard_normal(shape)).astype(np.float32)
 
 
-def transformers_chain(options: dict[str, float | int]) -> Callable[[object], object]:
+def transformers_chain(
+    options: dict[str, float | int | str],
+) -> Callable[[object], object] | None:
+    """transformers' processors for ``options`` (its order), or None where it has none."""
     import torch
     from transformers.generation.logits_process import (
         LogitsProcessorList,
@@ -64,8 +77,11 @@ def transformers_chain(options: dict[str, float | int]) -> Callable[[object], ob
         TemperatureLogitsWarper,
         TopKLogitsWarper,
         TopPLogitsWarper,
+        TypicalLogitsWarper,
     )
 
+    if "top_n_sigma" in options:
+        return None  # transformers has no top-nσ warper
     steps: list[object] = []
     if "temperature" in options:
         steps.append(TemperatureLogitsWarper(float(options["temperature"])))
@@ -75,6 +91,8 @@ def transformers_chain(options: dict[str, float | int]) -> Callable[[object], ob
         steps.append(TopPLogitsWarper(float(options["top_p"])))
     if "min_p" in options:
         steps.append(MinPLogitsWarper(float(options["min_p"])))
+    if "typical_p" in options:
+        steps.append(TypicalLogitsWarper(float(options["typical_p"])))
     chain = LogitsProcessorList(steps)
 
     def run(scores: object) -> object:
@@ -134,24 +152,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "| shape | dist | config | transformers | thermoscope numpy | thermoscope torch "
-        "| speedup numpy | speedup torch | torch.softmax | ours / softmax |"
+        "| speedup numpy | speedup torch | torch.softmax | ours / softmax "
+        "| vs headline numpy | vs headline torch |"
     )
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for shape in shapes:
         for dist in dists:
             x = make_logits(dist, shape)
             xt = torch.from_numpy(x.copy()).to(device)
             soft = median_ms(lambda xt=xt: torch.softmax(xt, dim=-1), repeats, sync)
+            times: dict[str, tuple[float | None, float, float]] = {}
             for label, options in CONFIGS.items():
                 sampler = Sampler.from_options(**options)  # type: ignore[arg-type]
                 ref = transformers_chain(options)
-                t_ref = median_ms(lambda ref=ref, xt=xt: ref(xt), repeats, sync)
+                t_ref = None
+                if ref is not None:
+                    t_ref = median_ms(lambda ref=ref, xt=xt: ref(xt), repeats, sync)
                 t_np = median_ms(lambda s=sampler, x=x: s.sample(x, seed=0), repeats)
                 t_pt = median_ms(lambda s=sampler, xt=xt: s.sample(xt, seed=0), repeats, sync)
+                times[label] = (t_ref, t_np, t_pt)
+            # Printed after the run, so each ratio compares with the headline of the same run.
+            _, h_np, h_pt = times[HEADLINE]
+            for label, (t_ref, t_np, t_pt) in times.items():
+                ref_cols = (
+                    f"{t_ref:.2f} | {t_np:.2f} | {t_pt:.2f} | {t_ref / t_np:.1f}x "
+                    f"| {t_ref / t_pt:.1f}x"
+                    if t_ref is not None
+                    else f"— | {t_np:.2f} | {t_pt:.2f} | — | —"
+                )
                 print(
-                    f"| {shape} | {dist} | {label} | {t_ref:.2f} | {t_np:.2f} | {t_pt:.2f} "
-                    f"| {t_ref / t_np:.1f}x | {t_ref / t_pt:.1f}x | {soft:.2f} "
-                    f"| {min(t_np, t_pt) / soft:.1f} |",
+                    f"| {shape} | {dist} | {label} | {ref_cols} | {soft:.2f} "
+                    f"| {min(t_np, t_pt) / soft:.1f} | {t_np / h_np:.1f}x | {t_pt / h_pt:.1f}x |",
                     flush=True,
                 )
     return 0

@@ -1,4 +1,4 @@
-"""Fast path for chains of Temperature, TopK, TopP and MinP: no full-vocabulary sort.
+"""Fast path for chains of Temperature, TopK, TopP, MinP, TopNSigma: no full-vocabulary sort.
 
 Why it works
 ------------
@@ -19,8 +19,9 @@ How the first truncation avoids sorting the vocabulary
   exact k-th value is taken among those few candidates. Leading temperatures
   are applied to the candidates only (see :func:`_top_k_first` for why that
   keeps the same set).
-- min-p: the cut ``max + log(p)`` is explicit (the row maxima come from input
-  validation); a sparse cut gathers the groups that reach it, a wide one is
+- min-p and top-nσ: the cut (``max + log(p)``, the row maxima from input
+  validation; ``max - n * std``, the plain kernel's float64 row statistics)
+  is explicit; a sparse cut gathers the groups that reach it, a wide one is
   one compare over the vocabulary.
 - top-p: the row mass ``Z`` needs one exp over the vocabulary. A strided
   subsample, sorted, estimates where the running mass crosses ``p * Z``; the
@@ -48,7 +49,6 @@ computed with torch operations on the tensors' device.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -58,9 +58,9 @@ from thermoscope.sampling import _kernels as K
 from thermoscope.sampling._context import Context
 from thermoscope.sampling._input import Rows, rows_param
 from thermoscope.sampling._rowdraw import draw_rows
-from thermoscope.sampling.warpers import MinP, Temperature, TopK, TopP, Warper
+from thermoscope.sampling.warpers import MinP, Temperature, TopK, TopNSigma, TopP, Warper
 
-__all__ = ["Compact", "Plan", "plan", "run"]
+__all__ = ["FIRST_CUTS", "Compact", "Plan", "Tempered", "plan", "run", "tempered"]
 
 _SLICES = 32
 _COARSE = 8  # coarse sets per requested token for the top-k floor
@@ -74,8 +74,14 @@ _REFINE_SUBSAMPLE = 512
 _REFINE_SLACK = 8
 _REFINE_SIGMAS = 2.0
 _CHUNK = 1 << 19  # elements per cache-sized slice of rows
+_TEMPERED_CHUNK = 1 << 17  # elements per slice of rows in Tempered.weights (as row_weights)
 _ROW_LOOP_VOCAB = 4096  # _compact loops over rows from this vocabulary size on
 _GATHER_LIMIT = 0.01  # min-p cuts reaching more of the groups compare the whole vocabulary
+
+
+#: The stages that may make the fused path's first cut (the Sampler runs the
+#: stages before the first of these, or of Temperature, on the whole vocabulary).
+FIRST_CUTS: tuple[type[Warper], ...] = (TopK, TopP, MinP, TopNSigma)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,9 @@ def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
                 return None
         elif isinstance(w, TopK):
             rows_param(w.top_k, rows.batch_shape, "top_k")
+        elif isinstance(w, TopNSigma) and first_cut < 0:
+            # An upper set of the values: max - n * std, over the whole row.
+            rows_param(w.top_n_sigma, rows.batch_shape, "top_n_sigma")
         elif isinstance(w, (TopP, MinP)):
             rows_param(getattr(w, w.name), rows.batch_shape, w.name)
             if w.min_tokens_to_keep != 1 and first_cut < 0:
@@ -117,6 +126,98 @@ def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
     if first_cut < 0:
         return None
     return Plan(tuple(warpers), first_cut)
+
+
+class Tempered:
+    """A chain of finite positive temperatures only, on numpy rows: tempered logits, weights.
+
+    The plain chain divides the whole batch (one pass that writes it), then
+    the draw's :func:`~thermoscope._temperature.row_weights` reads it back,
+    takes its row maxima (another pass) and exponentiates. Here each
+    cache-sized slice of rows is divided, shifted and exponentiated while in
+    cache, with the tempered row maxima taken from validation's maxima: a
+    division by a positive temperature is monotone and correctly rounded, so
+    the tempered maximum is the maximum of the tempered row. Every element
+    gets the very operations of the plain chain (the temperature kernel's
+    ``z / T`` in the compute dtype, then ``exp(z - max)``), so the weights, the
+    draws and the probabilities are the plain chain's bit for bit.
+    """
+
+    __slots__ = ("_divisors", "_m", "_weights", "_z")
+
+    def __init__(self, z: Array, divisors: list[Array], m: Array):
+        self._z = z
+        self._divisors = divisors
+        self._m = m
+        self._weights: Array | None = None
+
+    def dense_logits(self) -> Array:
+        """The tempered logits (the plain chain's ``logits``)."""
+        out = self._z
+        for d in self._divisors:
+            out = out / d
+        return out
+
+    def weights(self) -> Array:
+        """``exp(z / T - max)`` per row: the plain chain's draw weights."""
+        if self._weights is None:
+            z = self._z
+            rows, vocab = z.shape
+            w = np.empty_like(z)
+            step = max(1, _TEMPERED_CHUNK // max(vocab, 1))
+            for r0 in range(0, rows, step):
+                part = w[r0 : r0 + step]
+                src = z[r0 : r0 + step]
+                for d in self._divisors:
+                    np.divide(src, d[r0 : r0 + step], out=part)
+                    src = part
+                np.subtract(src, self._m[r0 : r0 + step], out=part)
+                np.exp(part, out=part)
+            self._weights = w
+        return self._weights
+
+    def dense_probs(self) -> Array:
+        """``softmax_rows`` of the tempered logits."""
+        w = self.weights()
+        out: Array = w / w.sum(axis=-1, keepdims=True)
+        return out
+
+    def masked_vals(self) -> Array:
+        """The tempered logits (nothing is removed)."""
+        return self.dense_logits()
+
+    def token_ids(self, pos: Array) -> Array:
+        """Positions are token ids."""
+        return pos
+
+    def positions(self, u: Array, bits: int) -> Array:
+        """Token ids drawn with the shared inverse-CDF routine."""
+        pos: Array = draw_rows(self.weights(), u, bits)
+        return pos
+
+
+def tempered(warpers: tuple[Warper, ...], rows: Rows) -> Tempered | None:
+    """The chain as a :class:`Tempered` when it is only finite positive temperatures.
+
+    None otherwise: other stages, ``T = 0`` or ``T = inf`` on some row, torch
+    rows, or a row whose ``z / T`` overflows (the plain chain shifts first).
+    """
+    if rows.torch or not warpers or not all(isinstance(w, Temperature) for w in warpers):
+        return None
+    z = rows.z
+    top = rows.row_max.astype(z.dtype)[:, None]
+    divisors = []
+    for w in warpers:
+        assert isinstance(w, Temperature)
+        t = rows_param(w.temperature, rows.batch_shape, "temperature")
+        if not np.all((t > 0) & np.isfinite(t)):
+            return None
+        d = t.astype(z.dtype)[:, None]  # the temperature kernel's divisor
+        if np.any(overflows(top[:, 0], d[:, 0])):
+            return None
+        top = top / d
+        divisors.append(d)
+    return Tempered(z, divisors, top)
 
 
 def tempers_safely(chain: Plan, rows: Rows) -> bool:
@@ -234,14 +335,7 @@ def _compact(z: Array, keep: Array) -> Compact:
     return Compact(vals, ids, valid, vocab)
 
 
-def _floor_in(thr: Array, dtype: Any) -> Array:
-    """Per-row ``t`` in ``dtype`` with ``z >= t`` exactly when ``z >= thr`` (float64).
-
-    Comparing float32 logits with a float64 threshold would convert the whole
-    array; rounding the threshold up to the next float32 gives the same answer.
-    """
-    t = thr.astype(dtype)
-    return np.where(t < thr, np.nextafter(t, dtype.type(np.inf)), t)
+_floor_in = K.floor_in
 
 
 def _group_maxima(z: Array) -> tuple[Array, int]:
@@ -368,13 +462,21 @@ def _gather_upper(
 
 
 def _min_p_first(z: Array, m: Array, p: Array) -> Compact:
-    """Min-p as the first cut: gather the groups that reach ``max + log(p)``.
+    """Min-p as the first cut: the tokens at or above ``max + log(p)``, compacted.
 
     ``m``: the row maxima of ``z``, shape (B, 1). The threshold is the plain
-    kernel's (:func:`K.min_p_threshold`); a small ``p`` keeps much of the
-    vocabulary, and then one compare over it is cheaper than gathering groups.
+    kernel's (:func:`K.min_p_threshold`).
     """
-    thr = K.min_p_threshold(z, p, m[:, 0])
+    return _upper_first(z, K.min_p_threshold(z, p, m[:, 0]))
+
+
+def _upper_first(z: Array, thr: Array) -> Compact:
+    """The first cut ``z >= thr`` (float64 ``thr`` per row), compacted.
+
+    A small kept set is gathered from the groups that reach ``thr``; a cut
+    that keeps much of the vocabulary (a small min-p) is one compare over it,
+    which is cheaper then.
+    """
     vocab = z.shape[1]
     if vocab >= _ROW_LOOP_VOCAB:
         # A strided subsample estimates the share of groups holding a kept token
@@ -605,7 +707,10 @@ def run(chain: Plan, rows: Rows, ctx: Context) -> Compact:
             cand = _top_p_first(z, p, last=chain.first_cut == len(steps) - 1, m=m)
         elif isinstance(first, MinP):
             cand = _min_p_first(z, m, rows_param(first.min_p, rows.batch_shape, "min_p"))
-        else:  # plan() admits only the four kinds
+        elif isinstance(first, TopNSigma):
+            n = rows_param(first.top_n_sigma, rows.batch_shape, "top_n_sigma")
+            cand = _upper_first(z, K.top_n_sigma_threshold(z, n))
+        else:  # plan() admits only the kinds of FIRST_CUTS
             raise TypeError(f"the fused path cannot start with {first!r}")
     for step in steps[chain.first_cut + 1 :]:
         cand.vals = step.apply_in(cand.vals, ctx)
@@ -633,7 +738,7 @@ def _top_k_first(chain: Plan, rows: Rows) -> Compact | None:
     k = np.maximum(rows_param(first.top_k, rows.batch_shape, "top_k"), first.min_tokens_to_keep)
     # A few spare candidates put the floor strictly below the k-th value, so the
     # check below holds for any moderate temperature.
-    cand, floor = _top_k_candidates(z, int(min(k.max() + _TOP_K_SPARE, z.shape[1])))
+    cand, floor = _top_k_candidates(z, min(int(k.max()) + _TOP_K_SPARE, z.shape[1]))
     # The largest value a non-candidate can have: just below the floor.
     edge = np.nextafter(floor.astype(z.dtype), z.dtype.type(-np.inf))[:, None]
     for w in chain.steps[: chain.first_cut]:

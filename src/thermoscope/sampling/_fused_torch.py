@@ -20,8 +20,8 @@ First cut
   candidate no other token can enter the top k. The candidates are ordered by
   token id for the draw. If a tie reaches outside the candidates (rounded or
   masked logits), the whole vocabulary is tempered and cut instead.
-- min-p: the cut ``max + log(p)`` is explicit; the tokens above it are
-  compacted.
+- min-p and top-nσ: the cut (``max + log(p)``, ``max - n * std``) is
+  explicit; the tokens at or above it are compacted.
 - top-p: the plain kernel sorts the row and runs a float64 sum from the top.
   Here a strided subsample, sorted, estimates where the running mass crosses
   ``p * Z``; the tokens above a value ``c_lo`` a little below that estimate are
@@ -50,7 +50,7 @@ from thermoscope.sampling._context import Context
 from thermoscope.sampling._fused import Plan
 from thermoscope.sampling._input import Rows, on_device, rows_param
 from thermoscope.sampling._rowdraw import draw_rows
-from thermoscope.sampling.warpers import MinP, TopK, TopP
+from thermoscope.sampling.warpers import MinP, TopK, TopNSigma, TopP
 
 __all__ = ["Compact", "DenseKeep", "compact_mask", "run"]
 
@@ -174,7 +174,10 @@ def run(chain: Plan, rows: Rows, ctx: Context) -> Compact | DenseKeep:
         elif isinstance(first, MinP):
             thr = K.min_p_threshold(z, rows_param(first.min_p, rows.batch_shape, "min_p"), m[:, 0])
             cand = compact_mask(z, _upper_set(z, thr))
-        else:  # plan() admits only the four kinds
+        elif isinstance(first, TopNSigma):
+            n = rows_param(first.top_n_sigma, rows.batch_shape, "top_n_sigma")
+            cand = compact_mask(z, _upper_set(z, K.top_n_sigma_threshold(z, n)))
+        else:  # plan() admits only the kinds of _fused.FIRST_CUTS
             raise TypeError(f"the fused path cannot start with {first!r}")
     for step in steps[chain.first_cut + 1 :]:
         cand.vals = step.apply_in(cand.vals, ctx)

@@ -18,6 +18,8 @@ their own versions of these kernels, same names and semantics, in
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from thermoscope._temperature import entropy_of_logits, log_softmax, row_weights
@@ -28,6 +30,7 @@ __all__ = [
     "apply_threshold",
     "entropy_temperature",
     "epsilon_mask",
+    "floor_in",
     "floor_threshold",
     "kth_largest",
     "min_p_threshold",
@@ -38,9 +41,24 @@ __all__ = [
 ]
 
 
+_ROWS_CHUNK = 1 << 17  # elements per slice of rows in the float64 row statistics
+
+
+def floor_in(thr: Array, dtype: np.dtype[Any]) -> Array:
+    """Per-row ``t`` in ``dtype`` with ``z >= t`` exactly when ``z >= thr`` (float64).
+
+    Comparing float32 logits with a float64 threshold converts every logit
+    to float64 (about four times the cost of a float32 compare); rounding the
+    threshold up to the next float32 gives the same answer.
+    """
+    t = thr.astype(dtype)
+    return np.where(t < thr, np.nextafter(t, dtype.type(np.inf)), t)
+
+
 def apply_threshold(z: Array, thr: Array) -> Array:
     """Keep ``z >= thr`` per row, set the rest to -inf (a new array)."""
-    return np.where(z >= thr[:, None], z, -np.inf).astype(z.dtype, copy=False)
+    keep = z >= floor_in(thr, z.dtype)[:, None]
+    return np.where(keep, z, -np.inf).astype(z.dtype, copy=False)
 
 
 def apply_mask(z: Array, keep: Array) -> Array:
@@ -123,6 +141,28 @@ def epsilon_mask(z: Array, eps: Array) -> Array:
     return keep
 
 
+def _ranked(score: Array, probs: Array) -> tuple[Array, Array]:
+    """``score`` and ``probs`` ordered by ``np.argsort(score, kind="stable")`` along rows.
+
+    The default (vectorised) sort is several times faster but orders equal
+    scores arbitrarily. That changes nothing here where tied scores carry
+    equal probabilities (equal logits): the running sum then adds the same
+    numbers in the same order. Rows where a tie joins different
+    probabilities (``log p`` on either side of ``-H`` at the same distance)
+    are sorted again, stably.
+    """
+    order = np.argsort(score, axis=-1)
+    ranked = np.take_along_axis(score, order, axis=-1)
+    mass = np.take_along_axis(probs, order, axis=-1)
+    tie = (ranked[:, 1:] == ranked[:, :-1]) & (mass[:, 1:] != mass[:, :-1])
+    redo = np.flatnonzero(tie.any(axis=-1))
+    if redo.size:
+        again = np.argsort(score[redo], axis=-1, kind="stable")
+        ranked[redo] = np.take_along_axis(score[redo], again, axis=-1)
+        mass[redo] = np.take_along_axis(probs[redo], again, axis=-1)
+    return ranked, mass
+
+
 def typical_mask(z: Array, mass: Array, min_keep: int) -> Array:
     """Locally typical set (Meister et al. 2022), as transformers computes it.
 
@@ -138,9 +178,8 @@ def typical_mask(z: Array, mass: Array, min_keep: int) -> Array:
         np.where(finite, probs * np.where(finite, logp, 0.0), 0.0), axis=-1, keepdims=True
     )
     score = np.where(finite, np.abs(-logp - ent), np.inf)
-    order = np.argsort(score, axis=-1, kind="stable")
-    sorted_score = np.take_along_axis(score, order, axis=-1)
-    cum = np.cumsum(np.take_along_axis(probs, order, axis=-1), axis=-1)
+    sorted_score, ranked_probs = _ranked(score, probs)
+    cum = np.cumsum(ranked_probs, axis=-1)
     last = np.minimum(np.count_nonzero(cum < mass[:, None], axis=-1), z.shape[-1] - 1)
     cut = sorted_score[np.arange(z.shape[0]), last]
     floor = sorted_score[:, min(min_keep, z.shape[-1]) - 1]
@@ -149,14 +188,36 @@ def typical_mask(z: Array, mass: Array, min_keep: int) -> Array:
 
 
 def top_n_sigma_threshold(z: Array, n: Array) -> Array:
-    """``max - n * std`` over the finite logits of each row (population std)."""
-    finite = np.isfinite(z)
-    z64 = np.where(finite, z, 0.0).astype(np.float64)
-    count = finite.sum(axis=-1)
-    mean = z64.sum(axis=-1) / count
-    var = np.where(finite, (z64 - mean[:, None]) ** 2, 0.0).sum(axis=-1) / count
-    spread = n * np.sqrt(var)
+    """``max - n * std`` over the finite logits of each row (population std).
+
+    Mean and variance are float64 row sums over the whole row (0 for a
+    masked entry). A cache-sized slice of rows at a time is widened once and
+    reused in place; each row gets the very same float64 operations in the
+    same order, so the sums are those of one pass over the batch.
+    """
+    rows, length = z.shape
+    var = np.empty(rows)
+    step = max(1, _ROWS_CHUNK // max(length, 1))
+    buf = np.empty((min(step, rows), length))
+    for r0 in range(0, rows, step):
+        part = z[r0 : r0 + step]
+        k = part.shape[0]
+        z64 = buf[:k]
+        z64[...] = part  # float32 -> float64 is exact
+        finite = np.isfinite(z64)
+        whole = bool(finite.all())
+        cnt = np.full(k, length) if whole else finite.sum(axis=-1)
+        if not whole:
+            z64[~finite] = 0.0
+        mu = z64.sum(axis=-1) / cnt
+        np.subtract(z64, mu[:, None], out=z64)
+        if not whole:
+            z64[~finite] = 0.0  # squared below: exactly the 0 a masked entry adds
+        np.square(z64, out=z64)
+        var[r0 : r0 + k] = z64.sum(axis=-1) / cnt
     # n = inf with std = 0 would give inf * 0 = nan; every finite token stays.
+    with np.errstate(invalid="ignore"):  # that nan is expected and replaced just below
+        spread = n * np.sqrt(var)
     spread = np.where(np.isnan(spread), np.inf, spread)
     thr: Array = z.max(axis=-1).astype(np.float64) - spread
     return thr

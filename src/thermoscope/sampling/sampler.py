@@ -142,6 +142,11 @@ class Sampler:
     __slots__ = ("_lead", "_plans", "_warpers")
 
     def __init__(self, warpers: Iterable[Warper] = (), *, order: str | Sequence[Any] | None = None):
+        if warpers is None or isinstance(warpers, (str, bytes)) or not hasattr(warpers, "__iter__"):
+            raise TypeError(
+                f"`warpers` must be an iterable of Warper instances (e.g. [TopK(50)]), "
+                f"got {warpers!r}."
+            )
         items = tuple(warpers)
         for w in items:
             if not isinstance(w, Warper):
@@ -326,6 +331,10 @@ class Sampler:
         """The chain's result on ``rows``: the fused path's kept tokens, or the plain chain's."""
         plan = self._plan(rows)
         if plan is None:
+            # Temperatures alone: divided and exponentiated in one pass (numpy).
+            tempered = _fused.tempered(self._warpers, rows)
+            if tempered is not None:
+                return tempered
             return _Dense(self._chain(rows, ctx))
         if self._lead:
             z = self._chain(rows, ctx, self._warpers[: self._lead])
@@ -699,7 +708,7 @@ class Sampler:
         )
 
 
-_FUSABLE = (Temperature, TopK, TopP, MinP)
+_FUSABLE = (Temperature, *_fused.FIRST_CUTS)
 
 
 def _check_rows_left(rows: Rows, stages: tuple[Warper, ...]) -> None:
