@@ -263,7 +263,10 @@ def test_demo_unknown_name_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[
 
 
 def test_demo_negative_seed_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "theory", "--seed", "-1"]) == 2
+    # Checked while parsing (issue 16, item 9): before any work or progress bar.
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "theory", "--seed", "-1"])
+    assert info.value.code == 2
     assert "`--seed` must be an integer >= 0, got -1." in capsys.readouterr().err
 
 

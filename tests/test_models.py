@@ -363,7 +363,7 @@ def test_load_model_rejects_a_missing_tokenizer(tmp_path: Path) -> None:
 
 def test_load_model_rejects_missing_weights(tmp_path: Path) -> None:
     folder = _tiny_gpt2(tmp_path / "m", weights=False)
-    _assert_model_error(folder, "its weights cannot be loaded")
+    _assert_model_error(folder, "no .safetensors weights in it")  # checked before loading
 
 
 # --- the training script -------------------------------------------------------------

@@ -26,7 +26,9 @@ __all__ = [
     "check_log_base",
     "check_logits",
     "check_probabilities",
+    "check_scalar",
     "check_seed",
+    "check_seed_bits",
     "check_temperature",
     "logit_row",
     "per_row",
@@ -212,10 +214,7 @@ def check_temperature(t: Any, name: str = "temperature") -> Any:
         if bool((t < 0).any()):
             raise ValueError(f"`{name}` must be >= 0, got {_show(t[t < 0].reshape(-1)[0])}.")
         return t
-    try:
-        arr = np.asarray(t, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"`{name}` must be a number >= 0, got {t!r}.") from None
+    arr = _numbers(t, name, "a number >= 0").astype(np.float64)
     if arr.size == 0:
         raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}.")
     if np.isnan(arr).any():
@@ -225,20 +224,111 @@ def check_temperature(t: Any, name: str = "temperature") -> Any:
     return arr
 
 
-def check_integer(k: Any, name: str, minimum: int = 1) -> np.ndarray:
-    """Return ``k`` as an int64 array; reject non-integers and values below ``minimum``."""
-    arr = np.asarray(k)
-    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
-        raise TypeError(f"`{name}` must be an integer >= {minimum}, got {_show(k)}.")
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def _numbers(x: Any, name: str, allowed: str) -> np.ndarray:
+    """``x`` as a numeric numpy array (integer, float, or Python ints beyond 64 bits).
+
+    Strings, bytes and booleans are not numbers here, wherever they appear:
+    one rule for every numeric parameter (``TopP("0.5")`` and ``TopK("3")``
+    are both a TypeError).
+    """
+    try:
+        if isinstance(x, (list, tuple)):
+            # numpy turns [1, 2**64 - 1] into float64 (2.0**64): keep Python ints exact.
+            exact = np.asarray(x, dtype=object)
+            if exact.dtype == object and all(_is_int(v) for v in exact.ravel().tolist()):
+                return exact
+        arr = np.asarray(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be {allowed}, got {x!r}.") from None
+    kind = arr.dtype.kind
+    if kind == "O":
+        items = arr.ravel().tolist()
+        if not all(
+            isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, (bool, np.bool_))
+            for v in items
+        ):
+            raise TypeError(f"`{name}` must be {allowed}, got {x!r}.")
+        if all(isinstance(v, (int, np.integer)) for v in items):
+            return arr  # Python ints beyond 64 bits: compared exactly, never wrapped
+        arr = arr.astype(np.float64)
+    elif kind not in "iuf":
+        raise TypeError(f"`{name}` must be {allowed}, got {_show_any(x)}.")
+    return arr
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _show_any(x: Any) -> str:
+    if isinstance(x, (str, bytes, bool, np.bool_)):
+        return repr(x)
+    arr = np.asarray(x)
+    return repr(arr.tolist()) if arr.dtype.kind in "bUSO" else _show(x)
+
+
+def _integers(k: Any, name: str, allowed: str) -> np.ndarray:
+    """``k`` as an array of exact integers: int, uint, integral float, or big Python ints."""
+    arr = _numbers(k, name, allowed)
+    if arr.dtype.kind == "f" and not (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+        raise TypeError(f"`{name}` must be {allowed}, got {_show(k)}.")
     if arr.size == 0:
         raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}.")
-    if np.any(arr < minimum):
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}, got {_show(arr[arr < minimum].flat[0])}."
-        )
-    return arr.astype(np.int64)
+    return arr
+
+
+def check_integer(k: Any, name: str, minimum: int = 1, maximum: int | None = None) -> np.ndarray:
+    """Return ``k`` as an int64 array; reject non-integers and values outside the range.
+
+    Values are compared exactly, never wrapped: ``2**63`` is not ``-2**63``.
+    Without ``maximum``, a value beyond int64 becomes ``2**63 - 1``: a size
+    that large means "all of them" (a top-k of ``2**64`` keeps every token).
+    Strings and booleans are a TypeError.
+
+    Examples
+    --------
+    >>> check_integer(3, "k").tolist(), check_integer(2**64, "k").tolist()
+    (3, 9223372036854775807)
+    >>> check_integer(10, "n", maximum=5)
+    Traceback (most recent call last):
+    ...
+    ValueError: `n` must be an integer <= 5, got 10.
+    """
+    allowed = (
+        f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
+    )
+    arr = _integers(k, name, allowed)
+    for bad, bound in ((arr < minimum, f">= {minimum}"), (arr > (maximum or 0), f"<= {maximum}")):
+        if bound.endswith("None") or not np.any(bad):
+            continue
+        raise ValueError(f"`{name}` must be an integer {bound}, got {int(arr[bad].flat[0])}.")
+    big = arr >= 2**63  # not `> 2**63 - 1`: a float compares that as 2.0**63
+    if not np.any(big):
+        return arr.astype(np.int64)
+    return np.where(big, _INT64_MAX, np.where(big, 0, arr).astype(np.int64)).astype(np.int64)
+
+
+def check_scalar(x: Any, name: str, allowed: str = "a number") -> float:
+    """One real number as a float: strings, booleans and arrays of more than one value refused.
+
+    Examples
+    --------
+    >>> check_scalar(2, "scale")
+    2.0
+    >>> check_scalar([1, 2], "temperature", "a number >= 0")
+    Traceback (most recent call last):
+    ...
+    TypeError: `temperature` must be a single number >= 0, got shape (2,).
+    """
+    arr = _numbers(x, name, allowed)
+    if arr.size != 1 or arr.ndim > 1:
+        single = allowed.replace("a number", "a single number", 1)
+        raise TypeError(f"`{name}` must be {single}, got shape {arr.shape}.")
+    return float(arr.reshape(-1)[0])
 
 
 def check_fraction(
@@ -247,10 +337,7 @@ def check_fraction(
     """Return ``p`` as a float64 array inside (0, 1] (default) or [0, 1] (``low_open=False``)."""
     low, high = ("(" if low_open else "["), (")" if high_open else "]")
     interval = f"{low}0, 1{high}"
-    try:
-        arr = np.asarray(p, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"`{name}` must be a number in {interval}, got {p!r}.") from None
+    arr = _numbers(p, name, f"a number in {interval}").astype(np.float64)
     if arr.size == 0:
         raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}.")
     below = (arr <= 0) if low_open else (arr < 0)
@@ -278,11 +365,47 @@ def per_row(param: Any, batch_shape: tuple[int, ...], name: str) -> Any:
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:
-    """Return ``seed`` as a Python int; reject non-integers, arrays and negative values."""
-    s = check_integer(seed, name, minimum=0)
-    if s.ndim != 0:
-        raise TypeError(f"`{name}` must be a single integer >= 0, got shape {s.shape}.")
-    return int(s)
+    """Return ``seed`` as a Python int; reject non-integers, arrays and negative values.
+
+    Any integer >= 0 is a seed (numpy's ``SeedSequence`` takes them all), so
+    none is wrapped or clipped.
+
+    Examples
+    --------
+    >>> check_seed(2**70) == 2**70
+    True
+    >>> check_seed(-1, "--seed")
+    Traceback (most recent call last):
+    ...
+    ValueError: `--seed` must be an integer >= 0, got -1.
+    """
+    arr = _integers(seed, name, "an integer >= 0")
+    if arr.ndim != 0:
+        raise TypeError(f"`{name}` must be a single integer >= 0, got shape {arr.shape}.")
+    value = int(arr[()])
+    if value < 0:
+        raise ValueError(f"`{name}` must be an integer >= 0, got {value}.")
+    return value
+
+
+def check_seed_bits(seed: Any, name: str = "seed") -> np.ndarray:
+    """64-bit seeds (one integer in [0, 2**64 - 1], or an array of them) as int64 bit patterns.
+
+    The counter-based draws key on the seed's 64 bits: ``2**64 - 1`` is kept
+    as the pattern ``-1``, and a value that needs more bits is refused rather
+    than wrapped onto another seed.
+
+    Examples
+    --------
+    >>> check_seed_bits([1, 2**64 - 1]).tolist()
+    [1, -1]
+    """
+    allowed = "an integer in [0, 2**64 - 1]"
+    arr = _integers(seed, name, allowed)
+    for bad, bound in ((arr < 0, ">= 0"), (arr >= 2**64, "below 2**64")):
+        if np.any(bad):
+            raise ValueError(f"`{name}` must be an integer {bound}, got {int(arr[bad].flat[0])}.")
+    return np.asarray(arr.astype(np.uint64).view(np.int64))
 
 
 def as_generator(rng: Any, name: str = "rng") -> np.random.Generator:

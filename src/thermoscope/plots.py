@@ -184,7 +184,19 @@ def _temperature_grid(temperatures: Any, default: tuple[float, float]) -> FloatA
 
 def _finish(fig: Figure, save: str | os.PathLike[str] | None) -> Figure:
     if save is not None:
-        fig.savefig(os.fspath(save), dpi=120)
+        import io
+        from pathlib import Path
+
+        from thermoscope._files import write_bytes_atomic
+
+        # Rendered in memory, then written atomically: an interrupted save
+        # never leaves half an image. No suffix means PNG, as savefig does.
+        path = Path(os.fspath(save))
+        if not path.suffix:
+            path = path.with_name(path.name + ".png")
+        buf = io.BytesIO()
+        fig.savefig(buf, format=path.suffix[1:].lower(), dpi=120)
+        write_bytes_atomic(path, buf.getvalue())
     return fig
 
 

@@ -336,6 +336,16 @@ class TemperatureScaler(Params):
             data = json.loads(text, parse_constant=lambda c: float(c))
         except json.JSONDecodeError as exc:
             raise ValueError(f"`{path}` must be valid JSON, got a parse error: {exc}.") from None
+        except RecursionError:
+            raise ValueError(
+                f"`{path}` must be a thermoscope temperature file, got JSON nested too deeply "
+                "to read."
+            ) from None
+        except ValueError as exc:  # a number beyond Python's digit limit for int()
+            raise ValueError(
+                f"`{path}` must be a thermoscope temperature file, got an unreadable number: "
+                f"{_first_line(exc)}"
+            ) from None
         if not isinstance(data, dict):
             raise ValueError(f"`{path}` must hold a JSON object, got {type(data).__name__}.")
         if data.get("format") != JSON_FORMAT:
@@ -374,3 +384,8 @@ class TemperatureScaler(Params):
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 setattr(scaler, attr, value)
         return scaler
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -238,6 +238,14 @@ class CalibrationAccumulator:
 def _load_npy(path: Any, name: str) -> Array:
     try:
         arr = np.load(os.fspath(path), mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(
+            f"`{name}` must be an existing .npy file, got {os.fspath(path)!r}."
+        ) from None
+    except (OSError, EOFError) as exc:
+        raise ValueError(
+            f"`{name}` must be a readable .npy file, got {os.fspath(path)!r}: {exc}"
+        ) from None
     except ValueError as exc:
         raise ValueError(
             f"`{name}` must be a .npy file of numbers (loaded with allow_pickle=False), "
@@ -247,7 +255,7 @@ def _load_npy(path: Any, name: str) -> Array:
         raise ValueError(
             f"`{name}` must be a .npy file holding one array, got {os.fspath(path)!r}."
         )
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in "iuf":  # booleans are not numbers (as in memory)
         raise TypeError(f"`{name}` must hold a numeric array, got dtype {arr.dtype}.")
     return arr
 

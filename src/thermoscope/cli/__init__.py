@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -130,16 +131,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     temperature 0 gives entropy 0.693147 nats (target 0.693147 nats)
     0
     """
-    parser = build_parser()
     given = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(_glue_logits(_resolve_alias(given)))
-    if args.command is None:
-        parser.print_help()
-        return 2
+    command = next((a for a in given if not a.startswith("-")), None)
     try:
+        parser = build_parser()
+        args = parser.parse_args(_glue_logits(_resolve_alias(given)))
+        if args.command is None:
+            parser.print_help()
+            return 2
+        command = args.command
         output: Any = args.run(args)
+        print(output, flush=True)
+    except KeyboardInterrupt:
+        # Ctrl-C: files are written atomically, so none is left half written.
+        print(f"thermoscope {command or ''}: interrupted".replace(" :", ":"), file=sys.stderr)
+        return 130
     except (ValueError, TypeError) as exc:
-        print(f"thermoscope {args.command}: error: {exc}", file=sys.stderr)
+        print(f"thermoscope {command}: error: {exc}", file=sys.stderr)
         return 2
-    print(output)
+    except MemoryError:
+        print(
+            f"thermoscope {command}: error: out of memory; ask for less (fewer draws, rows "
+            "or bins)",
+            file=sys.stderr,
+        )
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error of ours; silence the final flush.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - closed by the interpreter
+        return 141
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"thermoscope {command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     return 0

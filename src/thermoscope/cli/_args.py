@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Callable
 from typing import NoReturn
 
 import numpy as np
@@ -13,6 +15,7 @@ __all__ = [
     "CommandParser",
     "add_logits_arguments",
     "add_subcommand",
+    "integer_in",
     "labels_for",
     "parse_logits",
     "parse_temperature",
@@ -23,6 +26,8 @@ class CommandParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
+        # "argument -n: `-n` must be ..." says the name twice: keep the library's wording.
+        message = re.sub(r"^argument [^:]+: (?=`)", "", message)
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
@@ -71,6 +76,42 @@ def parse_temperature(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"must be a number >= 0 (0 = greedy, inf = uniform), got {text!r}"
         ) from None
+
+
+#: Seeds on the command line: the 64-bit seeds every command's draws take.
+MAX_SEED = 2**64 - 1
+
+
+def integer_in(flag: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type for the integer option ``flag`` in ``[low, high]``.
+
+    Checked while parsing, so a bad value stops the command before any work,
+    with the library's wording (``CommandParser`` drops argparse's own prefix).
+
+    Examples
+    --------
+    >>> integer_in("-n", 1, 10)("7")
+    7
+    >>> integer_in("-n", 1, 10)("11")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: `-n` must be an integer <= 10, got 11.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"`{flag}` must be an integer in [{low}, {high}], got {text!r}."
+            ) from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"`{flag}` must be an integer >= {low}, got {value}.")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"`{flag}` must be an integer <= {high}, got {value}.")
+        return value
+
+    return parse
 
 
 def labels_for(args: argparse.Namespace, size: int) -> list[str]:

@@ -160,7 +160,7 @@ def sampler_options(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"`--top-k` must be an integer >= 1, got {args.top_k}.")
     options: dict[str, Any] = {}
     preset = getattr(args, "preset", None)
-    if preset in ENGINE_PRESETS:
+    if isinstance(preset, str) and preset in ENGINE_PRESETS:
         options.update(ENGINE_PRESETS[preset].options, order=ENGINE_PRESETS[preset].order)
     keys = ["temperature", "p_less"] + [d for _, d, _, _ in _TRUNCATION + _HISTORY + _OTHER]
     for key in keys:

@@ -12,7 +12,6 @@ one pass per Newton step and the metrics go through a
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import warnings
@@ -22,12 +21,16 @@ import numpy as np
 
 from thermoscope._typing import Array
 from thermoscope.cli._args import CommandParser, add_subcommand
+from thermoscope.cli._json import dumps
 
 #: .npy inputs larger than this are streamed from disk instead of loaded.
 _STREAM_BYTES = 256 * 2**20
 #: Rows per chunk when streaming the metrics.
 _CHUNK_ROWS = 65_536
 _SUFFIXES = (".npy", ".npz", ".csv")
+#: The most ECE bins: finer bins than this hold too few samples to mean anything,
+#: and each bin costs memory for every split.
+_MAX_BINS = 100_000
 
 EXAMPLES = """\
   thermoscope calibrate --logits val.npy --labels val_labels.npy
@@ -85,15 +88,19 @@ def _check_path(path: str, option: str) -> pathlib.Path:
             f"`{option}` must be a .npy, .npz or .csv file, got {path!r} "
             f"(extension {p.suffix or 'none'!r})."
         )
+    if p.is_dir():
+        raise ValueError(f"`{option}` must be a file, got the folder {path!r}.")
     if not p.is_file():
         raise ValueError(f"`{option}` must be an existing file, got {path!r} (not found).")
     return p
 
 
-def _load_array(path: str, option: str, *, mmap: bool = False) -> Array:
+def _load_array(path: str, option: str, *, mmap: bool = False, rows: bool = False) -> Array:
     """Load a numeric array from ``.npy``/``.npz``/``.csv`` without unpickling anything.
 
     With ``mmap=True`` a ``.npy`` file is memory-mapped instead of read.
+    With ``rows=True`` (logits) a one-line CSV is one row, shape (1, C).
+    Booleans are not numbers here, in memory or streamed.
 
     Examples
     --------
@@ -122,7 +129,12 @@ def _load_array(path: str, option: str, *, mmap: bool = False) -> Array:
                         f"got {path!r} with arrays {names}."
                     )
         else:
-            arr = np.loadtxt(p, delimiter=",", dtype=np.float64, ndmin=1)
+            with warnings.catch_warnings():
+                # An empty file is reported below, as an error naming the option.
+                warnings.filterwarnings("ignore", "loadtxt: input contained no data")
+                arr = np.loadtxt(p, delimiter=",", dtype=np.float64, ndmin=2 if rows else 1)
+            if arr.size == 0:
+                raise ValueError(f"`{option}` must not be empty, got the empty file {path!r}.")
     except ValueError as exc:
         if str(exc).startswith(f"`{option}`"):
             raise
@@ -139,7 +151,7 @@ def _load_array(path: str, option: str, *, mmap: bool = False) -> Array:
         raise ValueError(
             f"`{option}` must be a readable {suffix} file, got {path!r}: {exc}"
         ) from None
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf":
         kind = getattr(arr, "dtype", type(arr).__name__)
         raise ValueError(f"`{option}` must hold a numeric array, got {kind} in {path!r}.")
     return arr
@@ -154,7 +166,7 @@ def _inputs(
     stream = pathlib.Path(logits_path).suffix.lower() == ".npy" and (
         args.stream or _check_path(logits_path, logits_opt).stat().st_size > _STREAM_BYTES
     )
-    z = _load_array(logits_path, logits_opt, mmap=stream)
+    z = _load_array(logits_path, logits_opt, mmap=stream, rows=True)
     y = _load_array(labels_path, labels_opt)
     if z.ndim != 2:
         raise ValueError(
@@ -187,6 +199,21 @@ def _inputs(
     else:
         check_logits(z, logits_opt)
     return z, labels, False
+
+
+def _check_plot(path: str) -> None:
+    """``--plot``: a writable file with an image suffix matplotlib can write."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from thermoscope._files import check_writable_file
+
+    suffix = pathlib.Path(path).suffix.lower().lstrip(".") or "png"
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in formats:
+        raise ValueError(
+            f"`--plot` must end in an image suffix ({', '.join(sorted(formats))}), got {path!r}."
+        )
+    check_writable_file(path, "--plot")
 
 
 # --------------------------------------------------------------------------- metrics
@@ -225,11 +252,19 @@ def _table_rows(splits: dict[str, tuple[Any, Any]]) -> list[list[object]]:
 
 def run(args: argparse.Namespace) -> str:
     """Fit, score, save and format for parsed ``calibrate`` arguments."""
+    from thermoscope._files import check_writable_file
     from thermoscope._tables import format_table
     from thermoscope.calibration import TemperatureBoundWarning, TemperatureScaler
 
     if args.n_bins < 1:
         raise ValueError(f"`--n-bins` must be an integer >= 1, got {args.n_bins}.")
+    if args.n_bins > _MAX_BINS:
+        raise ValueError(f"`--n-bins` must be an integer <= {_MAX_BINS}, got {args.n_bins}.")
+    # Where the results go is checked before the fit, not after it.
+    if args.out:
+        check_writable_file(args.out, "--out")
+    if args.plot:
+        _check_plot(args.plot)
     if (args.test_logits is None) != (args.test_labels is None):
         raise ValueError(
             "`--test-labels` must be given together with `--test-logits` (both or neither), "
@@ -272,7 +307,7 @@ def run(args: argparse.Namespace) -> str:
         )
         saved.append(f"reliability diagram saved to {args.plot}")
     if args.json:
-        return json.dumps(
+        return dumps(
             {
                 "temperature": t,
                 "n_iter": scaler.n_iter_,

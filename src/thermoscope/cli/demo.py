@@ -6,7 +6,7 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from thermoscope.cli._args import CommandParser, add_subcommand
+from thermoscope.cli._args import MAX_SEED, CommandParser, add_subcommand, integer_in
 from thermoscope.demos import DEMOS
 
 
@@ -45,13 +45,19 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p.add_argument(
         "--out", type=Path, default=Path("out"), help="folder for the outputs (default: out)"
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed >= 0 (default 0)")
+    p.add_argument(
+        "--seed",
+        type=integer_in("--seed", 0, MAX_SEED),
+        default=0,
+        help="random seed >= 0 (default 0)",
+    )
     p.add_argument("--quick", action="store_true", help="smaller runs, for a fast smoke test")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> str:
     """List the demos, run one, or run all of them into the report; return the text."""
+    from thermoscope._files import check_writable_folder
     from thermoscope._validation import check_seed
     from thermoscope.demos._output import prepare_out_dir
 
@@ -60,6 +66,7 @@ def run(args: argparse.Namespace) -> str:
     seed = check_seed(args.seed, "--seed")
     out = prepare_out_dir(args.out, name="--out")
     assert out is not None  # --out always has a value
+    check_writable_folder(out, "--out")  # an existing read-only folder fails now, not later
     if args.name is not None:
         return DEMOS[args.name].load()(out, seed=seed, quick=args.quick)
     return _run_all(out, seed=seed, quick=args.quick)

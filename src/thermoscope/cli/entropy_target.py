@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from thermoscope.cli._args import CommandParser, add_logits_arguments, add_subcommand, parse_logits
+from thermoscope.cli._json import dumps
 
 EXAMPLES = """\
   thermoscope entropy-target --logits 5,2.2,2,4.5,3,2.7 --entropy 1.0
@@ -39,9 +39,7 @@ def run(args: argparse.Namespace) -> str:
     reached = float(entropy(softmax(z, t), base=base))
     unit = "bits" if args.bits else "nats"
     if args.json:
-        return json.dumps(
-            {"target": args.entropy, "unit": unit, "temperature": t, "entropy": reached}
-        )
+        return dumps({"target": args.entropy, "unit": unit, "temperature": t, "entropy": reached})
     return (
         f"temperature {t:.6g} gives entropy {reached:.6f} {unit} (target {args.entropy:g} {unit})"
     )

@@ -77,6 +77,44 @@ def _check_free(host: str, port: int) -> None:
             ) from None
 
 
+def _serving_hosts(host: str) -> list[str]:
+    """The Host headers accepted when serving on ``host``: loopback and this machine's names.
+
+    A wildcard bind (``0.0.0.0``, ``::``) answers on every address of the
+    machine, so its host name and the addresses that name resolves to, plus
+    the address of the default route, are accepted too; the warning lists
+    them, so what is reachable and what is allowed agree.
+
+    Examples
+    --------
+    >>> _serving_hosts("192.0.2.7")[-1]
+    '192.0.2.7'
+    """
+    from thermoscope.explorer.middleware import LOOPBACK_HOSTS
+
+    names = [host if ":" not in host else f"[{host}]"]
+    if host in ("0.0.0.0", "::"):
+        names.append(socket.gethostname())
+        try:
+            infos = socket.getaddrinfo(socket.gethostname(), None, type=socket.SOCK_STREAM)
+            names += [str(info[4][0]) for info in infos]
+        except OSError:
+            pass  # a host name that does not resolve: its addresses are simply not added
+        try:
+            # connect() on UDP sends nothing: it only picks the outgoing address.
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect(("192.0.2.1", 9))
+                names.append(str(probe.getsockname()[0]))
+        except OSError:
+            pass  # no route: loopback and the host name remain
+    out = list(LOOPBACK_HOSTS)
+    for name in names:
+        shown = f"[{name}]" if ":" in name and not name.startswith("[") else name
+        if shown not in out:
+            out.append(shown)
+    return out
+
+
 def run(args: argparse.Namespace) -> str:
     """Load the model, check the address and serve until interrupted.
 
@@ -106,12 +144,14 @@ def run(args: argparse.Namespace) -> str:
                 "or start the explorer with --no-model."
             ) from None
     loopback = args.host in LOOPBACK_HOSTS
+    hosts = list(LOOPBACK_HOSTS) if loopback else _serving_hosts(args.host)
     if not loopback:
+        named = ", ".join(h for h in hosts if h not in LOOPBACK_HOSTS)
         print(
-            f"thermoscope explore: warning: serving on {args.host}, reachable from other machines",
+            f"thermoscope explore: warning: serving on {args.host}, reachable from other "
+            f"machines as {named}",
             file=sys.stderr,
         )
     print(f"thermoscope explorer on http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
-    hosts = list(LOOPBACK_HOSTS) if loopback else [*LOOPBACK_HOSTS, args.host]
     serve(create_app(backend, allowed_hosts=hosts), host=args.host, port=args.port)
     return "thermoscope explorer stopped"

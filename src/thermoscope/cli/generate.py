@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from thermoscope.cli._args import CommandParser, add_subcommand, parse_temperature
+from thermoscope.cli._args import (
+    MAX_SEED,
+    CommandParser,
+    add_subcommand,
+    integer_in,
+    parse_temperature,
+)
+from thermoscope.cli._json import dumps
 from thermoscope.cli._sampler_args import add_sampler_arguments, sampler_options
 
 EXAMPLES = """\
@@ -63,7 +69,12 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
         help="a task preset (code, translation, ...) or an engine's default chain "
         "(transformers, llama.cpp, vllm, openai); see `thermoscope presets`",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--seed",
+        type=integer_in("--seed", 0, MAX_SEED),
+        default=0,
+        help="random seed >= 0 (default 0)",
+    )
     add_model_argument(p)
     add_sampler_arguments(p, one_call=False)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -101,11 +112,13 @@ def settings(args: argparse.Namespace) -> tuple[list[float], dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> str:
     """Generate (or compare strategies) for parsed ``generate`` arguments."""
+    from thermoscope._validation import check_temperature
     from thermoscope.generation._inputs import check_max_new_tokens
     from thermoscope.generation.model import load_model
     from thermoscope.generation.sweep import generate_at_temperatures
 
     temps, options = settings(args)
+    check_temperature(temps, "--temperature")  # named as typed, before the model loads
     if args.compare_dynamic:
         return _compare(args, temps)
     check_max_new_tokens(args.max_new_tokens)
@@ -123,7 +136,7 @@ def run(args: argparse.Namespace) -> str:
         sampler_options=options,
     )
     if args.json:
-        return json.dumps({"model": args.model or "embedded", **result.as_dict()})
+        return dumps({"model": args.model or "embedded", **result.as_dict()})
     return result.format()
 
 
@@ -151,7 +164,7 @@ def _compare(args: argparse.Namespace, temps: list[float]) -> str:
         seed=args.seed,
     )
     if args.json:
-        return json.dumps(
+        return dumps(
             {"model": args.model or "embedded", "prompt": args.prompt,
              "strategies": [r.as_dict() for r in results]}
         )  # fmt: skip

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from thermoscope.cli._args import CommandParser, add_subcommand, parse_temperature
+from thermoscope.cli._json import dumps
 from thermoscope.cli.generate import add_model_argument
 
 EXAMPLES = """\
@@ -45,11 +45,13 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
 
 def run(args: argparse.Namespace) -> str:
     """Compute the next-token table for parsed ``next`` arguments."""
+    from thermoscope._validation import check_temperature
     from thermoscope.generation.model import load_model
     from thermoscope.generation.next_token import next_token_table
 
     if args.prompt == "":
         raise ValueError("`prompt` must not be empty, got ''.")
+    check_temperature(args.temperature, "--temperature")  # named as typed, before the model loads
     options: dict[str, Any] = {}
     if args.top_p is not None:
         options["top_p"] = args.top_p
@@ -60,5 +62,5 @@ def run(args: argparse.Namespace) -> str:
         model, tokenizer, args.prompt, args.temperature, top=args.top, sampler_options=options
     )
     if args.json:
-        return json.dumps({"model": args.model or "embedded", **table.as_dict()})
+        return dumps({"model": args.model or "embedded", **table.as_dict()})
     return table.format()

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
 from thermoscope.cli._args import (
+    MAX_SEED,
     CommandParser,
     add_logits_arguments,
     add_subcommand,
+    integer_in,
     labels_for,
     parse_logits,
 )
+from thermoscope.cli._json import dumps
 from thermoscope.cli._sampler_args import add_sampler_arguments, parse_history, sampler_from_args
+
+#: The most draws of one ``sample`` call: 1e8 draws need about 2.5 GB (uniforms,
+#: targets and tokens, 8 bytes each); more is refused, not left to run out of memory.
+MAX_DRAWS = 100_000_000
 
 EXAMPLES = """\
   thermoscope sample --logits 5,2.2,2,4.5,3,2.7 -t 0.7 --top-k 3 --top-p 0.9 -n 10000 --seed 0
@@ -40,8 +46,18 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     )
     add_logits_arguments(p)
     add_sampler_arguments(p)
-    p.add_argument("-n", type=int, default=10_000, help="number of draws (default 10000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed >= 0 (default 0)")
+    p.add_argument(
+        "-n",
+        type=integer_in("-n", 1, MAX_DRAWS),
+        default=10_000,
+        help=f"number of draws (default 10000, at most {MAX_DRAWS:_})",
+    )
+    p.add_argument(
+        "--seed",
+        type=integer_in("--seed", 0, MAX_SEED),
+        default=0,
+        help="random seed >= 0 (default 0)",
+    )
     p.add_argument(
         "--trace",
         action="store_true",
@@ -71,7 +87,7 @@ def run(args: argparse.Namespace) -> str:
     freq = counts / args.n
     fit = goodness_of_fit(counts, probs)
     if args.json:
-        return json.dumps(
+        return dumps(
             {
                 "sampler": repr(sampler),
                 "n": args.n,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
@@ -15,6 +14,7 @@ from thermoscope.cli._args import (
     parse_logits,
     parse_temperature,
 )
+from thermoscope.cli._json import dumps
 
 EXAMPLES = """\
   thermoscope softmax --logits 5,2.2,2,4.5,3,2.7 -t 0.1 0.5 1 2 5
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> str:
     probs = softmax(np.broadcast_to(z, (len(temps), z.size)), np.array(temps))
     rows = list(zip(temps, probs, entropy(probs), max_probability(probs), strict=True))
     if args.json:
-        return json.dumps(
+        return dumps(
             {
                 "labels": labels,
                 "logits": [float(v) for v in z],

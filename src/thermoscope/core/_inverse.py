@@ -13,6 +13,7 @@ from thermoscope._validation import (
     as_float_array,
     check_log_base,
     check_logits,
+    check_scalar,
     check_temperature,
     per_row,
 )
@@ -160,13 +161,10 @@ def effective_temperature(scale: float, temperature: float = 1.0) -> float:
     >>> bool(np.allclose(softmax(0.5 * z), softmax(z, effective_temperature(0.5))))
     True
     """
-    try:
-        s = float(scale)
-    except (TypeError, ValueError):
-        raise TypeError(f"`scale` must be a positive number, got {scale!r}.") from None
+    s = check_scalar(scale, "scale", "a positive number")
     if not s > 0 or not np.isfinite(s):
         raise ValueError(
             f"`scale` must be a positive finite number (a negative scale reverses the "
             f"order of the logits), got {scale!r}."
         )
-    return float(check_temperature(temperature)) / s
+    return float(check_temperature(check_scalar(temperature, "temperature", "a number >= 0"))) / s

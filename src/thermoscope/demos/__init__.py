@@ -8,7 +8,8 @@ one demo never imports another's backends (torch, scikit-learn, transformers).
 Examples
 --------
 >>> list(DEMOS)
-['theory', 'calibration', 'generation', 'distill', 'attention', 'bandit', 'recommend']
+['theory', 'calibration', 'generation', 'distill', 'attention', 'bandit', 'recommend',
+ 'contrastive', 'gumbel']
 >>> DEMOS["bandit"].reproduce(seed=3, quick=True)
 'thermoscope demo bandit --seed 3 --quick'
 """
@@ -101,6 +102,16 @@ DEMOS: Mapping[str, Demo] = MappingProxyType(
                 "recommend",
                 "Diversity in recommendation",
                 "coverage, long tail and Gini of exposure vs T on a Zipf catalogue",
+            ),
+            _demo(
+                "contrastive",
+                "Contrastive learning (NT-Xent)",
+                "probe accuracy, alignment, uniformity vs T and a learnable T (digits)",
+            ),
+            _demo(
+                "gumbel",
+                "Gumbel-softmax gradients",
+                "bias and variance of the relaxed gradient vs T; annealing vs fixed T",
             ),
         ]
     )

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from thermoscope._validation import check_integer
+from thermoscope.explorer.limits import ModelBusy
 
 if TYPE_CHECKING:
     from thermoscope.generation.sweep import Sample
@@ -59,13 +66,39 @@ class ModelBackend:
     (True, 3)
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, max_waiting: int = 8) -> None:
         from thermoscope.generation.model import embedded_model_path
 
         self._path = None if path is None else Path(path)
         self.name = (self._path or embedded_model_path()).name
+        self.max_waiting = int(check_integer(max_waiting, "max_waiting"))
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._waiting = 0
+        self._mean_seconds = 1.0  # running mean of a model call, for Retry-After
         self._loaded: tuple[Any, Any] | None = None
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold the model for one call, or raise ModelBusy when the queue is full.
+
+        Every waiting request holds one of the server's worker threads; a
+        bounded queue leaves the others to the logits routes, which never
+        touch the model.
+        """
+        with self._count_lock:
+            if self._waiting >= self.max_waiting:
+                raise ModelBusy(max(1, math.ceil(self._mean_seconds * self._waiting)))
+            self._waiting += 1
+        try:
+            with self._lock:
+                start = time.monotonic()
+                yield
+                spent = time.monotonic() - start
+                self._mean_seconds = 0.8 * self._mean_seconds + 0.2 * spent
+        finally:
+            with self._count_lock:
+                self._waiting -= 1
 
     def load(self) -> tuple[Any, Any]:
         """``(model, tokenizer)``, loading them on the first call.
@@ -111,7 +144,7 @@ class ModelBackend:
         from thermoscope.generation.next_token import next_token_logits
 
         model, tokenizer = self.load()
-        with self._lock:
+        with self._turn():
             z = next_token_logits(model, tokenizer, prompt)
         order = np.argsort(-z, kind="stable")[: min(top, z.size)]
         return NextToken(
@@ -148,7 +181,7 @@ class ModelBackend:
         from thermoscope.generation.next_token import continue_prompt
 
         model, tokenizer = self.load()
-        with self._lock:
+        with self._turn():
             return continue_prompt(
                 model,
                 tokenizer,

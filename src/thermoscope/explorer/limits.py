@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 from thermoscope._validation import check_integer
 
-__all__ = ["ExplorerLimits"]
+__all__ = ["ExplorerLimits", "ModelBusy"]
 
 
 @dataclass(frozen=True)
@@ -57,3 +57,20 @@ class ExplorerLimits:
                     f"`{field.name}` must be a single integer >= 1, got shape {value.shape}."
                 )
             object.__setattr__(self, field.name, int(value))  # frozen: set once, as a Python int
+
+
+class ModelBusy(Exception):
+    """Too many model requests are already waiting: the server answers 429.
+
+    ``retry_after`` is the number of seconds the client should wait
+    (the ``Retry-After`` header).
+
+    Examples
+    --------
+    >>> ModelBusy(3).retry_after
+    3
+    """
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the model is busy: {retry_after} s until a request can be queued")
+        self.retry_after = retry_after

@@ -7,7 +7,10 @@
 2. optionally, a ``Host`` check (:data:`LOOPBACK_HOSTS` for ``thermoscope
    explore``): a web page that rebinds its own domain to 127.0.0.1 (DNS
    rebinding) then cannot talk to the explorer;
-3. the body cap: 413 for a body over ``max_body_bytes``, before it is parsed.
+3. the body cap: 413 for a body over ``max_body_bytes``, before it is parsed;
+
+and answers :class:`~thermoscope.explorer.limits.ModelBusy` (the model's
+queue is full) with 429 and ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from thermoscope.explorer.limits import ModelBusy
 
 __all__ = ["CONTENT_SECURITY_POLICY", "LOOPBACK_HOSTS", "add_middleware"]
 
@@ -105,6 +110,16 @@ async def _security_headers(
     return response
 
 
+async def _busy(request: Request, exc: Exception) -> Response:
+    """429 with Retry-After when the model's queue is full (see ModelBackend)."""
+    wait = exc.retry_after if isinstance(exc, ModelBusy) else 1
+    return JSONResponse(
+        {"detail": f"the model is busy with other requests; retry in {wait} s"},
+        status_code=429,
+        headers={"Retry-After": str(wait)},
+    )
+
+
 def add_middleware(
     app: FastAPI, *, max_body_bytes: int, allowed_hosts: Sequence[str] | None = None
 ) -> None:
@@ -130,6 +145,7 @@ def add_middleware(
     # in the receive of a BaseHTTPMiddleware reaches the route wrapped in an
     # ExceptionGroup, which FastAPI would answer with 400 instead of 413.
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    app.add_exception_handler(ModelBusy, _busy)
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     app.middleware("http")(_security_headers)

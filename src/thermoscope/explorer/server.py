@@ -2,15 +2,66 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
-__all__ = ["BackgroundServer", "serve"]
+__all__ = ["HEADER_TIMEOUT", "BackgroundServer", "serve"]
+
+#: Seconds a client has to send a request's headers before its connection is closed.
+HEADER_TIMEOUT = 10.0
+
+
+def _protocol(header_timeout: float) -> type[Any]:
+    """uvicorn's h11 protocol, closing connections whose request headers do not arrive in time.
+
+    uvicorn bounds the idle time between requests (keep-alive) but not the
+    time to send a request's headers, so a client that opens connections and
+    trickles bytes would hold them forever. The clock starts when the
+    connection opens or a partial request arrives, and is not reset by more
+    bytes; complete headers stop it.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutProtocol(H11Protocol):  # type: ignore[misc]
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is h11.IDLE:
+                if self._header_timer is None:
+                    self._arm()
+            else:
+                self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._header_timer = self.loop.call_later(header_timeout, self._expire)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _expire(self) -> None:
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderTimeoutProtocol
 
 
 def serve(
@@ -26,7 +77,7 @@ def serve(
     """
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, http=_protocol(HEADER_TIMEOUT))
 
 
 class BackgroundServer:
@@ -41,6 +92,8 @@ class BackgroundServer:
         0 lets the system pick a free port (see :attr:`url`).
     timeout : float, default 30
         Seconds to wait for the server to start, and for it to stop.
+    header_timeout : float, default HEADER_TIMEOUT
+        Seconds a client has to send a request's headers.
 
     Examples
     --------
@@ -53,11 +106,24 @@ class BackgroundServer:
     """
 
     def __init__(
-        self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0
+        self,
+        app: ASGIApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        timeout: float = 30.0,
+        header_timeout: float = HEADER_TIMEOUT,
     ) -> None:
         import uvicorn
 
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            http=_protocol(header_timeout),
+        )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
         self._timeout = timeout

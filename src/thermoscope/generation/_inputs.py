@@ -123,7 +123,17 @@ def encode_prompt(model: Any, tokenizer: Any, prompt: Any, max_new_tokens: int) 
         raise TypeError(f"`prompt` must be a string, got {type(prompt).__name__}.")
     if prompt == "":
         raise ValueError("`prompt` must not be empty, got ''.")
-    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A command line with invalid UTF-8 arrives as lone surrogates ('\udcff').
+        raise ValueError(
+            f"`prompt` must be valid UTF-8 text, got an undecodable character at position "
+            f"{exc.start}: {prompt[exc.start : exc.start + 1]!r}."
+        ) from None
+    # verbose=False: the tokenizer's own warning about a long prompt would come
+    # before the one-line error below that says the same.
+    ids = tokenizer(prompt, return_tensors="pt", verbose=False)["input_ids"]
     length = int(ids.shape[-1])
     if length == 0:
         raise ValueError(f"`prompt` must encode to at least one token, got {prompt!r}.")

@@ -56,6 +56,11 @@ def _bad(path: Path, why: str) -> ValueError:
     )
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _check_causal_config(path: Path) -> None:
     """Raise unless ``path/config.json`` describes a model AutoModelForCausalLM can run."""
     from transformers import AutoConfig
@@ -112,7 +117,9 @@ def load_model(path: str | Path | None = None) -> tuple[Any, Any]:
         Naming ``model`` when ``path`` does not exist, is not a directory, has
         no ``config.json``, describes a model that is not a causal LM (an
         encoder such as BERT, an encoder-decoder such as T5, a headless base
-        model), or lacks a tokenizer or weights.
+        model), lacks a tokenizer or ``.safetensors`` weights (pickled
+        ``pytorch_model.bin`` weights are never loaded), or any of its files
+        cannot be read (a truncated download, say).
 
     Notes
     -----
@@ -138,17 +145,32 @@ def load_model(path: str | Path | None = None) -> tuple[Any, Any]:
     if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
         raise _bad(folder, f"no tokenizer files in it ({', '.join(_TOKENIZER_FILES)})")
 
+    if not any(folder.glob("*.safetensors")):
+        pickled = sorted(p.name for p in folder.glob("*.bin")) + sorted(
+            p.name for p in folder.glob("*.pt")
+        )
+        why = "no .safetensors weights in it"
+        if pickled:
+            why += (
+                f"; {', '.join(pickled)} would need pickle, which is never loaded (convert "
+                "once with model.save_pretrained(folder, safe_serialization=True))"
+            )
+        raise _bad(folder, why)
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # Any failure inside a user's folder (a truncated file raises safetensors'
+    # own error, a broken tokenizer its library's) is a bad `model`, one line.
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError, TypeError) as exc:
-        raise _bad(folder, f"its tokenizer cannot be loaded: {exc}") from None
+    except Exception as exc:
+        raise _bad(folder, f"its tokenizer cannot be loaded: {_first_line(exc)}") from None
     try:
         with _quiet_loading(path is None):
-            model: Any = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
-    except OSError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise _bad(folder, f"its weights cannot be loaded: {first}") from None
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                folder, local_files_only=True, use_safetensors=True
+            )
+    except Exception as exc:
+        raise _bad(folder, f"its weights cannot be loaded: {_first_line(exc)}") from None
     model.eval()
     return model, tokenizer

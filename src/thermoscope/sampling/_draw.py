@@ -94,8 +94,23 @@ def draw(weights: Array, u: Array, bits: int) -> Array:
     -------
     ndarray of int64, shape (B, n)
         Positions along the last axis of ``weights``; never a zero-weight one.
+
+    Notes
+    -----
+    Memory is O(B L + B n) whatever ``n``: with many draws per row
+    (``n * block >= L``) the second level would gather more than the row, so
+    one exact running sum over the row serves every draw instead, searched
+    ``_DRAWS`` draws at a time. Both ways count the running sums at or below
+    the target, so they give the same positions.
+
+    Examples
+    --------
+    >>> w = np.array([[0.5, 0.0, 1.0], [1.0, 0.25, 0.0]])
+    >>> draw(w, np.array([[0.1, 0.4, 0.9], [0.5, 0.8, 0.99]]), 40).tolist()
+    [[0, 2, 2], [0, 1, 1]]
     """
     rows, length = weights.shape
+    n = u.shape[1]
     scale = weights.dtype.type(2.0**bits)
     block = min(_BLOCK, length, 2 ** max(0, 53 - bits))  # block sums stay exact in float64
     blocks = -(-length // block)
@@ -105,6 +120,8 @@ def draw(weights: Array, u: Array, bits: int) -> Array:
     ends = running[blocks - 1 :: blocks]
     starts = np.concatenate(([0], ends[:-1]))
     totals = ends - starts
+    if n * block >= length:
+        return _draw_many(weights, u, scale, starts, totals)
     offset = np.floor(u * totals[:, None].astype(np.float64)).astype(np.int64)
     target = starts[:, None] + np.minimum(offset, totals[:, None] - 1)
     flat_block = np.searchsorted(running, target, side="right")  # (B, n)
@@ -120,6 +137,36 @@ def draw(weights: Array, u: Array, bits: int) -> Array:
     within = np.count_nonzero(cum <= (target - before)[..., None], axis=-1)
     picked: Array = blk * block + within
     return picked
+
+
+_DRAWS = 1 << 16  # draws searched at a time by _draw_many (bounded temporaries)
+
+
+def _draw_many(weights: Array, u: Array, scale: Any, starts: Array, totals: Array) -> Array:
+    """:func:`draw` with many draws per row: one running sum over a few rows at a time.
+
+    The rows' fixed-point integers (the ones the block sums add up) get one
+    flattened running sum, ``_CHUNK`` elements at a time; each target, the
+    row's start plus ``floor(u * total)`` as in the two-level search, is
+    searched ``_DRAWS`` draws at a time, so no temporary grows with ``n``.
+    """
+    rows, length = weights.shape
+    n = u.shape[1]
+    out = np.empty((rows, n), dtype=np.int64)
+    step = max(1, _CHUNK // max(length, 1))
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        cum = np.cumsum((weights[r0:r1] * scale).astype(np.int64).ravel())
+        # Row r's running sums start at starts[r] - starts[r0] in this slice.
+        base = (starts[r0:r1] - starts[r0])[:, None]
+        first = (np.arange(r1 - r0) * length)[:, None]
+        total = totals[r0:r1, None]
+        for d0 in range(0, n, _DRAWS):
+            d1 = min(n, d0 + _DRAWS)
+            offset = np.floor(u[r0:r1, d0:d1] * total.astype(np.float64)).astype(np.int64)
+            target = base + np.minimum(offset, total - 1)
+            out[r0:r1, d0:d1] = np.searchsorted(cum, target, side="right") - first
+    return out
 
 
 _SLICE_BLOCKS = 16  # blocks per column slice of draw_torch's block sums on CPU

@@ -69,6 +69,8 @@ def _on(options: Mapping[str, Any], name: str) -> bool:
     off = OFF[name]
     if off is None or np.ndim(value) != 0 or isinstance(value, Mapping):
         return True
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        return True  # True == 1 is top_p's "off": the step's own check refuses it instead
     try:
         return bool(value != off)
     except (TypeError, ValueError):

@@ -12,18 +12,19 @@ from typing import Any
 import numpy as np
 
 from thermoscope._backend import is_torch
-from thermoscope._validation import as_generator, check_integer, per_row
+from thermoscope._validation import as_generator, check_integer, check_seed_bits, per_row
 from thermoscope.sampling._counter import uniforms
 from thermoscope.sampling._input import Rows
 
 __all__ = ["Randomness", "check_count", "randomness"]
 
-_MAX_SEED = 2**64
+#: The most draws per row one call may ask for (8 TiB of draws: beyond any memory).
+_MAX_COUNT = 2**40
 
 
 def check_count(n: Any) -> int:
     """``n``, the number of draws per row: a single integer >= 1."""
-    count = check_integer(n, "n")
+    count = check_integer(n, "n", maximum=_MAX_COUNT)
     if count.ndim != 0:
         raise TypeError(f"`n` must be a single integer >= 1, got shape {count.shape}.")
     return int(count)
@@ -56,9 +57,7 @@ def _row_integers(value: Any, rows: Rows, name: str) -> tuple[Any, list[Any]]:
             raise ValueError(f"`{name}` must be an integer >= 0, got {bad.tolist()}.")
 
         return flat, [((flat < 0).any(), negative)]
-    if isinstance(value, int) and not isinstance(value, bool) and value >= _MAX_SEED:
-        raise ValueError(f"`{name}` must be an integer below 2**64, got {value}.")
-    arr = check_integer(value, name, minimum=0)  # int64; uint64 seeds keep their bit pattern
+    arr = check_seed_bits(value, name)  # int64; seeds up to 2**64 - 1 keep their bit pattern
     flat = np.ascontiguousarray(per_row(arr, rows.batch_shape, name)).reshape(batch)
     if rows.torch:
         import torch

@@ -708,7 +708,7 @@ class Sampler:
         )
 
 
-_FUSABLE = (Temperature, *_fused.FIRST_CUTS)
+_FUSABLE: tuple[type[Warper], ...] = (Temperature, *_fused.FIRST_CUTS)
 
 
 def _check_rows_left(rows: Rows, stages: tuple[Warper, ...]) -> None:

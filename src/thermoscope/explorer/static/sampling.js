@@ -50,12 +50,34 @@
     return applyThreshold(z, kth);
   }
 
+  // numpy's pairwise summation (np.sum of float64), in the same order: the
+  // top-p total must be the very number Python compares with, or a p exactly
+  // on a cumulative-mass boundary keeps one token more on one side.
+  function pairwiseSum(a, lo, n) {
+    if (n < 8) {
+      let s = 0;
+      for (let i = lo; i < lo + n; i++) s += a[i];
+      return s;
+    }
+    if (n <= 128) {
+      const r = a.slice(lo, lo + 8);
+      let i = 8;
+      for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] += a[lo + i + j];
+      let s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+      for (; i < n; i++) s += a[lo + i];
+      return s;
+    }
+    let half = Math.floor(n / 2);
+    half -= half % 8;
+    return pairwiseSum(a, lo, half) + pairwiseSum(a, lo + half, n - half);
+  }
+
   // Keep a token when the mass of the strictly more likely tokens is below p.
   function topP(z, p) {
     if (p >= 1) return z.slice();
     const m = maxOf(z);
-    let total = 0;
-    for (const v of z) total += Math.exp(v - m);
+    const weights = Float64Array.from(z, (v) => Math.exp(v - m));
+    const total = pairwiseSum(weights, 0, weights.length);
     const desc = descending(z);
     const target = p * total;
     let through = 0;
