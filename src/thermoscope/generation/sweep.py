@@ -272,7 +272,11 @@ def generate_at_temperatures(
             "`sampler_options` must not set `temperature` (give it in `temperatures`), "
             f"got temperature={options['temperature']!r}."
         )
-    samplers = [Sampler.from_options(temperature=t, **options) for t in temps]
+    build = dict(options)
+    if options.get("dry_multiplier") and options.get("tokenizer") is None:
+        # DRY's default sequence breakers are strings: the model's tokenizer finds them.
+        build["tokenizer"] = tokenizer
+    samplers = [Sampler.from_options(temperature=t, **build) for t in temps]
     prompt_ids = encode_prompt(model, tokenizer, prompt, limit)
     seeds = torch_seeds(seed, len(temps))
     bar = progress_bar(len(temps) * limit, desc="generate", unit="tok", enabled=progress)

@@ -125,6 +125,12 @@ def build_steps(options: Mapping[str, Any]) -> list[Warper]:
             for key in ("base", "allowed_length", "last_n", "sequence_breakers")
             if options.get(f"dry_{key}") is not None
         }
+        if options.get("tokenizer") is not None:
+            dry["tokenizer"] = options["tokenizer"]
+        elif "sequence_breakers" not in dry:
+            # llama.cpp's default breakers are strings ("\n", ":", ...): without a
+            # tokenizer to find their tokens, DRY runs with none (documented).
+            dry["sequence_breakers"] = ()
         steps.append(DRY(options["dry_multiplier"], **dry))
     if _on(options, "temperature"):
         steps.append(Temperature(options["temperature"]))

@@ -23,10 +23,7 @@ from thermoscope.sampling._rowdraw import bits_for, draw_rows
 from thermoscope.sampling._seeds import Randomness, check_count, randomness
 from thermoscope.sampling.trace import Trace, trace_stages
 from thermoscope.sampling.warpers import (
-    MinP,
     Temperature,
-    TopK,
-    TopP,
     Warper,
 )
 
@@ -220,6 +217,7 @@ class Sampler:
         dry_allowed_length: int | None = None,
         dry_last_n: int | None = None,
         dry_sequence_breakers: Any = None,
+        tokenizer: Any = None,
         xtc_probability: float | Array | None = 0.0,
         xtc_threshold: float | Array | None = None,
         adaptive_target: float | None = None,
@@ -280,7 +278,13 @@ class Sampler:
         logit_bias, sequence_bias : mapping, optional
             ``{token id: bias}`` and ``{token id tuple: bias}``.
         dry_multiplier, dry_base, dry_allowed_length, dry_last_n, dry_sequence_breakers
-            The DRY repetition penalty and its settings.
+            The DRY repetition penalty and its settings. Breakers are token-id
+            sequences, or strings together with ``tokenizer``; without either,
+            llama.cpp's default string breakers (``"\\n"``, ``":"``, ``'"'``,
+            ``"*"``) are found in ``tokenizer``'s vocabulary when it is given,
+            and DRY runs with no breakers when it is not.
+        tokenizer : transformers tokenizer, optional
+            Turns DRY's string breakers into token ids.
         xtc_probability, xtc_threshold
             XTC ("exclude top choices"); its coin needs ``seed=`` or ``rng=``.
         adaptive_target, adaptive_decay
