@@ -50,7 +50,7 @@ OFF: Mapping[str, Any] = {
     "typical_p": 1.0,
     "epsilon": 0.0,
     "eta": 0.0,
-    "p_less": None,
+    "p_less": None,  # and False
     "top_n_sigma": None,
     "xtc_probability": 0.0,
     "adaptive_target": None,
@@ -67,6 +67,8 @@ def _on(options: Mapping[str, Any], name: str) -> bool:
     if value is None:
         return False
     off = OFF[name]
+    if name == "p_less" and value is False:
+        return False  # p-less is a switch: True (or a variant name) builds it
     if off is None or np.ndim(value) != 0 or isinstance(value, Mapping):
         return True
     if isinstance(value, (bool, np.bool_, str, bytes)):
