@@ -68,9 +68,11 @@ def add_sampler_arguments(p: argparse.ArgumentParser, *, one_call: bool = True) 
     chain.add_argument(
         "--p-less",
         dest="p_less",
-        action="store_true",
+        nargs="?",
+        const=True,
         default=None,
-        help="p-less sampling (parameter-free truncation)",
+        choices=["p-less", "p-less-norm"],
+        help="p-less sampling, parameter-free (optionally the p-less-norm variant)",
     )
     chain.add_argument(
         "--order",

@@ -18,12 +18,26 @@ Examples
 
 from thermoscope.sampling._logprobs import MODES as LOGPROBS_MODES
 from thermoscope.sampling._logprobs import SampleResult
+from thermoscope.sampling.adaptive_p import AdaptiveP
+from thermoscope.sampling.dry import DRY
+from thermoscope.sampling.engines import ENGINE_PRESETS, EnginePreset
+from thermoscope.sampling.entropy_cuts import Eta, PLess, TopH
 from thermoscope.sampling.goodness import GoodnessOfFit, goodness_of_fit
+from thermoscope.sampling.penalties import (
+    FrequencyPenalty,
+    LogitBias,
+    NoRepeatNGram,
+    PresencePenalty,
+    RepetitionPenalty,
+    SequenceBias,
+)
 from thermoscope.sampling.sampler import LLAMA_CPP_ORDER, TRANSFORMERS_ORDER, Sampler
 from thermoscope.sampling.summary import SamplingSummary, summarize_sampling
+from thermoscope.sampling.trace import StageTrace, Trace
 from thermoscope.sampling.warpers import (
     EntropyTemperature,
     Epsilon,
+    HistoryWarper,
     MinP,
     Temperature,
     TopK,
@@ -32,22 +46,40 @@ from thermoscope.sampling.warpers import (
     Typical,
     Warper,
 )
+from thermoscope.sampling.xtc import XTC
 
 __all__ = [
+    "DRY",
+    "ENGINE_PRESETS",
     "LLAMA_CPP_ORDER",
     "LOGPROBS_MODES",
     "TRANSFORMERS_ORDER",
+    "XTC",
+    "AdaptiveP",
+    "EnginePreset",
     "EntropyTemperature",
     "Epsilon",
+    "Eta",
+    "FrequencyPenalty",
     "GoodnessOfFit",
+    "HistoryWarper",
+    "LogitBias",
     "MinP",
+    "NoRepeatNGram",
+    "PLess",
+    "PresencePenalty",
+    "RepetitionPenalty",
     "SampleResult",
     "Sampler",
     "SamplingSummary",
+    "SequenceBias",
+    "StageTrace",
     "Temperature",
+    "TopH",
     "TopK",
     "TopNSigma",
     "TopP",
+    "Trace",
     "Typical",
     "Warper",
     "goodness_of_fit",
