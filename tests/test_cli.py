@@ -232,7 +232,8 @@ def test_demo_list_and_help_name_every_demo(capsys: pytest.CaptureFixture[str]) 
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == list(DEMOS)
     assert list(DEMOS) == [
-        "theory", "calibration", "generation", "distill", "attention", "bandit", "recommend"
+        "theory", "calibration", "generation", "distill", "attention", "bandit", "recommend",
+        "contrastive", "gumbel",
     ]  # fmt: skip
     with pytest.raises(SystemExit) as info:
         main(["demo", "--help"])
