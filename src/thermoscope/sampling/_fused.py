@@ -55,10 +55,11 @@ import numpy as np
 from thermoscope._temperature import overflows, row_weights
 from thermoscope._typing import Array
 from thermoscope.sampling import _kernels as K
+from thermoscope.sampling._bands import typical_keep
 from thermoscope.sampling._context import Context
 from thermoscope.sampling._input import Rows, rows_param
 from thermoscope.sampling._rowdraw import draw_rows
-from thermoscope.sampling.warpers import MinP, Temperature, TopK, TopNSigma, TopP, Warper
+from thermoscope.sampling.warpers import MinP, Temperature, TopK, TopNSigma, TopP, Typical, Warper
 
 __all__ = ["FIRST_CUTS", "Compact", "Plan", "Tempered", "plan", "run", "tempered"]
 
@@ -81,7 +82,7 @@ _GATHER_LIMIT = 0.01  # min-p cuts reaching more of the groups compare the whole
 
 #: The stages that may make the fused path's first cut (the Sampler runs the
 #: stages before the first of these, or of Temperature, on the whole vocabulary).
-FIRST_CUTS: tuple[type[Warper], ...] = (TopK, TopP, MinP, TopNSigma)
+FIRST_CUTS: tuple[type[Warper], ...] = (TopK, TopP, MinP, TopNSigma, Typical)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
         elif isinstance(w, TopNSigma) and first_cut < 0:
             # An upper set of the values: max - n * std, over the whole row.
             rows_param(w.top_n_sigma, rows.batch_shape, "top_n_sigma")
+        elif isinstance(w, Typical) and first_cut < 0:
+            # An interval of the values around max + E[z - max] (see _bands).
+            rows_param(w.typical_p, rows.batch_shape, "typical_p")
         elif isinstance(w, (TopP, MinP)):
             rows_param(getattr(w, w.name), rows.batch_shape, w.name)
             if w.min_tokens_to_keep != 1 and first_cut < 0:
@@ -710,6 +714,9 @@ def run(chain: Plan, rows: Rows, ctx: Context) -> Compact:
         elif isinstance(first, TopNSigma):
             n = rows_param(first.top_n_sigma, rows.batch_shape, "top_n_sigma")
             cand = _upper_first(z, K.top_n_sigma_threshold(z, n))
+        elif isinstance(first, Typical):
+            mass = rows_param(first.typical_p, rows.batch_shape, "typical_p")
+            cand = _compact(z, typical_keep(z, m, mass, first.min_tokens_to_keep))
         else:  # plan() admits only the kinds of FIRST_CUTS
             raise TypeError(f"the fused path cannot start with {first!r}")
     for step in steps[chain.first_cut + 1 :]:

@@ -50,7 +50,7 @@ from thermoscope.sampling._context import Context
 from thermoscope.sampling._fused import Plan
 from thermoscope.sampling._input import Rows, on_device, rows_param
 from thermoscope.sampling._rowdraw import draw_rows
-from thermoscope.sampling.warpers import MinP, TopK, TopNSigma, TopP
+from thermoscope.sampling.warpers import MinP, TopK, TopNSigma, TopP, Typical
 
 __all__ = ["Compact", "DenseKeep", "compact_mask", "run"]
 
@@ -177,6 +177,9 @@ def run(chain: Plan, rows: Rows, ctx: Context) -> Compact | DenseKeep:
         elif isinstance(first, TopNSigma):
             n = rows_param(first.top_n_sigma, rows.batch_shape, "top_n_sigma")
             cand = compact_mask(z, _upper_set(z, K.top_n_sigma_threshold(z, n)))
+        elif isinstance(first, Typical):
+            mass = rows_param(first.typical_p, rows.batch_shape, "typical_p")
+            cand = compact_mask(z, K.typical_mask(z, mass, first.min_tokens_to_keep))
         else:  # plan() admits only the kinds of _fused.FIRST_CUTS
             raise TypeError(f"the fused path cannot start with {first!r}")
     for step in steps[chain.first_cut + 1 :]:

@@ -126,6 +126,7 @@ class Sampler:
     Examples
     --------
     >>> import numpy as np
+    >>> from thermoscope.sampling import TopK, TopP
     >>> s = Sampler([TopP(0.9), Temperature(0.5), TopK(2)])
     >>> [type(w).__name__ for w in s.warpers]
     ['Temperature', 'TopK', 'TopP']
@@ -172,6 +173,7 @@ class Sampler:
 
         Examples
         --------
+        >>> from thermoscope.sampling import TopK
         >>> [w.name for w in Sampler([TopK(5), Temperature(0.5)]).warpers]
         ['temperature', 'top_k']
         """
@@ -406,6 +408,7 @@ class Sampler:
 
         Examples
         --------
+        >>> from thermoscope.sampling import TopK
         >>> Sampler([TopK(1)]).logits([[1.0, 2.0], [3.0, 0.0]])
         array([[-inf,   2.],
                [  3., -inf]])
@@ -487,6 +490,7 @@ class Sampler:
         --------
         >>> import numpy as np
         >>> z = np.log([0.65, 0.3, 0.05])
+        >>> from thermoscope.sampling import TopP
         >>> s = Sampler([Temperature(0.5), TopP(0.8)])
         >>> [st.kept for st in s.trace(z).stages]
         [3, 3, 1]
@@ -595,6 +599,7 @@ class Sampler:
 
         Examples
         --------
+        >>> from thermoscope.sampling import TopK
         >>> s = Sampler([TopK(2)])
         >>> s.sample([[0.0, 5.0, 4.0], [9.0, 0.0, 1.0]], n=2, seed=3).shape
         (2, 2)
@@ -671,6 +676,7 @@ class Sampler:
         Examples
         --------
         >>> import numpy as np
+        >>> from thermoscope.sampling import TopK
         >>> s = Sampler([TopK(2)])
         >>> z = np.log([0.5, 0.3, 0.2])
         >>> r = s.sample_with_logprobs(z, n=3, seed=0, top=3)
