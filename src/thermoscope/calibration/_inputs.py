@@ -38,6 +38,11 @@ NORMS: tuple[str, ...] = ("l1", "l2", "max")
 # ----------------------------------------------------------------------------
 
 
+#: The most bins: each costs memory (counts and sums per bin, per class for the
+#: classwise metrics), and finer bins than this hold too few samples to mean anything.
+MAX_BINS = 1_000_000
+
+
 def check_n_bins(n_bins: Any) -> int:
     """Return ``n_bins`` as an int >= 1; reject bools, floats and arrays.
 
@@ -50,6 +55,8 @@ def check_n_bins(n_bins: Any) -> int:
         raise TypeError(f"`n_bins` must be an integer >= 1, got {n_bins!r}.")
     if n_bins < 1:
         raise ValueError(f"`n_bins` must be an integer >= 1, got {int(n_bins)}.")
+    if n_bins > MAX_BINS:
+        raise ValueError(f"`n_bins` must be an integer <= {MAX_BINS}, got {int(n_bins)}.")
     return int(n_bins)
 
 

@@ -28,9 +28,6 @@ _STREAM_BYTES = 256 * 2**20
 #: Rows per chunk when streaming the metrics.
 _CHUNK_ROWS = 65_536
 _SUFFIXES = (".npy", ".npz", ".csv")
-#: The most ECE bins: finer bins than this hold too few samples to mean anything,
-#: and each bin costs memory for every split.
-_MAX_BINS = 100_000
 
 EXAMPLES = """\
   thermoscope calibrate --logits val.npy --labels val_labels.npy
@@ -255,11 +252,12 @@ def run(args: argparse.Namespace) -> str:
     from thermoscope._files import check_writable_file
     from thermoscope._tables import format_table
     from thermoscope.calibration import TemperatureBoundWarning, TemperatureScaler
+    from thermoscope.calibration._inputs import MAX_BINS
 
     if args.n_bins < 1:
         raise ValueError(f"`--n-bins` must be an integer >= 1, got {args.n_bins}.")
-    if args.n_bins > _MAX_BINS:
-        raise ValueError(f"`--n-bins` must be an integer <= {_MAX_BINS}, got {args.n_bins}.")
+    if args.n_bins > MAX_BINS:
+        raise ValueError(f"`--n-bins` must be an integer <= {MAX_BINS}, got {args.n_bins}.")
     # Where the results go is checked before the fit, not after it.
     if args.out:
         check_writable_file(args.out, "--out")

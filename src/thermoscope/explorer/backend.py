@@ -109,6 +109,9 @@ class ModelBackend:
         >>> backend.load() is backend.load()
         True
         """
+        loaded = self._loaded
+        if loaded is not None:  # loaded once, never replaced: no wait behind a model call
+            return loaded
         with self._lock:
             if self._loaded is None:
                 from thermoscope.generation.model import load_model
