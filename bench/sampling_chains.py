@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         if not base:
             base = {"numpy": np_ms, "torch": pt_ms}
         ref = transformers_chain(options)
-        hf_ms = median_ms(lambda: ref(ht, zt.clone()), repeats) if ref is not None else None
+        hf_ms = None if ref is None else median_ms(lambda ref=ref: ref(ht, zt.clone()), repeats)
         rows.append(
             [
                 name,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from thermoscope.cli._args import CommandParser, add_subcommand
+from thermoscope.cli._json import dumps
 
 EXAMPLES = """\
   thermoscope presets
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> str:
             {**asdict(p), "options": dict(p.options), "sampler": repr(p.sampler())}
             for p in ENGINE_PRESETS.values()
         ]
-        return json.dumps({"presets": [asdict(p) for p in TASK_PRESETS], "engines": engines})
+        return dumps({"presets": [asdict(p) for p in TASK_PRESETS], "engines": engines})
     return (
         f"{presets_table()}\n"
         "Starting points, not measured optima: low T where there is one right answer, "
