@@ -230,7 +230,8 @@ def test_cli_rejects_a_non_integer_seed(name, capsys):
 
 
 @pytest.mark.parametrize("name", ["distill", "attention"])
-def test_cli_negative_seed_is_a_value_error_naming_seed(name):
-    args = build_parser().parse_args(["demo", name, "--seed", "-3", "--quick"])
-    with pytest.raises(ValueError, match="`--seed` must be an integer >= 0, got -3"):
-        args.run(args)
+def test_cli_negative_seed_is_refused_naming_seed(name, capsys):
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(["demo", name, "--seed", "-3", "--quick"])
+    assert refused.value.code == 2
+    assert "`--seed` must be an integer >= 0, got -3" in capsys.readouterr().err

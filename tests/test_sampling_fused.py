@@ -212,7 +212,7 @@ def test_candidate_stages_after_the_first_cut_run_fused_and_match_plain(seed):
     [
         Sampler([Temperature(0.0), TopK(3)]),  # greedy temperature
         Sampler([Temperature(np.array([0.5, np.inf])), TopP(0.9)]),
-        Sampler([Typical(0.9), TopK(3)], order="as_given"),  # no cut before it
+        Sampler([Epsilon(0.01), TopK(3)], order="as_given"),  # no cut before it
         Sampler([TopP(0.9, min_tokens_to_keep=2)]),
         Sampler([Temperature(0.7)]),
     ],

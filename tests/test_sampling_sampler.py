@@ -473,3 +473,18 @@ def test_cuda_matches_cpu():
         gpu = sampler.sample(x.cuda(), n=4, seed=np.arange(8))
         assert gpu.device.type == "cuda"
         assert torch.equal(cpu, gpu.cpu())
+
+
+@pytest.mark.parametrize("t", [1.331145931565033e-150, 1e-40, 1e-30])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_a_temperature_below_the_dtypes_range_is_the_greedy_limit_on_torch(t, dtype):
+    """A positive T that rounds to 0 in the logits' dtype (found by the explorer's fuzz test:
+    T = 1.3e-150 on float32 gave NaN probabilities and a token id equal to V)."""
+    torch = pytest.importorskip("torch")
+    z = torch.randn(3, 40, generator=torch.Generator().manual_seed(0)).to(getattr(torch, dtype))
+    s = Sampler([Temperature(t)])
+    p = s.probs(z)
+    assert p.dtype == z.dtype
+    expect = torch.nn.functional.one_hot(z.float().argmax(-1), 40).to(z.dtype)
+    assert torch.equal(p, expect)
+    assert torch.equal(s.sample(z, n=5, seed=1), z.float().argmax(-1, keepdim=True).expand(3, 5))

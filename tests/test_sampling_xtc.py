@@ -73,6 +73,10 @@ def test_matches_transcription_hypothesis(probs, threshold, min_keep):
     # Probabilities within rounding of the threshold may land either side.
     if np.any(np.abs(p - threshold) < 1e-9):
         return
+    # Tokens within rounding of each other count as tied here (the documented tie
+    # policy keeps a tie group whole) and may not be in the transcription.
+    if np.any(np.diff(np.sort(z)) < 1e-12):
+        return
     got = XTC(1.0, threshold, min_keep=min_keep)(z, seed=0)
     np.testing.assert_array_equal(got, reference_xtc(z, True, 1.0, threshold, min_keep))
 

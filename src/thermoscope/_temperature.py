@@ -282,22 +282,28 @@ def _divide_torch(z: Any, t: Any) -> Any:
     import torch
 
     limits = True  # whether some row may have T = 0 or T = inf (unknown for a tensor T)
+    work = z.dtype
     if not is_torch(t):
         arr = np.asarray(t, dtype=np.float64)
         limits = not bool(np.all((arr > 0) & np.isfinite(arr)))
+        if np.any((arr > 0) & (arr < torch.finfo(z.dtype).tiny)):
+            # A positive T below the compute dtype's normal range would round to 0
+            # (or lose digits) there: such calls divide in float64, as numpy does.
+            work = torch.float64
         if arr.ndim == 0 or bool(np.all(arr == arr.flat[0])):
             value = float(arr.flat[0])
             # One host-known temperature >= 1: z / T cannot overflow.
             if 1.0 <= value < np.inf:
                 return z / value
-            tt = torch.full((z.shape[0],), value, dtype=z.dtype, device=z.device)
+            tt = torch.full((z.shape[0],), value, dtype=work, device=z.device)
         else:
-            tt = torch.as_tensor(np.array(arr), dtype=z.dtype, device=z.device)
+            tt = torch.as_tensor(np.array(arr), dtype=work, device=z.device)
     else:
         tt = t.to(device=z.device, dtype=z.dtype)
     if tt.ndim == 0:
         tt = tt.expand(z.shape[0])
     col = tt[:, None]
+    source, z = z, z.to(work)
     m = z.amax(dim=-1, keepdim=True)
     one = torch.ones((), dtype=z.dtype, device=z.device)
     safe = torch.where((col > 0) & torch.isfinite(col), col, one) if limits else col
@@ -305,13 +311,13 @@ def _divide_torch(z: Any, t: Any) -> Any:
     # divided as (z - max) / T, the same softmax. (z - 0) / T is z / T bit for bit,
     # so one pass serves both kinds of row.
     zero = torch.zeros((), dtype=z.dtype, device=z.device)
-    shift = torch.where(torch.isfinite(m / safe), zero, m)
+    shift = torch.where(torch.isfinite((m / safe).to(source.dtype)), zero, m)
     out = (z - shift) / safe
-    if not limits:
-        return out
-    neg_inf = torch.full((), float("-inf"), dtype=z.dtype, device=z.device)
-    out = torch.where(col == 0, torch.where(z == m, zero, neg_inf), out)
-    return torch.where(torch.isinf(col), torch.where(torch.isfinite(z), zero, neg_inf), out)
+    if limits:
+        neg_inf = torch.full((), float("-inf"), dtype=z.dtype, device=z.device)
+        out = torch.where(col == 0, torch.where(z == m, zero, neg_inf), out)
+        out = torch.where(torch.isinf(col), torch.where(torch.isfinite(z), zero, neg_inf), out)
+    return out.to(source.dtype)
 
 
 def row_weights(z: Any) -> tuple[Any, Any]:

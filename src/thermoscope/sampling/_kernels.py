@@ -223,15 +223,18 @@ def top_n_sigma_threshold(z: Array, n: Array) -> Array:
     return thr
 
 
-def entropy_temperature(z: Array, min_t: Array, max_t: Array, exponent: Array) -> Array:
+def entropy_temperature(
+    z: Array, min_t: Array, max_t: Array, exponent: Array, count: Array | None = None
+) -> Array:
     """Per-row temperature from the normalised entropy, as llama.cpp's dynatemp.
 
     ``T = min_t + (max_t - min_t) * (H / log(n)) ** exponent`` where ``H`` is the
-    entropy of ``softmax(z)`` over the ``n`` finite tokens; rows with a single
-    finite token get ``T = 1`` (nothing to scale).
+    entropy of ``softmax(z)`` and ``n`` is ``count`` (B,) or, when None, the
+    number of finite tokens; rows with ``n <= 1`` get ``T = 1`` (nothing to scale).
     """
     ent = entropy_of_logits(z.astype(np.float64))
-    count = np.isfinite(z).sum(axis=-1)
+    if count is None:
+        count = np.isfinite(z).sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         # Rows with one finite token divide 0 by log(1) = 0; they are replaced below.
         norm = np.clip(ent / np.log(count), 0.0, 1.0)

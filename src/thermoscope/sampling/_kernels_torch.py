@@ -186,10 +186,15 @@ def top_n_sigma_threshold(z: torch.Tensor, n: Any) -> torch.Tensor:
     return z.amax(dim=-1).to(torch.float64) - spread
 
 
-def entropy_temperature(z: torch.Tensor, min_t: Any, max_t: Any, exponent: Any) -> torch.Tensor:
-    """Per-row temperature from the normalised entropy, as llama.cpp's dynatemp (float64)."""
+def entropy_temperature(
+    z: torch.Tensor, min_t: Any, max_t: Any, exponent: Any, count: Any = None
+) -> torch.Tensor:
+    """Per-row temperature from the normalised entropy, as llama.cpp's dynatemp (float64).
+
+    ``count`` (B,): the ``n`` of ``log(n)``; None: the number of finite tokens.
+    """
     ent = entropy_of_logits(z.to(torch.float64))
-    count = torch.isfinite(z).sum(dim=-1)
+    count = torch.isfinite(z).sum(dim=-1) if count is None else on_device(count, z)
     # Rows with one finite token divide 0 by log(1) = 0; they are replaced below.
     norm = torch.clamp(ent / torch.log(count.to(torch.float64)), 0.0, 1.0)
     lo, hi = on_device(min_t, z), on_device(max_t, z)

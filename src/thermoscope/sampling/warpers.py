@@ -525,8 +525,9 @@ class EntropyTemperature(Warper):
 
     Each row gets ``T = min_t + (max_t - min_t) * (H / log n) ** exponent``
     where ``H`` is the entropy of ``softmax(z)`` and ``n`` the number of
-    finite logits (so ``H / log n`` is in [0, 1]); then ``z / T``. A confident
-    (low-entropy) row is sampled cooler, an uncertain one hotter.
+    candidates (see ``count``; ``H / log n`` is clipped to [0, 1]); then
+    ``z / T``. A confident (low-entropy) row is sampled cooler, an uncertain
+    one hotter.
 
     Parameters
     ----------
@@ -535,13 +536,25 @@ class EntropyTemperature(Warper):
         is ``min_t=0.3, max_t=1.3``.
     exponent : float or array_like, default 1.0
         >= 0; llama.cpp's ``--dynatemp-exp`` (default 1).
+    count : {"finite", "row"} or int or array_like of int, default "finite"
+        The ``n`` of ``log n``. ``"finite"``: the row's finite logits (the
+        tokens still in play). ``"row"``: the row's length, -inf entries
+        included: llama.cpp's ``temp_ext`` counts every candidate it still
+        lists, and stages that remove tokens by setting them to -inf (top-nσ,
+        a -inf logit bias, temperature 0) leave them listed, so after them
+        ``"row"`` is llama.cpp's count as long as no stage that shrinks its
+        list (top-k, top-p, min-p, typical, XTC) ran before. An integer >= 1
+        (or one per row) gives llama.cpp's count explicitly, e.g.
+        ``min(k, V)`` after a top-k that kept -inf candidates.
 
     Notes
     -----
-    llama.cpp computes in float32 over the current candidate list; here in
-    float64 over the finite logits, which are the same candidates. A row
-    with a single finite logit is returned unchanged, as in llama.cpp, and
-    ``T = 0`` (``min_t = 0`` and zero entropy) is the greedy limit.
+    llama.cpp computes in float32 over its current candidate list; here in
+    float64. A row with ``n <= 1`` is returned unchanged, as in llama.cpp,
+    and ``T = 0`` (``min_t = 0`` and zero entropy) is the greedy limit.
+    ``count="row"`` reads the width of the rows this stage is given, which
+    is the vocabulary: the stage never runs on the fused path's compact
+    candidate list (``on_candidates`` is False).
 
     Examples
     --------
@@ -549,11 +562,22 @@ class EntropyTemperature(Warper):
     >>> EntropyTemperature(0.5, 1.5)(np.array([[0.0, 0.0], [4.0, -np.inf]]))
     array([[  0.,   0.],
            [  4., -inf]])
+
+    llama.cpp's dynatemp after top-nσ: the masked token 1 still counts.
+
+    >>> from thermoscope.sampling import Sampler, TopNSigma
+    >>> z = np.array([5.4, 1.1, 4.9])
+    >>> Sampler([TopNSigma(0.5), EntropyTemperature(0.3, 1.3)], order="as_given").probs(z)
+    array([0.5982, 0.    , 0.4018])
+    >>> Sampler([TopNSigma(0.5), EntropyTemperature(0.3, 1.3, count="row")],
+    ...         order="as_given").probs(z)
+    array([0.6349, 0.    , 0.3651])
     """
 
     min_t: float | Array
     max_t: float | Array
     exponent: float | Array = field(default=1.0, kw_only=True)
+    count: str | int | Array = field(default="finite", kw_only=True)
     name: ClassVar[str] = "entropy_temperature"
 
     def __post_init__(self) -> None:
@@ -573,12 +597,25 @@ class EntropyTemperature(Warper):
         object.__setattr__(self, "min_t", _freeze(lo))
         object.__setattr__(self, "max_t", _freeze(hi))
         object.__setattr__(self, "exponent", _freeze(expo))
+        if isinstance(self.count, str):
+            if self.count not in ("finite", "row"):
+                raise ValueError(
+                    f"`count` must be 'finite', 'row' or an integer >= 1, got {self.count!r}."
+                )
+        else:
+            object.__setattr__(self, "count", _freeze(check_integer(self.count, "count")))
 
     def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
+        if isinstance(self.count, str):
+            rows = int(z.shape[0])
+            count = None if self.count == "finite" else np.full(rows, int(z.shape[-1]))
+        else:
+            count = rows_param(self.count, batch_shape, "count")
         t = _kernels_for(z).entropy_temperature(
             z,
             rows_param(self.min_t, batch_shape, "min_t"),
             rows_param(self.max_t, batch_shape, "max_t"),
             rows_param(self.exponent, batch_shape, "exponent"),
+            count,
         )
         return divide(z, t)
