@@ -18,9 +18,12 @@ $(VENV)/.demo-installed: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e ".[all]"
 	touch $@
 
+# llama-cpp-python compiles llama.cpp: CPU only, no -march=native, no curl.
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF
+
 $(VENV)/.test-installed: pyproject.toml | $(PY)
 	$(PIP) install --quiet $(TORCH)
-	$(PIP) install --quiet -e ".[test]"
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) install --quiet -e ".[test]"
 	touch $@
 
 demo: $(VENV)/.demo-installed
