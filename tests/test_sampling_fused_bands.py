@@ -98,6 +98,62 @@ def test_band_search_certifies_lm_shaped_rows():
     np.testing.assert_array_equal(keep, K.typical_mask(z, np.full(4, 0.9), 1))
 
 
+def test_band_search_certifies_flat_rows():
+    # i.i.d. normal logits over 128k tokens: the kept set is ~10k tokens of
+    # probability ~5e-6 each at the cut. Float32 weights gave bounds of about one
+    # token's probability there (most rows fell back to the full sort); the
+    # float64 moments and the wider retry certify every row.
+    z = (logits("normal", rows=6, vocab=128256, seed=4) / 0.7).astype(np.float32)
+    m = z.max(axis=-1, keepdims=True)
+    mass = np.full(6, 0.9)
+    keep, ok = _bands.band_search(z, m, mass, 1)
+    assert ok.all()
+    np.testing.assert_array_equal(keep, K.typical_mask(z, mass, 1))
+
+
+def test_rows_whose_band_misses_retry_with_a_band_moved_towards_the_crossing(monkeypatch):
+    # A first band one subsample position wide misses the crossing on most
+    # rows; the retries, on those rows only, certify them.
+    calls = []
+    certify = _bands._certify
+
+    def spy(z, *args):
+        out = certify(z, *args)
+        calls.append((z.shape[0], int(out[2].sum())))
+        return out
+
+    monkeypatch.setattr(_bands, "_certify", spy)
+    monkeypatch.setattr(_bands, "_SLACK", 1)
+    monkeypatch.setattr(_bands, "_SIGMAS", 0.0)
+    z = (logits("normal", rows=5, vocab=20000, seed=5) / 0.7).astype(np.float32)
+    m = z.max(axis=-1, keepdims=True)
+    mass = np.array([0.9, 0.5, 0.2, 0.95, 0.7])
+    keep, ok = _bands.band_search(z, m, mass, 1)
+    assert calls[0][0] == 5
+    assert calls[0][1] < 5
+    assert calls[1][0] == 5 - calls[0][1]  # only the rows that missed
+    assert ok.all()
+    np.testing.assert_array_equal(keep, K.typical_mask(z, mass, 1))
+
+
+@pytest.mark.parametrize(("r_in", "r_out", "side"), [(0.0, 0.01, 1), (8.0, 8.01, -1)])
+def test_a_missed_band_says_on_which_side_the_crossing_lies(r_in, r_out, side):
+    # Row of 4000 flat-ish logits: radius 0.01 around the centre holds far
+    # less than 0.9 of the mass (crossing beyond), radius 8 holds all of it.
+    z = (logits("normal", rows=1, vocab=4000, seed=6)).astype(np.float32)
+    m = z.max(axis=-1, keepdims=True)
+    w, _, big_w, s, q = _bands._moments(z, m)
+    c, e_c, delta = _bands._bounds(np.dtype(np.float64), z.shape[1], big_w, s, q)
+    mass = np.array([0.9])
+    _, _, ok, got = _bands._certify(
+        z, w, m, c, e_c, delta, big_w, mass, 1, np.array([r_in]), np.array([r_out])
+    )
+    assert not ok[0]
+    assert got[0] == side
+    r_in2, r_out2 = _bands._next_band(np.array([r_in]), np.array([r_out]), got)
+    assert (r_in2[0] >= r_out) if side > 0 else (r_out2[0] <= r_in)
+
+
 def test_tie_across_the_centre_is_left_to_the_plain_kernel():
     # Tokens at c + r and c - r have the same score but different probabilities:
     # the plain kernel's stable order decides which is counted first.
@@ -158,3 +214,46 @@ def test_torch_typical_first_cut_is_the_plain_chain(kind):
     np.testing.assert_array_equal(
         s.sample(x, n=16, seed=1).tolist(), Sampler([]).sample(ref, n=16, seed=1).tolist()
     )
+
+
+def _torch_typical_full_sort(z, mass, keep, monkeypatch):
+    from thermoscope.sampling import _kernels_torch as KT
+
+    with monkeypatch.context() as patch:
+        patch.setattr(KT, "_TYPICAL_HEAD", z.shape[1])  # the head path never applies
+        return KT.typical_mask(z, mass, keep)
+
+
+@needs_torch
+@pytest.mark.parametrize("kind", [*KINDS, "head_tie", "centre_tie"])
+@pytest.mark.parametrize("keep", [1, 3, 300])
+def test_torch_typical_head_is_the_full_sort(kind, keep, monkeypatch):
+    # The plain torch kernel ranks only the 256 smallest scores when the kept set
+    # lies among them: same mask as its full stable sort, ties and all.
+    from thermoscope.sampling import _kernels_torch as KT
+
+    x = logits("zipf" if kind.endswith("tie") else kind, rows=6, vocab=5000, seed=7) / 0.7
+    if kind == "head_tie":
+        # 300 equal logits well below the top: their equal scores straddle
+        # position 256 of the ranking when the kept set reaches them.
+        x[:, 100:400] = x[:, 100:101]
+    if kind == "centre_tie":
+        # Tokens on both sides of the centre with the same score (plain order: by id).
+        x = np.tile(np.log(np.array([0.3, 0.3, 0.1, 0.1, 0.1, 0.1] + [1e-9] * 4994)), (6, 1))
+    z = torch.from_numpy(x.astype(np.float32))
+    mass = np.array([0.1, 0.5, 0.9, 0.95, 0.99, 1.0])
+    full_sorted = []
+    full_cut = KT._typical_cut
+
+    def spy(score, *args):
+        full_sorted.append(score.shape[0])
+        return full_cut(score, *args)
+
+    monkeypatch.setattr(KT, "_typical_cut", spy)
+    got = KT.typical_mask(z, mass, keep)
+    monkeypatch.undo()
+    ref = _torch_typical_full_sort(z, mass, keep, monkeypatch)
+    assert torch.equal(got, ref)
+    if kind in ("zipf", "centre_tie") and keep == 1:
+        # LM-shaped rows: the head decides most rows without the full sort.
+        assert sum(full_sorted) < 6

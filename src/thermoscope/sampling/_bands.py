@@ -8,7 +8,8 @@ every token by ``|-log p - H|`` with a full sort. With ``d = z - max`` and
 ``typical_p``. So:
 
 1. one pass over the row gives ``W = sum w``, ``S = sum w d`` and
-   ``Q = sum w d**2`` (``w = exp(d)`` in the compute dtype, sums in float64);
+   ``Q = sum w d**2`` (``d`` and ``w = exp(d)`` in float64, so the bounds are
+   float64 rounding, far below one token's probability even on flat rows);
    ``c' = S / W`` estimates ``c`` and a rounding-error bound ``e_c`` covers
    both this estimate and the plain kernel's own float64 rounding;
 2. a strided subsample, ranked by ``|d - c'|``, estimates the radius where
@@ -20,6 +21,7 @@ every token by ``|-log p - H|`` with a full sort. With ``d = z - max`` and
    probabilities (bound ``delta``): the kept token's score is more than
    ``2 e_c`` away from every other score except exact ties (equal logits),
    and the running mass clears ``typical_p`` by ``delta`` on both sides.
+   Rows whose band misses the crossing retry with a band moved towards it.
 
 Rows that fail any check (a tie across the centre, a band that misses the
 crossing, a probability sum within rounding of ``typical_p``, fewer kept
@@ -41,39 +43,45 @@ _SUBSAMPLE = 2048  # subsample length per row for the radius estimate
 _SLACK = 8  # subsample positions either side of the estimate, plus
 _SIGMAS = 3.0  # this many square roots of the positions counted
 _HEAVY = 4096  # tokens with at least this share of the row mass are taken exactly
+_RETRIES = 3  # further bands tried on rows whose band missed the crossing
+_GROW = 1.0  # each retry moves this many band widths towards the crossing
+_MIN_WIDTH = 0.05  # the least width a retry assumes, relative to the inner radius + 1
 _EXP_ULPS = 8.0  # allowance for the library exp's error, in units of the dtype's rounding
 
 
 def _moments(z: Array, m: Array) -> tuple[Array, Array, Array, Array, Array]:
     """``w = exp(z - m)``, the heavy tokens, and the float64 row sums of ``w``, ``w d``, ``w d**2``.
 
+    ``d = z - m`` and ``w`` are computed in float64 (``d`` exact but for one
+    rounding, ``w`` within a few float64 ulps): the bounds then stay near
+    float64 rounding, far below one token's probability at the cut even on
+    flat rows of a large vocabulary, where float32 weights made them fail.
     A token is heavy when its weight is at least ``1 / _HEAVY`` of the row's:
     there are at most ``_HEAVY`` of them, and the radius estimate takes them
     exactly rather than from the subsample (a peaked row's mass is a few tokens).
     """
     rows, vocab = z.shape
-    w = np.empty_like(z)
+    w = np.empty(z.shape)
     heavy = np.empty(z.shape, dtype=bool)
     sums = np.empty((3, rows))
     step = max(1, _CHUNK // max(vocab, 1))
-    d_buf = np.empty((min(step, rows), vocab), dtype=z.dtype)
+    d_buf = np.empty((min(step, rows), vocab))
     t_buf = np.empty_like(d_buf)
-    low = np.finfo(z.dtype).min
+    low = np.finfo(np.float64).min
     for r0 in range(0, rows, step):
         k = min(step, rows - r0)
         part = slice(r0, r0 + k)
         d, t = d_buf[:k], t_buf[:k]
-        np.subtract(z[part], m[part], out=d)
+        np.subtract(z[part], m[part], out=d, dtype=np.float64)
         np.exp(d, out=w[part])
-        np.sum(w[part], axis=-1, dtype=np.float64, out=sums[0, part])
-        floor = (sums[0, part] / _HEAVY).astype(z.dtype)[:, None]
-        np.greater_equal(w[part], floor, out=heavy[part])
+        np.sum(w[part], axis=-1, out=sums[0, part])
+        np.greater_equal(w[part], (sums[0, part] / _HEAVY)[:, None], out=heavy[part])
         # A -inf entry has w = 0; clamping its d keeps the products 0, not nan.
         np.maximum(d, low, out=d)
         np.multiply(w[part], d, out=t)
-        np.sum(t, axis=-1, dtype=np.float64, out=sums[1, part])
+        np.sum(t, axis=-1, out=sums[1, part])
         np.multiply(t, d, out=t)
-        np.sum(t, axis=-1, dtype=np.float64, out=sums[2, part])
+        np.sum(t, axis=-1, out=sums[2, part])
     return w, heavy, sums[0], sums[1], sums[2]
 
 
@@ -83,7 +91,7 @@ def _bounds(
     """``c'``, the bound ``e_c`` on ``|c' - c_plain|`` and the bound on relative mass errors.
 
     Each weight carries a relative error of at most ``u (|d| + 1) + exp_err``
-    (``d`` rounded in the compute dtype, then the library's exp), each
+    (``d`` rounded in ``dtype``, then the library's exp; float64 here), each
     ``w d`` one ``u`` more; float64 sums of ``n`` non-negative terms add at
     most ``n u64`` relative. The plain kernel's float64 ``log Z`` and entropy
     are within ``(n + 10) u64`` relative of theirs (sums of non-negative
@@ -134,10 +142,61 @@ def band_search(z: Array, m: Array, mass: Array, min_keep: int) -> tuple[Array, 
     """
     rows, vocab = z.shape
     w, heavy, big_w, s, q = _moments(z, m)
-    c, e_c, delta = _bounds(z.dtype, vocab, big_w, s, q)
+    c, e_c, delta = _bounds(np.dtype(np.float64), vocab, big_w, s, q)
     lo, hi = np.full(rows, np.inf), np.full(rows, -np.inf)
     ok = np.zeros(rows, dtype=bool)
+    todo = np.arange(rows)
     r_in, r_out = _radii(z, w, heavy, m, c, big_w, mass)
+    for _ in range(1 + _RETRIES):
+        sel = todo if todo.size < rows else slice(None)
+        part_lo, part_hi, part_ok, side = _certify(
+            z[sel],
+            w[sel],
+            m[sel],
+            c[sel],
+            e_c[sel],
+            delta[sel],
+            big_w[sel],
+            mass[sel],
+            min_keep,
+            r_in,
+            r_out,
+        )
+        lo[todo], hi[todo], ok[todo] = part_lo, part_hi, part_ok
+        # A band already reaching the row's ends cannot move further that way.
+        can_move = np.where(side > 0, r_out < np.inf, np.where(side < 0, r_in > 0, True))
+        miss = ~part_ok & can_move & ((r_out < np.inf) | (r_in > 0))
+        todo = todo[miss]
+        if todo.size == 0:
+            break
+        # A band that missed the crossing moves towards it (a partial sort
+        # still) before the row is left to the plain kernel's full sort.
+        r_in, r_out = _next_band(r_in[miss], r_out[miss], side[miss])
+    keep = (z >= lo.astype(z.dtype)[:, None]) & (z <= hi.astype(z.dtype)[:, None])
+    return keep, ok
+
+
+def _certify(
+    z: Array,
+    w: Array,
+    m: Array,
+    c: Array,
+    e_c: Array,
+    delta: Array,
+    big_w: Array,
+    mass: Array,
+    min_keep: int,
+    r_in: Array,
+    r_out: Array,
+) -> tuple[Array, Array, Array, Array]:
+    """``[lo, hi]`` kept on the rows whose band certifies the cut, ``ok``, and ``side``.
+
+    ``side``: +1 where the crossing lies beyond the band, -1 where it lies in
+    the inner set, 0 otherwise (found, or a row that failed another check).
+    """
+    rows = z.shape[0]
+    lo, hi = np.full(rows, np.inf), np.full(rows, -np.inf)
+    ok = np.zeros(rows, dtype=bool)
     centre = m[:, 0].astype(np.float64) + c
     # Inner set: strictly inside (zl_in, zh_in); band: [zl_out, zh_out] minus inner.
     zl_in = (centre - r_in).astype(z.dtype)
@@ -164,6 +223,8 @@ def band_search(z: Array, m: Array, mass: Array, min_keep: int) -> tuple[Array, 
     run = w_in[:, None] / big_w[:, None] + np.cumsum(p, axis=-1)
     count = np.count_nonzero(np.isfinite(sc), axis=-1)
     j = np.count_nonzero(run < mass[:, None], axis=-1)  # crossing index in the band
+    inside = w_in / big_w >= mass
+    side = np.where(inside, -1, np.where(j >= count, 1, 0))
     for r in range(rows):
         jr = int(j[r])
         if jr >= count[r]:
@@ -190,8 +251,24 @@ def band_search(z: Array, m: Array, mass: Array, min_keep: int) -> tuple[Array, 
         if n_in[r] == 0:
             lo[r], hi[r] = float(kept.min()), float(kept.max())
         ok[r] = True
-    keep = (z >= lo.astype(z.dtype)[:, None]) & (z <= hi.astype(z.dtype)[:, None])
-    return keep, ok
+    return lo, hi, ok, side
+
+
+def _next_band(r_in: Array, r_out: Array, side: Array) -> tuple[Array, Array]:
+    """The radii of the next band after a miss: ``_GROW`` widths towards the crossing.
+
+    Beyond the band (``side`` +1): the old band joins the inner set; inside
+    the inner set (-1): the band moves in; other failures: both edges move out.
+
+    Examples
+    --------
+    >>> _next_band(np.array([1.0, 1.0, 1.0]), np.array([2.0, 2.0, 2.0]), np.array([1, -1, 0]))
+    (array([2., 0., 0.]), array([3., 1., 3.]))
+    """
+    width = np.maximum(r_out - r_in, _MIN_WIDTH * (r_in + 1.0))
+    new_in = np.where(side > 0, r_out, np.maximum(r_in - np.where(side < 0, _GROW, 1.0) * width, 0))
+    new_out = np.where(side < 0, r_in, r_out + np.where(side > 0, _GROW, 1.0) * width)
+    return new_in, new_out
 
 
 def _radii(

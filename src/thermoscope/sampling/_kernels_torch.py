@@ -42,6 +42,8 @@ __all__ = [
 
 _NEG_INF = float("-inf")
 _COLUMNS = 4096  # columns per slice of a float64 row sum on CPU
+_TYPICAL_HEAD = 256  # smallest typical scores ranked before resorting to the full sort
+_TYPICAL_SHARE = 4  # then 1 / _TYPICAL_SHARE of the row (a topk is far cheaper than the sort)
 
 
 def sum64(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -154,22 +156,78 @@ def epsilon_mask(z: torch.Tensor, eps: Any) -> torch.Tensor:
 
 
 def typical_mask(z: torch.Tensor, mass: Any, min_keep: int) -> torch.Tensor:
-    """Locally typical set, as :func:`thermoscope.sampling._kernels.typical_mask`."""
+    """Locally typical set, as :func:`thermoscope.sampling._kernels.typical_mask`.
+
+    On CPU, rows whose kept set lies among their ``_TYPICAL_HEAD`` smallest
+    scores (peaked, LM-shaped rows: a handful of tokens), or else among the
+    ``1 / _TYPICAL_SHARE`` of the row with the smallest scores, skip the full sort:
+    the head comes from one ``topk``, put in the stable sort's order (by
+    score, ties by token id), and its running sum is a prefix of the full
+    sort's (CPU ``cumsum`` runs left to right) up to the first score tied
+    with one outside the head, so a crossing before it is the same cut. Other
+    rows take the full sort.
+    """
     logp = log_softmax(z.to(torch.float64))
     probs = torch.exp(logp)
-    finite = torch.isfinite(logp)
     zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
-    ent = -torch.where(finite, probs * torch.where(finite, logp, zero), zero).sum(
-        dim=-1, keepdim=True
-    )
-    score = torch.where(finite, torch.abs(-logp - ent), float("inf"))
+    # A removed token has probs 0 and logp -inf: its term is 0 * 0 (not nan)
+    # and its score |inf - H| = inf, with no further mask.
+    ent = -(probs * torch.where(logp > float("-inf"), logp, zero)).sum(dim=-1, keepdim=True)
+    score = logp.neg().sub_(ent).abs_()
+    pm = on_device(mass, z)
+    n = z.shape[-1]
+    floor_at = min(min_keep, n) - 1
+    cut = None
+    rows = torch.arange(z.shape[0], device=z.device)
+    for head in (_TYPICAL_HEAD, n // _TYPICAL_SHARE):
+        if z.device.type != "cpu" or 2 * head > n or floor_at >= head:
+            continue
+        sel = slice(None) if rows.shape[0] == z.shape[0] else rows  # all rows: no copy
+        part, ok = _typical_head_cut(score[sel], probs[sel], pm[sel], floor_at, head)
+        cut = part if cut is None else cut.index_put((rows,), part)
+        if bool(ok.all()):
+            done: torch.Tensor = score <= cut[:, None]
+            return done
+        rows = rows[~ok]
+    sel = slice(None) if rows.shape[0] == z.shape[0] else rows
+    part = _typical_cut(score[sel], probs[sel], pm[sel], floor_at)
+    cut = part if cut is None else cut.index_put((rows,), part)
+    keep: torch.Tensor = score <= cut[:, None]
+    return keep
+
+
+def _typical_head_cut(score: Any, probs: Any, pm: Any, floor_at: int, head: int) -> tuple[Any, Any]:
+    """The cut from the ``head`` smallest scores of each row, and where it is the full sort's."""
+    vals, idx = torch.topk(score, head + 1, dim=-1, largest=False)  # ascending
+    ranked, ids = vals[:, :head], idx[:, :head]
+    head_p = probs.gather(1, ids)
+    cum = torch.cumsum(head_p, dim=-1)
+    # topk orders equal scores arbitrarily, the full sort (stable) by token id:
+    # that matters only within a group of equal scores but unequal probabilities.
+    same = ranked[:, 1:] == ranked[:, :-1]
+    tied = (same & (head_p[:, 1:] != head_p[:, :-1])).any(dim=-1)
+    if bool(tied.any()):
+        t = torch.nonzero(tied)[:, 0]
+        by_id = torch.argsort(ids[t], dim=-1)
+        t_ids = ids[t].gather(1, by_id)
+        t_ranked, order = torch.sort(ranked[t].gather(1, by_id), dim=-1, stable=True)
+        t_cum = torch.cumsum(probs[t].gather(1, t_ids.gather(1, order)), dim=-1)
+        ranked, cum = ranked.index_put((t,), t_ranked), cum.index_put((t,), t_cum)
+    last = (cum < pm[:, None]).sum(dim=-1)
+    # The head is the sort's prefix up to the scores tied with the next one.
+    ok = last < (ranked < vals[:, head:]).sum(dim=-1)
+    cut = ranked.gather(1, last.clamp(max=head - 1)[:, None])[:, 0]
+    return torch.maximum(cut, ranked[:, floor_at]), ok
+
+
+def _typical_cut(score: Any, probs: Any, pm: Any, floor_at: int) -> Any:
+    """The largest kept score per row, from the full stable sort (the plain kernel's)."""
     sorted_score, order = torch.sort(score, dim=-1, stable=True)
     cum = torch.cumsum(probs.gather(-1, order), dim=-1)
-    n = z.shape[-1]
-    last = torch.clamp((cum < on_device(mass, z)[:, None]).sum(dim=-1), max=n - 1)
+    n = score.shape[-1]
+    last = torch.clamp((cum < pm[:, None]).sum(dim=-1), max=n - 1)
     cut = sorted_score.gather(1, last[:, None])[:, 0]
-    floor = sorted_score[:, min(min_keep, n) - 1]
-    return score <= torch.maximum(cut, floor)[:, None]
+    return torch.maximum(cut, sorted_score[:, floor_at])
 
 
 def top_n_sigma_threshold(z: torch.Tensor, n: Any) -> torch.Tensor:
