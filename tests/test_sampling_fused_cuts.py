@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from backends import needs_torch, torch
 from thermoscope._temperature import row_weights, softmax_rows
-from thermoscope.sampling import MinP, Sampler, Temperature, TopK, TopNSigma, TopP, _fused
+from thermoscope.sampling import Eta, MinP, Sampler, Temperature, TopK, TopNSigma, TopP, _fused
 from thermoscope.sampling import _kernels as K
 from thermoscope.sampling._context import Context
 from thermoscope.sampling._input import prepare
@@ -196,3 +196,39 @@ def test_sampler_draws_are_unchanged_for_temperature_alone():
     got = _fused.tempered(s.warpers, rows)
     assert got is not None
     np.testing.assert_array_equal(got.positions(u, bits_for(5000)), want)
+
+
+def eta_chains(seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    eps = float(10 ** rng.uniform(-4, -1))
+    t = rng.uniform(0.3, 2.0) if seed % 2 else rng.uniform(0.3, 2.0, 4)
+    return [
+        [Temperature(t), Eta(eps)],
+        [Eta(eps), Temperature(t)],
+        [Temperature(t), Eta(eps, min_tokens_to_keep=5), TopP(0.9)],
+        [Eta(np.full(4, eps)), MinP(0.05)],
+    ]
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_eta_first_cut_equals_plain(seed):
+    """Eta as the fused path's first cut keeps what the plain chain keeps, draws alike."""
+    x = logits(seed)
+    for warpers in eta_chains(seed):
+        rows = prepare(x)
+        chain = _fused.plan(tuple(warpers), rows)
+        assert chain is not None
+        ref = plain(warpers, x)
+        got = _fused.run(chain, rows, Context(rows.batch_shape))
+        np.testing.assert_array_equal(got.dense_logits(), ref)
+        np.testing.assert_allclose(got.dense_probs(), softmax_rows(ref), rtol=0, atol=1e-6)
+        u = np.random.default_rng(seed).random((ref.shape[0], 32))
+        bits = bits_for(ref.shape[1])
+        np.testing.assert_array_equal(got.sample(u, bits), draw_rows(row_weights(ref)[0], u, bits))
+        if torch is not None:
+            xt = torch.from_numpy(x)
+            rows_t = prepare(xt)
+            got_t = _fused_torch.run(chain, rows_t, Context(rows_t.batch_shape))
+            np.testing.assert_array_equal(
+                np.isfinite(got_t.dense_logits().numpy()), np.isfinite(ref)
+            )

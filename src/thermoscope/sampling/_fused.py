@@ -59,6 +59,7 @@ from thermoscope.sampling._bands import typical_keep
 from thermoscope.sampling._context import Context
 from thermoscope.sampling._input import Rows, rows_param
 from thermoscope.sampling._rowdraw import draw_rows
+from thermoscope.sampling.entropy_cuts import Eta, eta_floor
 from thermoscope.sampling.warpers import MinP, Temperature, TopK, TopNSigma, TopP, Typical, Warper
 
 __all__ = ["FIRST_CUTS", "Compact", "Plan", "Tempered", "plan", "run", "tempered"]
@@ -82,7 +83,7 @@ _GATHER_LIMIT = 0.01  # min-p cuts reaching more of the groups compare the whole
 
 #: The stages that may make the fused path's first cut (the Sampler runs the
 #: stages before the first of these, or of Temperature, on the whole vocabulary).
-FIRST_CUTS: tuple[type[Warper], ...] = (TopK, TopP, MinP, TopNSigma, Typical)
+FIRST_CUTS: tuple[type[Warper], ...] = (TopK, TopP, MinP, TopNSigma, Typical, Eta)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,9 @@ def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
         elif isinstance(w, TopNSigma) and first_cut < 0:
             # An upper set of the values: max - n * std, over the whole row.
             rows_param(w.top_n_sigma, rows.batch_shape, "top_n_sigma")
+        elif isinstance(w, Eta) and first_cut < 0:
+            # An upper set: p >= eta is a logit threshold (entropy_cuts._eta_threshold).
+            rows_param(w.epsilon, rows.batch_shape, "epsilon")
         elif isinstance(w, Typical) and first_cut < 0:
             # An interval of the values around max + E[z - max] (see _bands).
             rows_param(w.typical_p, rows.batch_shape, "typical_p")
@@ -717,6 +721,8 @@ def run(chain: Plan, rows: Rows, ctx: Context) -> Compact:
         elif isinstance(first, Typical):
             mass = rows_param(first.typical_p, rows.batch_shape, "typical_p")
             cand = _compact(z, typical_keep(z, m, mass, first.min_tokens_to_keep))
+        elif isinstance(first, Eta):
+            cand = _upper_first(z, eta_floor(first, z, rows.batch_shape))
         else:  # plan() admits only the kinds of FIRST_CUTS
             raise TypeError(f"the fused path cannot start with {first!r}")
     for step in steps[chain.first_cut + 1 :]:

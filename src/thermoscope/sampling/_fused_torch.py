@@ -50,6 +50,7 @@ from thermoscope.sampling._context import Context
 from thermoscope.sampling._fused import Plan
 from thermoscope.sampling._input import Rows, on_device, rows_param
 from thermoscope.sampling._rowdraw import draw_rows
+from thermoscope.sampling.entropy_cuts import Eta, eta_floor
 from thermoscope.sampling.warpers import MinP, TopK, TopNSigma, TopP, Typical
 
 __all__ = ["Compact", "DenseKeep", "compact_mask", "run"]
@@ -180,6 +181,8 @@ def run(chain: Plan, rows: Rows, ctx: Context) -> Compact | DenseKeep:
         elif isinstance(first, Typical):
             mass = rows_param(first.typical_p, rows.batch_shape, "typical_p")
             cand = compact_mask(z, K.typical_mask(z, mass, first.min_tokens_to_keep))
+        elif isinstance(first, Eta):
+            cand = compact_mask(z, _upper_set(z, eta_floor(first, z, rows.batch_shape)))
         else:  # plan() admits only the kinds of _fused.FIRST_CUTS
             raise TypeError(f"the fused path cannot start with {first!r}")
     for step in steps[chain.first_cut + 1 :]:

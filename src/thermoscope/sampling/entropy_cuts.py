@@ -31,13 +31,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from thermoscope._backend import is_torch
-from thermoscope._temperature import entropy_of_logits
 from thermoscope._typing import Array
 from thermoscope._validation import check_fraction
 from thermoscope.sampling._input import on_device, rows_param
 from thermoscope.sampling.warpers import Warper, _freeze, _kernels_for, _min_keep
 
-__all__ = ["Eta", "PLess", "TopH"]
+__all__ = ["Eta", "PLess", "TopH", "eta_floor"]
 
 #: transformers' ``TopHLogitsWarper.top_n``: the entropy is taken over the 100 most likely tokens.
 TOP_H_CANDIDATES = 100
@@ -49,17 +48,47 @@ P_LESS_VARIANTS = ("p-less", "p-less-norm")
 # -- η-sampling ------------------------------------------------------------------
 
 
-def _eta_cutoff(z: Any, eps: Array) -> Any:
-    """``min(eps, sqrt(eps) * exp(-H))`` per row, float64, of ``z``'s kind (H: Shannon entropy)."""
+def _eta_threshold(z: Any, eps: Array) -> Any:
+    """The smallest logit η keeps in each row, float64, of ``z``'s kind.
+
+    ``p_i >= eta`` is ``d_i >= log(eta) + log(S)`` with ``d = z - max`` and
+    ``S = sum(exp(d))``, and the entropy is ``H = log(S) - sum(exp(d) d) / S``:
+    one exp over the row and two float64-accumulated sums give the cut as a
+    logit threshold, with no log-softmax of the whole row.
+    """
     if is_torch(z):
         import torch
 
-        ent = entropy_of_logits(z.to(torch.float64))
+        m = z.amax(dim=-1)
+        d = z - m[:, None]
+        w = torch.exp(d)
+        total = w.sum(dim=-1, dtype=torch.float64)
+        moment = torch.where(w > 0, w * d, torch.zeros((), dtype=z.dtype, device=z.device))
+        ent = torch.log(total) - moment.sum(dim=-1, dtype=torch.float64) / total
         e = on_device(eps, z)
-        return torch.minimum(e, torch.sqrt(e) * torch.exp(-ent))
-    ent = entropy_of_logits(z.astype(np.float64))
-    cut: Array = np.minimum(eps, np.sqrt(eps) * np.exp(-ent))
-    return cut
+        eta = torch.minimum(e, torch.sqrt(e) * torch.exp(-ent))
+        return m.to(torch.float64) + torch.log(eta) + torch.log(total)
+    m = z.max(axis=-1)
+    d = z - m[:, None]
+    w = np.exp(d)
+    total = w.sum(axis=-1, dtype=np.float64)
+    # -inf logits have weight 0: their term is 0, not 0 * -inf.
+    np.multiply(w, d, out=d, where=w > 0)
+    d[w == 0] = 0
+    ent = np.log(total) - d.sum(axis=-1, dtype=np.float64) / total
+    eta = np.minimum(eps, np.sqrt(eps) * np.exp(-ent))
+    thr: Array = m.astype(np.float64) + np.log(eta) + np.log(total)
+    return thr
+
+
+def eta_floor(stage: Eta, z: Any, batch_shape: tuple[int, ...]) -> Any:
+    """The smallest logit ``stage`` keeps per row, ``min_tokens_to_keep`` included (float64).
+
+    The plain chain (:meth:`Eta.apply`) and the fused path's first cut both
+    keep ``z >= eta_floor(...)``, so they keep the same tokens.
+    """
+    thr = _eta_threshold(z, rows_param(stage.epsilon, batch_shape, "epsilon"))
+    return _kernels_for(z).floor_threshold(z, thr, stage.min_tokens_to_keep)
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,12 +140,7 @@ class Eta(Warper):
         object.__setattr__(self, "epsilon", eps)
 
     def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
-        K = _kernels_for(z)
-        eta = _eta_cutoff(z, rows_param(self.epsilon, batch_shape, "epsilon"))
-        keep = K.epsilon_mask(z, eta)
-        none = on_device(np.full(z.shape[0], np.inf), z)
-        floor = K.floor_threshold(z, none, self.min_tokens_to_keep)
-        return K.apply_mask(z, keep | (z >= floor[:, None]))
+        return _kernels_for(z).apply_threshold(z, eta_floor(self, z, batch_shape))
 
 
 # -- Top-H -----------------------------------------------------------------------
