@@ -149,8 +149,33 @@ def _window(stage: HistoryWarper, ctx: Context, last_n: int | None) -> Any:
 # -- repetition, frequency, presence -----------------------------------------------------
 
 
+class _WindowPenalty(HistoryWarper):
+    """The three penalties over a window of the history: one parameter, one kernel each.
+
+    Subclasses name their ``_kernel`` (a function of ``_penalty_kernels``)
+    and whether ``penalty`` is a factor (> 0) or a shift (any finite number).
+    """
+
+    penalty: float | Array
+    last_n: int | None
+    _kernel: ClassVar[str]
+    _multiplies: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        check = _factor if self._multiplies else _shift
+        object.__setattr__(self, "penalty", _freeze(check(self.penalty, "penalty")))
+        object.__setattr__(self, "last_n", _last_n(self.last_n))
+
+    def apply_in(self, z: Any, ctx: Context) -> Any:
+        ids = _window(self, ctx, self.last_n)
+        if ids is None:
+            return _copy(z)
+        penalty = rows_param(self.penalty, ctx.batch_shape, "penalty")
+        return getattr(_kernels(z), self._kernel)(z, ids, penalty)
+
+
 @dataclass(frozen=True, eq=False)
-class RepetitionPenalty(HistoryWarper):
+class RepetitionPenalty(_WindowPenalty):
     """Penalise every token already in the row's history, once (CTRL's repetition penalty).
 
     For each distinct token of the history (or of its last ``last_n``
@@ -193,19 +218,12 @@ class RepetitionPenalty(HistoryWarper):
     penalty: float | Array
     last_n: int | None = field(default=None, kw_only=True)
     name: ClassVar[str] = "repetition_penalty"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "penalty", _freeze(_factor(self.penalty, "penalty")))
-        object.__setattr__(self, "last_n", _last_n(self.last_n))
-
-    def apply_in(self, z: Any, ctx: Context) -> Any:
-        ids = _window(self, ctx, self.last_n)
-        penalty = rows_param(self.penalty, ctx.batch_shape, "penalty")
-        return _copy(z) if ids is None else _kernels(z).repetition(z, ids, penalty)
+    _kernel: ClassVar[str] = "repetition"
+    _multiplies: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, eq=False)
-class FrequencyPenalty(HistoryWarper):
+class FrequencyPenalty(_WindowPenalty):
     """Subtract ``penalty`` times the number of times each token occurs in the window.
 
     ``z[t] -= penalty * count[t]``, ``count`` over the row's last ``last_n``
@@ -236,19 +254,11 @@ class FrequencyPenalty(HistoryWarper):
     penalty: float | Array
     last_n: int | None = field(default=None, kw_only=True)
     name: ClassVar[str] = "frequency_penalty"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "penalty", _freeze(_shift(self.penalty, "penalty")))
-        object.__setattr__(self, "last_n", _last_n(self.last_n))
-
-    def apply_in(self, z: Any, ctx: Context) -> Any:
-        ids = _window(self, ctx, self.last_n)
-        penalty = rows_param(self.penalty, ctx.batch_shape, "penalty")
-        return _copy(z) if ids is None else _kernels(z).frequency(z, ids, penalty)
+    _kernel: ClassVar[str] = "frequency"
 
 
 @dataclass(frozen=True, eq=False)
-class PresencePenalty(HistoryWarper):
+class PresencePenalty(_WindowPenalty):
     """Subtract ``penalty`` once from every token present in the window.
 
     ``z[t] -= penalty * (count[t] > 0)`` over the row's last ``last_n``
@@ -273,15 +283,7 @@ class PresencePenalty(HistoryWarper):
     penalty: float | Array
     last_n: int | None = field(default=None, kw_only=True)
     name: ClassVar[str] = "presence_penalty"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "penalty", _freeze(_shift(self.penalty, "penalty")))
-        object.__setattr__(self, "last_n", _last_n(self.last_n))
-
-    def apply_in(self, z: Any, ctx: Context) -> Any:
-        ids = _window(self, ctx, self.last_n)
-        penalty = rows_param(self.penalty, ctx.batch_shape, "penalty")
-        return _copy(z) if ids is None else _kernels(z).presence(z, ids, penalty)
+    _kernel: ClassVar[str] = "presence"
 
 
 # -- n-grams ---------------------------------------------------------------------------
