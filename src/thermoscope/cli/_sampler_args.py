@@ -156,24 +156,18 @@ def sampler_options(args: argparse.Namespace) -> dict[str, Any]:
     them. ``--top-k`` must be >= 1 here: the library reads ``top_k=0`` as
     "no top-k step"; on the command line that is spelled by leaving it out.
     """
-    from thermoscope.sampling.engines import ENGINE_PRESETS
+    from thermoscope.sampling.engines import ENGINE_PRESETS, preset_options
 
     if args.top_k is not None and args.top_k < 1:
         raise ValueError(f"`--top-k` must be an integer >= 1, got {args.top_k}.")
-    options: dict[str, Any] = {}
     preset = getattr(args, "preset", None)
-    if isinstance(preset, str) and preset in ENGINE_PRESETS:
-        options.update(ENGINE_PRESETS[preset].options, order=ENGINE_PRESETS[preset].order)
     keys = ["temperature", "p_less"] + [d for _, d, _, _ in _TRUNCATION + _HISTORY + _OTHER]
-    for key in keys:
-        value = getattr(args, key, None)
-        if value is not None:
-            options[key] = value
+    given = {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
     if getattr(args, "logit_bias", None):
-        options["logit_bias"] = _parse_bias(args.logit_bias)
-    if args.order is not None:
-        options["order"] = args.order
-    return options
+        given["logit_bias"] = _parse_bias(args.logit_bias)
+    # generate's --preset may name a task preset instead: only engines are read here.
+    engine = preset if preset in ENGINE_PRESETS else None
+    return preset_options(engine, given, args.order)
 
 
 def sampler_from_args(args: argparse.Namespace) -> Any:

@@ -144,23 +144,13 @@ class ChainRequest(DrawRequest):
         >>> ChainRequest(logits=[1.0], preset="llama.cpp", temperature=0.2).chain_options()
         {'top_k': 40, 'top_p': 0.95, 'min_p': 0.05, 'temperature': 0.2, 'order': 'llama.cpp'}
         """
-        from thermoscope.sampling.engines import ENGINE_PRESETS
+        from thermoscope.sampling.engines import preset_options
 
-        options: dict[str, Any] = {}
-        order = None
-        if self.preset is not None:
-            options.update(ENGINE_PRESETS[self.preset].options)
-            order = ENGINE_PRESETS[self.preset].order
         skip = {"logits", "labels", "n", "seed", "preset", "order", "history", "logit_bias"}
-        for name in sorted(self.model_fields_set - skip):
-            options[name] = getattr(self, name)
+        given = {name: getattr(self, name) for name in sorted(self.model_fields_set - skip)}
         if self.logit_bias is not None:
-            options["logit_bias"] = _bias_of(self.logit_bias)
-        if self.order is not None:
-            order = self.order
-        if order is not None:
-            options["order"] = order
-        return options
+            given["logit_bias"] = _bias_of(self.logit_bias)
+        return preset_options(self.preset, given, self.order)
 
 
 def _bias_of(bias: dict[str, float]) -> dict[int, float]:

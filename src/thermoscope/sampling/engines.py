@@ -25,7 +25,7 @@ from typing import Any
 from thermoscope._tables import format_table
 from thermoscope.sampling.sampler import Sampler
 
-__all__ = ["ENGINE_PRESETS", "EnginePreset", "engines_table"]
+__all__ = ["ENGINE_PRESETS", "EnginePreset", "engines_table", "preset_options"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class EnginePreset:
         >>> ENGINE_PRESETS["llama.cpp"].sampler(temperature=0.2).warpers[-1]
         Temperature(temperature=0.2)
         """
-        return Sampler.from_options(**{**self.options, **overrides}, order=self.order)
+        return Sampler.from_options(**preset_options(self.name, overrides))
 
     def describe(self) -> str:
         """The settings that are on, as ``name=value`` pairs.
@@ -129,6 +129,31 @@ ENGINE_PRESETS: Mapping[str, EnginePreset] = MappingProxyType(
         )
     }
 )
+
+
+def preset_options(
+    preset: str | None, given: Mapping[str, Any], order: str | None = None
+) -> dict[str, Any]:
+    """:meth:`Sampler.from_options` keywords: the preset's settings and order, then ``given``.
+
+    ``given`` options replace the preset's; ``order`` replaces its order.
+    Without a preset and an order, ``order`` is left out (the Sampler's default).
+
+    Examples
+    --------
+    >>> preset_options("llama.cpp", {"temperature": 0.2})
+    {'top_k': 40, 'top_p': 0.95, 'min_p': 0.05, 'temperature': 0.2, 'order': 'llama.cpp'}
+    >>> preset_options(None, {"top_p": 0.9})
+    {'top_p': 0.9}
+    """
+    options: dict[str, Any] = {}
+    if preset is not None:
+        options.update(ENGINE_PRESETS[preset].options)
+        order = order or ENGINE_PRESETS[preset].order
+    options.update(given)
+    if order is not None:
+        options["order"] = order
+    return options
 
 
 def engines_table() -> str:
