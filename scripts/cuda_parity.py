@@ -123,11 +123,12 @@ def training_checks() -> int:
         grads = []
         values = []
         for dev in ("cpu", DEVICE.type):
-            x = a.to(dev).requires_grad_(True)
-            y = b.to(dev).requires_grad_(True)
+            # copy=True: a.to("cpu") would return `a` itself and make it a leaf that needs grad.
+            x = a.to(dev, copy=True).requires_grad_(True)
+            y = b.to(dev, copy=True).requires_grad_(True)
             loss = fn(x, y)
             loss.backward()
-            values.append(float(loss))
+            values.append(float(loss.detach()))
             grads.append(x.grad.cpu())
         ok = abs(values[0] - values[1]) < 1e-9 and torch.allclose(grads[0], grads[1], atol=1e-9)
         print(f"{'ok  ' if ok else 'FAIL'} {name} on cuda: loss {values[1]:.6f} vs {values[0]:.6f}")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks, for a machine with CUDA (no test needs one; CI has none):
 # every sampler stage and the training losses on CUDA against numpy / CPU, the
-# CUDA cases of the test-suite, and the sampling benchmark on the GPU.
+# CUDA cases of the test-suite, where a call's time goes (kernels, syncs) and the
+# sampling benchmark on the GPU.
 # Results go to $OUT (or ./device-out).
 set -o pipefail
 OUT=${OUT:-device-out}
@@ -16,4 +17,5 @@ python3 -m pytest -q -o addopts="" -p no:cacheprovider -k "cuda or CUDA" \
   tests/test_sampling_penalties.py tests/test_sampling_dry.py tests/test_sampling_xtc.py \
   tests/test_sampling_entropy_cuts.py tests/test_sampling_adaptive_p.py tests/test_training_*.py \
   2>&1 | tee "$OUT/pytest.txt"
-python3 bench/sampling.py --device cuda --shape 32x128256 --repeats 20 2>&1 | tee "$OUT/bench.txt"
+python3 scripts/cuda_profile.py 2>&1 | tee "$OUT/profile.txt"
+python3 bench/sampling.py --device cuda --shape 32x128256 --repeats 20 --dist "${DIST:-both}" 2>&1 | tee "$OUT/bench.txt"

@@ -400,10 +400,15 @@ def test_cuda_calls_add_no_synchronization():
     ours, theirs = [], []
 
     def seen(message, category, filename, lineno, file=None, line=None):
-        if "synchroniz" not in str(message):
-            return
-        where = _outside_sampler(traceback.extract_stack()[:-1])
-        (theirs if where is None else ours).append(where or f"{filename}:{lineno}")
+        if "called a synchronizing CUDA operation" not in str(message):
+            return  # e.g. the "prototype feature" notice of set_sync_debug_mode itself
+        stack = traceback.extract_stack()[:-1]
+        where = _outside_sampler(stack)
+        if where is None:
+            theirs.append(f"{filename}:{lineno}")
+        else:  # say where, with the warning and the innermost frames, to find it
+            frames = " <- ".join(f"{f.filename}:{f.lineno}" for f in reversed(stack[-4:]))
+            ours.append(f"{where}: {str(message)[:80]} [{frames}]")
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")

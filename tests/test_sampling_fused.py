@@ -558,3 +558,21 @@ def test_torch_tiny_temperature_before_a_cut_matches_plain():
         Sampler([Temperature(1e-20), MinP(0.5)]),
     ):
         assert torch.equal(sampler.logits(x), plain(sampler, x))
+
+
+@needs_torch
+def test_band_searched_first_cuts_run_the_plain_chain_on_an_accelerator():
+    # A "meta" tensor stands for any accelerator: only its device kind is read.
+    from thermoscope.sampling import _fused
+    from thermoscope.sampling._input import prepare
+
+    on_device = prepare(torch.zeros((2, 50), device="meta"), check=False)
+    on_host = prepare(torch.zeros((2, 50)))
+    for warpers, fused_there in [
+        ((Temperature(0.7), TopP(0.9)), False),
+        ((Typical(0.9),), False),
+        ((Temperature(0.7), TopK(50), TopP(0.9)), True),
+        ((MinP(0.05),), True),
+    ]:
+        assert (_fused.plan(warpers, on_device) is not None) is fused_there
+        assert _fused.plan(warpers, on_host) is not None

@@ -467,10 +467,10 @@ def test_requires_grad_input_is_accepted():
 
 @pytest.mark.skipif(torch is None or not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
-    x = torch.randn(8, 32000, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(3, 32000, generator=torch.Generator().manual_seed(0))  # 3 rows: "per-row"
     for sampler in CHAINS.values():
-        cpu = sampler.sample(x, n=4, seed=np.arange(8))
-        gpu = sampler.sample(x.cuda(), n=4, seed=np.arange(8))
+        cpu = sampler.sample(x, n=4, seed=np.arange(3))
+        gpu = sampler.sample(x.cuda(), n=4, seed=np.arange(3))
         assert gpu.device.type == "cuda"
         assert torch.equal(cpu, gpu.cpu())
 

@@ -99,10 +99,11 @@ def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
 
     Decided from the warpers' host parameters and the batch shape only (no
     device value is read), for numpy and torch rows alike, so a sampler may
-    keep the answer per batch shape. For numpy rows :func:`tempers_safely`
-    checks the logits themselves on every call; torch rows need no such check,
-    their leading division is the temperature kernel's, which handles
-    overflow itself.
+    keep the answer per batch shape and device kind (on an accelerator a
+    top-p or typical first cut runs the plain chain, see ``_SEARCHED``). For
+    numpy rows :func:`tempers_safely` checks the logits themselves on every
+    call; torch rows need no such check, their leading division is the
+    temperature kernel's, which handles overflow itself.
     """
     first_cut = -1
     for i, w in enumerate(warpers):
@@ -133,7 +134,30 @@ def plan(warpers: tuple[Warper, ...], rows: Rows) -> Plan | None:
             first_cut = i
     if first_cut < 0:
         return None
+    if isinstance(warpers[first_cut], _SEARCHED) and not host_rows(rows):
+        return None
     return Plan(tuple(warpers), first_cut)
+
+
+#: First cuts whose fused form searches a band of values in several rounds.
+#: Each round is a few kernel launches and a read of a size on an accelerator,
+#: where the plain chain's sort costs less: measured on an H200 at 32 x 128256
+#: (``scripts/cuda_profile.py``), top-p 0.9 took 6.4 ms fused and 2.5 ms plain,
+#: typical 0.9 3.6 ms and 2.8 ms. The other cuts are one threshold, cheaper fused.
+_SEARCHED = (TopP, Typical)
+
+
+def host_rows(rows: Rows) -> bool:
+    """True for numpy rows and torch rows in host memory (a CPU tensor).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from thermoscope.sampling._input import prepare
+    >>> host_rows(prepare(np.zeros((1, 3))))
+    True
+    """
+    return not rows.torch or rows.z.device.type == "cpu"
 
 
 class Tempered:

@@ -58,12 +58,29 @@ def _row_integers(value: Any, rows: Rows, name: str) -> tuple[Any, list[Any]]:
 
         return flat, [((flat < 0).any(), negative)]
     arr = check_seed_bits(value, name)  # int64; seeds up to 2**64 - 1 keep their bit pattern
-    flat = np.ascontiguousarray(per_row(arr, rows.batch_shape, name)).reshape(batch)
-    if rows.torch:
-        import torch
+    # Host values stay on the host, also for torch rows: the uniforms are then
+    # computed there and reach the device in one copy (see Randomness).
+    return np.ascontiguousarray(per_row(arr, rows.batch_shape, name)).reshape(batch), []
 
-        return torch.as_tensor(np.array(flat), device=rows.z.device), []
-    return flat, []
+
+def _to_rows(u: Any, like: Any) -> Any:
+    """Host uniforms ``u`` as a tensor on ``like``'s device (``u`` itself for numpy rows).
+
+    On an accelerator the copy goes from pinned memory without blocking: it
+    is queued on the stream like a kernel, so the host never waits for the
+    device (a pageable copy would synchronise the stream).
+    """
+    if not is_torch(like) or is_torch(u):
+        return u
+    import torch
+
+    arr = np.asarray(u)
+    if not (arr.flags.writeable and arr.flags.c_contiguous):
+        arr = np.array(arr)  # torch wants its own writable memory (a broadcast seed is a view)
+    host = torch.from_numpy(arr)
+    if like.device.type == "cpu":
+        return host
+    return host.pin_memory().to(like.device, non_blocking=True)
 
 
 class Randomness:
@@ -78,25 +95,30 @@ class Randomness:
     __slots__ = ("_gen", "_like", "_seeds", "_steps")
 
     def __init__(self, seeds: Any, steps: Any, gen: np.random.Generator | None, like: Any):
+        # Seeds and steps are both host arrays or both tensors on the rows' device:
+        # a host one beside a device one is copied there (a few bytes).
+        if is_torch(seeds) and not is_torch(steps):
+            steps = _to_rows(steps, seeds)
+        elif is_torch(steps) and not is_torch(seeds):
+            seeds = _to_rows(seeds, steps)
         self._seeds, self._steps, self._gen, self._like = seeds, steps, gen, like
 
     def uniforms(self, n: int) -> Any:
-        """(B, n) float64 uniforms of the rows' kind."""
-        if self._gen is None:
-            return uniforms(self._seeds, self._steps, n)
-        u = self._gen.random((self._like.shape[0], n))
-        if is_torch(self._like):
-            import torch
+        """(B, n) float64 uniforms of the rows' kind, on the rows' device.
 
-            return torch.as_tensor(u, device=self._like.device)  # one host-to-device copy
-        return u
+        Host seeds give host uniforms (a few numpy operations, where the
+        device would run dozens of tiny kernels) copied to the device once.
+        """
+        if self._gen is None:
+            return _to_rows(uniforms(self._seeds, self._steps, n), self._like)
+        return _to_rows(self._gen.random((self._like.shape[0], n)), self._like)
 
     def coins(self, salt: int) -> Any:
         """(B,) float64 uniforms for a random stage identified by ``salt``."""
         if self._gen is None:
             # XOR with the salt's 64-bit pattern: a different Philox key per stage kind.
             salted = self._seeds ^ (salt - (1 << 64) if salt >= (1 << 63) else salt)
-            return uniforms(salted, self._steps, 1)[:, 0]
+            return _to_rows(uniforms(salted, self._steps, 1)[:, 0], self._like)
         return self.uniforms(1)[:, 0]
 
 

@@ -159,7 +159,7 @@ class Sampler:
         # Fused plan per (library, batch shape): planning only validates the (immutable)
         # warpers' parameters against the batch shape, so its answer never
         # changes for a shape, and generation calls with the same shape each step.
-        self._plans: dict[tuple[bool, tuple[int, ...]], _fused.Plan | None] = {}
+        self._plans: dict[tuple[bool, tuple[int, ...], bool], _fused.Plan | None] = {}
         # Stages before the first fusable one (penalties, biases, DRY) run on the
         # whole vocabulary first; the fused path may then take the rest.
         self._lead = next(
@@ -315,7 +315,7 @@ class Sampler:
     # -- computing -----------------------------------------------------------
 
     def _plan(self, rows: Rows) -> _fused.Plan | None:
-        key = (rows.torch, rows.batch_shape)
+        key = (rows.torch, rows.batch_shape, _fused.host_rows(rows))
         try:
             made = self._plans[key]
         except KeyError:
