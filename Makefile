@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH := torch==2.13.0
 
-.PHONY: demo test test-slow lint chromium bench clean
+.PHONY: demo test test-slow lint chromium bench notebook clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,14 @@ lint: $(VENV)/.test-installed
 
 # The browser tests drive Debian's chromium (installed with apt-get when
 # missing); under `make test` they fail rather than skip without it.
-chromium:
+# axe-core (npm) checks the explorer's accessibility in the browser tests.
+AXE := $(VENV)/npm/node_modules/axe-core/axe.min.js
+
+chromium: $(AXE)
 	@scripts/install_chromium.sh
+
+$(AXE): | $(PY)
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/npm axe-core@4.14.1
 
 # `make test` leaves out the tests marked slow (long training runs, load tests);
 # `make test-slow` runs only those; CI (.ci/run) runs both.
@@ -53,6 +59,10 @@ bench: $(VENV)/.test-installed
 	$(PY) bench/calibration.py
 	$(PY) bench/generation.py
 	$(PY) bench/explorer_load.py
+
+# Re-executes examples/temperature_tour.ipynb and stores it with its outputs.
+notebook: $(VENV)/.test-installed
+	$(PY) scripts/execute_notebook.py
 
 clean:
 	rm -rf $(VENV) out build dist

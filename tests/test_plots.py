@@ -98,19 +98,23 @@ def test_distribution_bad_input(kwargs: dict[str, Any], exc: type, match: str) -
 def test_entropy_lines_are_scipy_entropy_and_max_probability(tmp_path: Path) -> None:
     temps = np.geomspace(0.05, 50.0, 40)
     fig = plot_entropy_vs_temperature(Z, temperatures=temps, save=tmp_path / "e.png")
-    left, right = fig.axes
-    h_line, ln_k = left.get_lines()
-    (p_line,) = right.get_lines()
+    upper, lower = fig.axes
+    h_line, ln_k = upper.get_lines()
+    p_line, inv_k = lower.get_lines()
     expect = np.array([sp_softmax(Z / t) for t in temps])
     np.testing.assert_allclose(h_line.get_xdata(), temps)
     np.testing.assert_allclose(h_line.get_ydata(), sp_entropy(expect, axis=1), rtol=1e-10)
     np.testing.assert_allclose(p_line.get_ydata(), expect.max(axis=1), rtol=1e-12)
     np.testing.assert_allclose(ln_k.get_ydata(), np.log(6))
-    assert left.get_xscale() == "log"
-    assert left.get_xlabel().startswith("temperature")
-    assert (left.get_ylabel(), right.get_ylabel()) == ("entropy (nats)", "max probability")
-    assert left.get_title()
-    assert legend_texts(left) == ["entropy H", "ln K = ln 6 = 1.792", "max probability"]
+    np.testing.assert_allclose(inv_k.get_ydata(), 1 / 6)
+    assert lower.get_xscale() == "log"
+    assert lower.get_xlabel().startswith("temperature")
+    assert (upper.get_ylabel(), lower.get_ylabel()) == ("entropy (nats)", "max probability")
+    assert upper.get_title()
+    assert legend_texts(upper) == ["entropy H", "ln K = ln 6 = 1.792"]
+    assert legend_texts(lower) == ["max probability", "1 / K = 0.167"]
+    # The ln K line sits below the top of its own panel, apart from the other curve.
+    assert np.log(6) < upper.get_ylim()[1] * 0.9
     assert is_png(tmp_path / "e.png")
 
 
@@ -125,6 +129,7 @@ def test_entropy_default_grid_spans_both_limits() -> None:
 def test_entropy_ln_k_counts_only_finite_logits() -> None:
     fig = plot_entropy_vs_temperature([1.0, 0.0, -np.inf], temperatures=[1.0, 2.0])
     np.testing.assert_allclose(fig.axes[0].get_lines()[1].get_ydata(), np.log(2))
+    np.testing.assert_allclose(fig.axes[1].get_lines()[1].get_ydata(), 1 / 2)
 
 
 @pytest.mark.parametrize("bad", [[0.0, 1.0], [1.0, np.inf], [-1.0]])
@@ -207,8 +212,8 @@ def test_sampling_bad_n_is_the_samplers_error() -> None:
 def test_free_energy_lines_match_closed_forms(tmp_path: Path) -> None:
     temps = np.geomspace(0.1, 10.0, 30)
     fig = plot_free_energy(Z, temperatures=temps, save=tmp_path / "f.png")
-    (ax,) = fig.axes
-    e_line, s_line, f_line = ax.get_lines()
+    e_ax, s_ax, f_ax = fig.axes
+    ((e_line,), (s_line,), (f_line,)) = (ax.get_lines() for ax in fig.axes)
     p = np.array([sp_softmax(Z / t) for t in temps])
     np.testing.assert_allclose(e_line.get_xdata(), temps)
     np.testing.assert_allclose(e_line.get_ydata(), -(p @ Z), rtol=1e-12)
@@ -216,20 +221,26 @@ def test_free_energy_lines_match_closed_forms(tmp_path: Path) -> None:
     # F at the softmax is the log-partition minimum -T log sum exp(z / T).
     closed = np.array([-t * logsumexp(Z / t) for t in temps])
     np.testing.assert_allclose(f_line.get_ydata(), closed, rtol=1e-10)
-    assert [label.split()[0] for label in legend_texts(ax)] == ["E", "S", "F"]
-    assert ax.get_xscale() == "log"
-    assert ax.get_xlabel().startswith("temperature")
-    assert ax.get_ylabel()
-    assert ax.get_title()
+    assert [legend_texts(ax)[0].split()[0] for ax in fig.axes] == ["E", "S", "F"]
+    # Each quantity on its own scale: E and S span their panel, not a sliver of F's range.
+    for ax, line in ((e_ax, e_line), (s_ax, s_line)):
+        lo, hi = ax.get_ylim()
+        y = np.asarray(line.get_ydata())
+        assert (y.max() - y.min()) / (hi - lo) > 0.8
+    assert f_ax.get_xscale() == "log"
+    assert f_ax.get_xlabel().startswith("temperature")
+    assert all(ax.get_ylabel() for ax in fig.axes)
+    assert e_ax.get_title()
     assert is_png(tmp_path / "f.png")
 
 
 def test_free_energy_with_a_masked_logit_stays_finite() -> None:
     fig = plot_free_energy([2.0, 1.0, -np.inf], temperatures=[0.5, 1.0, 4.0])
-    for line in fig.axes[0].get_lines():
-        assert np.all(np.isfinite(line.get_ydata()))
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            assert np.all(np.isfinite(line.get_ydata()))
     closed = [-t * logsumexp(np.array([2.0, 1.0]) / t) for t in (0.5, 1.0, 4.0)]
-    np.testing.assert_allclose(fig.axes[0].get_lines()[2].get_ydata(), closed, rtol=1e-10)
+    np.testing.assert_allclose(fig.axes[2].get_lines()[0].get_ydata(), closed, rtol=1e-10)
 
 
 class _Leaky:

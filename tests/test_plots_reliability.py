@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from thermoscope.calibration.metrics import reliability_curve
-from thermoscope.plots import plot_reliability
+from thermoscope.plots import figure_png, figure_regions, plot_reliability, save_figure
 
 
 def data(seed: int = 0, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +38,12 @@ def test_lines_and_bars_are_the_curve(tmp_path: Path) -> None:
     probs, y = data()
     sharp = probs**3 / (probs**3).sum(axis=1, keepdims=True)
     fig = plot_reliability(
-        {"before": sharp, "after": probs}, y, n_bins=10, title="T", save=tmp_path / "r.png"
+        {"before": sharp, "after": probs},
+        y,
+        n_bins=10,
+        min_count=1,
+        title="T",
+        save=tmp_path / "r.png",
     )
     curve_ax, hist_ax = fig.axes
     assert (curve_ax.get_xlabel(), curve_ax.get_ylabel()) == ("", "accuracy")
@@ -77,3 +85,108 @@ def test_errors() -> None:
         plot_reliability(probs)
     with pytest.raises(ValueError, match="`curves` must hold at least one"):
         plot_reliability({})
+
+
+def sparse_data() -> tuple[np.ndarray, np.ndarray]:
+    """400 confident rows (bin 0.9-1) and 3 rows at confidence 0.55: one sparse bin."""
+    rng = np.random.default_rng(5)
+    top = np.r_[rng.uniform(0.9, 0.99, 400), [0.55, 0.56, 0.57]]
+    probs = np.c_[top, 1 - top]
+    return probs, (rng.random(403) > top).astype(int)
+
+
+def test_sparse_bins_are_grey_points_off_the_line() -> None:
+    probs, y = sparse_data()
+    fig = plot_reliability({"m": probs}, y, n_bins=10, min_count=10)
+    curve_ax, hist_ax = fig.axes
+    lines = {ln.get_label(): ln for ln in curve_ax.get_lines()}
+    (main,) = [ln for k, ln in lines.items() if k.startswith("m (ECE")]
+    sparse = lines["bins with < 10 samples"]
+    conf, hit = probs.max(axis=1), probs.argmax(axis=1) == y
+    np.testing.assert_allclose(main.get_xdata(), [conf[:400].mean()], rtol=1e-12)
+    np.testing.assert_allclose(main.get_ydata(), [hit[:400].mean()], rtol=1e-12)
+    np.testing.assert_allclose(sparse.get_xdata(), [conf[400:].mean()], rtol=1e-12)
+    assert sparse.get_linestyle() == "None"
+    # The ECE in the legend still counts every sample, sparse bins included.
+    ece = (
+        400 * abs(conf[:400].mean() - hit[:400].mean())
+        + 3 * abs(conf[400:].mean() - hit[400:].mean())
+    ) / 403
+    assert main.get_label() == f"m (ECE {ece:.3f})"
+    bars = hist_ax.patches
+    grey = [i for i, b in enumerate(bars) if b.get_facecolor()[:3] == (176 / 255,) * 3]
+    assert [i for i in grey if bars[i].get_height() > 0] == [5]
+    assert 9 not in grey
+    # min_count=1 puts the sparse bin back on the line.
+    fig = plot_reliability({"m": probs}, y, n_bins=10, min_count=1)
+    (main,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("m (ECE")]
+    assert len(main.get_xdata()) == 2
+
+
+def test_hover_regions_name_each_bin_and_its_count() -> None:
+    probs, y = sparse_data()
+    fig = plot_reliability({"before": probs, "after": probs}, y, n_bins=10)
+    regions = figure_regions(fig)
+    assert len(regions) == 20
+    texts = [r[4] for r in regions]
+    assert texts[5] == (
+        f"before: confidence 0.50-0.60, 3 samples, accuracy {np.mean(y[400:] == 0):.3f}"
+    )
+    assert texts[10 + 9].startswith("after: confidence 0.90-1.00, 400 samples, accuracy ")
+    assert texts[0] == "before: confidence 0.00-0.10, 0 samples"
+    lefts = [r[0] for r in regions[:10]]
+    assert lefts == sorted(lefts)  # bins left to right
+    for left, top, width, height, _ in regions:
+        assert left >= 0
+        assert top >= 0
+        assert left + width <= 1
+        assert top + height <= 1
+        assert width > 0
+        assert height > 0
+
+
+def png_text_chunks(data: bytes) -> dict[str, str]:
+    """tEXt and uncompressed iTXt chunks of a PNG, read by hand."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    out, pos = {}, 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(
+            kind + body
+        )
+        if kind == b"tEXt":
+            key, value = body.split(b"\0", 1)
+            out[key.decode("latin-1")] = value.decode("latin-1")
+        elif kind == b"iTXt":
+            key, rest = body.split(b"\0", 1)
+            assert rest[0] == 0  # not compressed
+            _, _, text = rest[2:].split(b"\0", 2)
+            out[key.decode("latin-1")] = text.decode("utf-8")
+        pos += 12 + length
+    return out
+
+
+def test_png_carries_title_caption_and_regions(tmp_path: Path) -> None:
+    probs, y = sparse_data()
+    fig = plot_reliability({"m": probs}, y, n_bins=10, title="Before: T = 1")
+    chunks = png_text_chunks(
+        figure_png(fig, caption="The model claims 95%, gets 80% — T fixes it.")
+    )
+    assert chunks["Title"] == "Before: T = 1"
+    assert chunks["Description"] == "The model claims 95%, gets 80% — T fixes it."
+    regions = json.loads(chunks["thermoscope:regions"])
+    assert [r[4] for r in regions] == [r[4] for r in figure_regions(fig)]
+    assert "thermoscope:rank" not in chunks
+    path = save_figure(fig, tmp_path / "x.png", rank=2)
+    assert png_text_chunks(path.read_bytes())["thermoscope:rank"] == "2"
+    # plot_*(save=...) writes the same chunks.
+    plot_reliability({"m": probs}, y, n_bins=10, title="T", save=tmp_path / "y.png")
+    assert "thermoscope:regions" in png_text_chunks((tmp_path / "y.png").read_bytes())
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "3"])
+def test_min_count_must_be_a_positive_integer(bad: object) -> None:
+    probs, y = sparse_data()
+    with pytest.raises((ValueError, TypeError), match="`min_count` must be"):
+        plot_reliability({"m": probs}, y, min_count=bad)  # type: ignore[arg-type]

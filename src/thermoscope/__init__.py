@@ -63,12 +63,15 @@ _HOMES: dict[str, str] = {
     # calibration
     "TemperatureScaler": "thermoscope.calibration",
     "brier_score": "thermoscope.calibration",
+    "debiased_calibration_error": "thermoscope.calibration",
     "expected_calibration_error": "thermoscope.calibration",
     "fit_temperature": "thermoscope.calibration",
     "maximum_calibration_error": "thermoscope.calibration",
     "negative_log_likelihood": "thermoscope.calibration",
     "reliability_curve": "thermoscope.calibration",
+    "smooth_calibration_error": "thermoscope.calibration",
     # integrations
+    "calibrate_language_model": "thermoscope.generation",
     "embedded_model_path": "thermoscope.generation",
     "load_model": "thermoscope.generation",
     "kd_loss": "thermoscope.distill",
@@ -117,7 +120,9 @@ __all__ = [
     "attention_entropy",
     "attention_weights",
     "brier_score",
+    "calibrate_language_model",
     "coverage",
+    "debiased_calibration_error",
     "effective_temperature",
     "embedded_model_path",
     "entropy",
@@ -139,6 +144,7 @@ __all__ = [
     "reweight",
     "run_bandit",
     "sample_items",
+    "smooth_calibration_error",
     "softmax",
     "summarize_sampling",
     "temperature_for_entropy",
@@ -163,11 +169,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; tests/test_architecture.py
     from thermoscope.calibration import (
         TemperatureScaler,
         brier_score,
+        debiased_calibration_error,
         expected_calibration_error,
         fit_temperature,
         maximum_calibration_error,
         negative_log_likelihood,
         reliability_curve,
+        smooth_calibration_error,
     )
     from thermoscope.core import (
         effective_temperature,
@@ -181,7 +189,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; tests/test_architecture.py
         temperature_for_entropy,
     )
     from thermoscope.distill import kd_loss
-    from thermoscope.generation import embedded_model_path, load_model
+    from thermoscope.generation import calibrate_language_model, embedded_model_path, load_model
     from thermoscope.recommend import coverage, exposure, gini, long_tail_share, sample_items
     from thermoscope.rl import UCB1, BoltzmannPolicy, EpsilonGreedy, run_bandit
     from thermoscope.sampling import (

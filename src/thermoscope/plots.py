@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from thermoscope._typing import FloatArray
-from thermoscope._validation import check_temperature, logit_row
+from thermoscope._validation import check_integer, check_temperature, logit_row
 from thermoscope.core import entropy, free_energy, softmax
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "figure_png",
+    "figure_regions",
     "plot_distributions",
     "plot_entropy_vs_temperature",
     "plot_free_energy",
     "plot_reliability",
     "plot_sampling_vs_theory",
+    "save_figure",
 ]
 
 _COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
@@ -69,10 +73,18 @@ def plot_reliability(
     *,
     n_bins: int = 15,
     from_logits: bool = False,
+    min_count: int = 10,
     title: str = "Reliability diagram",
     save: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """Reliability diagram with the confidence histogram under it; overlay several models.
+
+    A bin holding a handful of samples says little: its accuracy swings
+    between 0 and 1 from one sample to the next. Bins with fewer than
+    ``min_count`` samples are drawn as grey, unconnected points (and grey
+    bars), so the line only runs through bins that can be trusted. Every
+    histogram bar carries a hover text (bin, sample count, accuracy) that
+    `figure_regions` reads back for the HTML report.
 
     Parameters
     ----------
@@ -87,6 +99,9 @@ def plot_reliability(
         Equal-width bins for arrays.
     from_logits : bool, default False
         Arrays hold logits.
+    min_count : int, default 10
+        Bins with fewer samples (but at least one) are greyed and left out of
+        the line; ``1`` connects every non-empty bin.
     title : str
         Figure title.
     save : path, optional
@@ -96,21 +111,23 @@ def plot_reliability(
     -------
     matplotlib.figure.Figure
         Two axes: ``axes[0]`` the reliability curves (accuracy against mean
-        confidence per non-empty bin, one line per model, plus the diagonal
-        of perfect calibration); ``axes[1]`` the fraction of samples per bin
-        (one bar group per model, ``bar height = count / N``).
+        confidence per bin with at least ``min_count`` samples, one line per
+        model, plus the diagonal of perfect calibration; sparse bins as grey
+        points); ``axes[1]`` the confidence density: the fraction of samples
+        per bin (one bar group per model, ``bar height = count / N``).
 
     Examples
     --------
     >>> import numpy as np
     >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
-    >>> fig = plot_reliability({"model": probs}, [0, 1, 1, 0], n_bins=5)
+    >>> fig = plot_reliability({"model": probs}, [0, 1, 1, 0], n_bins=5, min_count=1)
     >>> [ax.get_ylabel() for ax in fig.axes]
     ['accuracy', 'fraction of samples']
     """
     # A bare Figure (no pyplot) needs no GUI backend and touches no global state.
     from matplotlib.figure import Figure
 
+    min_count = int(check_integer(min_count, "min_count", minimum=1))
     named = _as_curves(curves, labels, n_bins, from_logits)
     fig = Figure(figsize=(6.0, 6.5), layout="constrained")
     top, bottom = fig.subplots(
@@ -118,33 +135,53 @@ def plot_reliability(
     )
     top.plot([0, 1], [0, 1], linestyle="--", color="0.5", linewidth=1, label="perfect calibration")
     n_models = len(named)
+    sparse_shown = False
     for i, (name, curve) in enumerate(named.items()):
         color = _COLORS[i % len(_COLORS)]
-        keep = curve.count > 0
+        count = np.asarray(curve.count)
+        keep = count >= min_count
+        sparse = (count > 0) & ~keep
+        total = max(int(count.sum()), 1)
+        nonempty = count > 0
         gap = float(
-            np.sum(curve.count[keep] * np.abs(curve.accuracy[keep] - curve.confidence[keep]))
+            np.sum(count[nonempty] * np.abs(curve.accuracy[nonempty] - curve.confidence[nonempty]))
         )
-        ece = gap / max(int(curve.count.sum()), 1)
         top.plot(
             curve.confidence[keep],
             curve.accuracy[keep],
             marker="o",
             color=color,
-            label=f"{name} (ECE {ece:.3f})",
+            label=f"{name} (ECE {gap / total:.3f})",
         )
+        if sparse.any():
+            top.plot(
+                curve.confidence[sparse],
+                curve.accuracy[sparse],
+                linestyle="none",
+                marker="o",
+                markerfacecolor="none",
+                color=_SPARSE,
+                label=f"bins with < {min_count} samples" if not sparse_shown else "_nolegend_",
+            )
+            sparse_shown = True
         edges = np.asarray(curve.edges, dtype=np.float64)
         widths = np.diff(edges) / n_models
         left = edges[:-1] + i * widths
-        total = max(int(curve.count.sum()), 1)
-        bottom.bar(
+        bars = bottom.bar(
             left,
-            curve.count / total,
+            count / total,
             width=widths,
             align="edge",
-            color=color,
+            color=[color if k else _SPARSE for k in keep],
             alpha=0.7,
             label=name,
         )
+        for k, bar in enumerate(bars):
+            acc = "" if count[k] == 0 else f", accuracy {float(curve.accuracy[k]):.3f}"
+            bar.set_gid(
+                f"{_TIP}{name}: confidence {edges[k]:.2f}-{edges[k + 1]:.2f}, "
+                f"{int(count[k])} samples{acc}"
+            )
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
@@ -155,6 +192,124 @@ def plot_reliability(
     bottom.set_ylabel("fraction of samples")
     bottom.grid(alpha=0.3)
     return _finish(fig, save)
+
+
+#: Prefix of an artist's gid that holds its hover text (see `figure_regions`).
+_TIP = "tip:"
+#: Colour of bins too sparse to trust.
+_SPARSE = "#b0b0b0"
+
+
+def figure_regions(fig: Figure) -> list[tuple[float, float, float, float, str]]:
+    """Hover regions of a figure: ``(left, top, width, height, text)`` as fractions of its size.
+
+    Plots mark an artist as hoverable by giving it a gid ``"tip:<text>"``
+    (`plot_reliability` does it for each histogram bar). A region spans the
+    artist's horizontal extent and the full height of its axes, so a bar of
+    one sample is as easy to hover as a tall one. The origin is the top-left
+    corner, as in HTML; the report turns each region into a hover box.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = plot_reliability({"m": np.array([[0.9, 0.1], [0.4, 0.6]])}, [0, 1], n_bins=2)
+    >>> regions = figure_regions(fig)
+    >>> len(regions), regions[0][4]
+    (2, 'm: confidence 0.00-0.50, 0 samples')
+    >>> all(0 <= r[0] and r[0] + r[2] <= 1 for r in regions)
+    True
+    """
+    fig.draw_without_rendering()  # runs the layout, so positions are final
+    width, height = float(fig.bbox.width), float(fig.bbox.height)
+    out = []
+    for artist in fig.findobj():
+        gid = artist.get_gid()
+        axes = getattr(artist, "axes", None)
+        if not (isinstance(gid, str) and gid.startswith(_TIP)) or axes is None:
+            continue
+        box = artist.get_window_extent()
+        frame = axes.bbox
+        out.append(
+            (
+                float(box.x0) / width,
+                1.0 - float(frame.y1) / height,
+                max(float(box.x1 - box.x0), 0.0) / width,
+                float(frame.y1 - frame.y0) / height,
+                gid[len(_TIP) :],
+            )
+        )
+    return out
+
+
+def figure_png(
+    fig: Figure, *, caption: str = "", rank: int = 0, place: str = "", dpi: int = 120
+) -> bytes:
+    """The figure as PNG bytes that carry what the HTML report needs to show it.
+
+    The PNG holds text chunks: ``Title`` (the figure's or first axes' title),
+    ``Description`` (``caption``, the sentence the report prints under the
+    figure), ``thermoscope:regions`` (JSON of `figure_regions`, the hover
+    boxes) and, when ``rank`` is not 0, ``thermoscope:rank``: the report
+    shows a section's figures by increasing rank (stable), whatever their
+    file names, so "before" can come before "after"; when ``place`` is set,
+    ``thermoscope:place``: the report puts the figure at the end of the
+    part of the text whose ``== heading`` starts with it.
+
+    Examples
+    --------
+    >>> fig = plot_distributions([1.0, 0.0], temperatures=(1.0,))
+    >>> figure_png(fig, caption="Two tokens.")[:8]
+    b'\\x89PNG\\r\\n\\x1a\\n'
+    """
+    import io
+    import json
+
+    metadata = {"Title": _figure_title(fig), "Description": caption}
+    regions = figure_regions(fig)
+    if regions:
+        metadata["thermoscope:regions"] = json.dumps(
+            [[round(v, 5) for v in r[:4]] + [r[4]] for r in regions]
+        )
+    if rank:
+        metadata["thermoscope:rank"] = str(int(rank))
+    if place:
+        metadata["thermoscope:place"] = place
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata=metadata)
+    return buf.getvalue()
+
+
+def save_figure(
+    fig: Figure,
+    path: str | os.PathLike[str],
+    *,
+    caption: str = "",
+    rank: int = 0,
+    place: str = "",
+) -> Path:
+    """Write `figure_png` bytes to ``path`` atomically; return the path.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "d.png"
+    >>> save_figure(plot_distributions([1.0, 0.0]), out, caption="c").read_bytes()[:4]
+    b'\\x89PNG'
+    """
+    from thermoscope._files import write_bytes_atomic
+
+    data = figure_png(fig, caption=caption, rank=rank, place=place)
+    return write_bytes_atomic(Path(path), data)
+
+
+def _figure_title(fig: Figure) -> str:
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text():
+        return str(suptitle.get_text())
+    for ax in fig.axes:
+        if ax.get_title():
+            return str(ax.get_title())
+    return ""
 
 
 def _tick_labels(labels: Sequence[Any] | None, k: int) -> list[str]:
@@ -185,7 +340,6 @@ def _temperature_grid(temperatures: Any, default: tuple[float, float]) -> FloatA
 def _finish(fig: Figure, save: str | os.PathLike[str] | None) -> Figure:
     if save is not None:
         import io
-        from pathlib import Path
 
         from thermoscope._files import write_bytes_atomic
 
@@ -194,9 +348,12 @@ def _finish(fig: Figure, save: str | os.PathLike[str] | None) -> Figure:
         path = Path(os.fspath(save))
         if not path.suffix:
             path = path.with_name(path.name + ".png")
-        buf = io.BytesIO()
-        fig.savefig(buf, format=path.suffix[1:].lower(), dpi=120)
-        write_bytes_atomic(path, buf.getvalue())
+        if path.suffix.lower() == ".png":
+            write_bytes_atomic(path, figure_png(fig))
+        else:
+            buf = io.BytesIO()
+            fig.savefig(buf, format=path.suffix[1:].lower(), dpi=120)
+            write_bytes_atomic(path, buf.getvalue())
     return fig
 
 
@@ -289,13 +446,14 @@ def plot_entropy_vs_temperature(
     Returns
     -------
     matplotlib.figure.Figure
-        ``axes[0]`` (log x): the entropy line and a dashed horizontal line at
-        ``ln K``; ``axes[1]`` (its twin, right y axis): the max probability.
+        Two panels sharing a log x axis: ``axes[0]`` the entropy line and a
+        dashed horizontal line at ``ln K``; ``axes[1]`` the max probability
+        and a dotted line at ``1 / K``.
 
     Examples
     --------
     >>> fig = plot_entropy_vs_temperature([1.0, 0.0], temperatures=[0.5, 1.0, 2.0])
-    >>> fig.axes[0].get_xscale(), fig.axes[0].get_ylabel(), fig.axes[1].get_ylabel()
+    >>> fig.axes[1].get_xscale(), fig.axes[0].get_ylabel(), fig.axes[1].get_ylabel()
     ('log', 'entropy (nats)', 'max probability')
     """
     from matplotlib.figure import Figure
@@ -306,9 +464,10 @@ def plot_entropy_vs_temperature(
     h = np.asarray(entropy(p))
     top = p.max(axis=1)
     k = int(np.isfinite(z).sum())
-    fig = Figure(figsize=(6.5, 4.0), layout="constrained")
-    ax = fig.subplots()
-    right = ax.twinx()
+    # Two panels, not two y axes on one: a twin axis put the ln K line on the
+    # max-probability plateau, where the eye reads them as one curve.
+    fig = Figure(figsize=(6.5, 5.0), layout="constrained")
+    ax, low = fig.subplots(2, 1, sharex=True, squeeze=True)
     (h_line,) = ax.plot(t, h, color=_COLORS[1], label="entropy H")
     ln_k = ax.axhline(
         np.log(k),
@@ -317,18 +476,19 @@ def plot_entropy_vs_temperature(
         linewidth=1,
         label=f"ln K = ln {k} = {np.log(k):.3f}",
     )
-    (p_line,) = right.plot(t, top, color=_COLORS[0], label="max probability")
+    low.plot(t, top, color=_COLORS[0], label="max probability")
+    low.axhline(1.0 / k, color="0.4", linestyle=":", linewidth=1, label=f"1 / K = {1.0 / k:.3f}")
     ax.set_xscale("log")
-    ax.set_xlabel("temperature T (log scale)")
-    ax.set_ylim(0, max(np.log(k), 1e-3) * 1.08)
-    # Two scales on one plot: colour each y axis like its line so they cannot be mixed up.
-    ax.set_ylabel("entropy (nats)", color=_COLORS[1])
-    right.set_ylabel("max probability", color=_COLORS[0])
-    right.tick_params(axis="y", colors=_COLORS[0])
-    right.set_ylim(0, 1.05)
+    low.set_xlabel("temperature T (log scale)")
+    ax.set_ylim(0, max(np.log(k), 1e-3) * 1.15)
+    ax.set_ylabel("entropy (nats)")
+    low.set_ylabel("max probability")
+    low.set_ylim(0, 1.05)
     ax.set_title(title)
-    ax.legend(handles=[h_line, ln_k, p_line], loc="center right")
+    ax.legend(handles=[h_line, ln_k], loc="upper left")
+    low.legend(loc="upper right")
     ax.grid(alpha=0.3)
+    low.grid(alpha=0.3)
     return _finish(fig, save)
 
 
@@ -430,13 +590,14 @@ def plot_free_energy(
     Returns
     -------
     matplotlib.figure.Figure
-        One log-x axis with three lines, labelled ``E``..., ``S``... and
-        ``F``..., in that order.
+        Three panels sharing a log x axis, one line each, labelled
+        ``E``..., ``S``... and ``F``..., in that order (each on its own
+        scale: F falls like ``-T ln K`` and would flatten the other two).
 
     Examples
     --------
     >>> fig = plot_free_energy([1.0, 0.0], temperatures=[0.5, 1.0])
-    >>> [line.get_label().split()[0] for line in fig.axes[0].get_lines()]
+    >>> [ax.get_lines()[0].get_label().split()[0] for ax in fig.axes]
     ['E', 'S', 'F']
     """
     from matplotlib.figure import Figure
@@ -449,15 +610,20 @@ def plot_free_energy(
     e = -np.sum(p * np.where(p > 0, zz, 0.0), axis=1)
     s = np.asarray(entropy(p))
     f = np.asarray(free_energy(p, zz, t))
-    fig = Figure(figsize=(6.5, 4.0), layout="constrained")
-    ax = fig.subplots()
-    ax.plot(t, e, color=_COLORS[0], label="E = -sum p z (mean energy)")
-    ax.plot(t, s, color=_COLORS[2], label="S (entropy, nats)")
-    ax.plot(t, f, color=_COLORS[1], linewidth=2, label="F = E - T S (free energy)")
-    ax.set_xscale("log")
-    ax.set_xlabel("temperature T (log scale)")
-    ax.set_ylabel("value (energy units, nats for S)")
-    ax.set_title(title)
-    ax.legend(loc="best")
-    ax.grid(alpha=0.3)
+    # One panel each: F falls like -T ln K and would flatten E and S on a shared axis.
+    fig = Figure(figsize=(6.5, 6.5), layout="constrained")
+    axes = fig.subplots(3, 1, sharex=True, squeeze=True)
+    series = (
+        (e, _COLORS[0], "E = -sum p z (mean energy)", "E (energy units)"),
+        (s, _COLORS[2], "S (entropy, nats)", "S (nats)"),
+        (f, _COLORS[1], "F = E - T S (free energy)", "F (energy units)"),
+    )
+    for ax, (values, color, label, ylabel) in zip(axes, series, strict=True):
+        ax.plot(t, values, color=color, linewidth=2, label=label)
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="best")
+        ax.grid(alpha=0.3)
+    axes[0].set_xscale("log")
+    axes[-1].set_xlabel("temperature T (log scale)")
+    axes[0].set_title(title)
     return _finish(fig, save)

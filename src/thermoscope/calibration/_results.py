@@ -6,6 +6,7 @@ produces them; :mod:`thermoscope.calibration.metrics` is their public home.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from thermoscope._arrays import to_numpy
 from thermoscope._backend import is_torch
 from thermoscope._typing import FloatArray
 from thermoscope.calibration._binning import BinSums, error_from_sums
+from thermoscope.calibration.intervals import MetricInterval
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,6 +109,18 @@ class CalibrationSummary:
     brier : float
         Mean Brier score (multiclass sum; binary for 1-D input).
     curve : ReliabilityCurve
+    smece : float or None
+        Smooth ECE (:func:`~thermoscope.calibration.smooth.smooth_calibration_error`);
+        None where not computed (streaming and Dask summaries).
+    debiased_ce : float or None
+        Kumar et al.'s debiased l2 calibration error with ``n_bins``
+        equal-mass bins (:func:`~thermoscope.calibration.debiased.debiased_calibration_error`);
+        None where not computed.
+    intervals : mapping of str to MetricInterval, or None
+        With ``calibration_summary(..., interval=level)``: an interval for
+        each of ``ece``, ``ece_l2``, ``mce``, ``nll``, ``brier``, ``smece``
+        and ``debiased_ce`` (normal for ``nll`` and ``brier``, percentile
+        bootstrap for the others); None otherwise.
 
     From torch input the metrics are 0-d tensors of the input's dtype on its
     device (``nll`` and ``brier`` keep their autograd graph) and the curve
@@ -128,12 +142,17 @@ class CalibrationSummary:
     nll: Any
     brier: Any
     curve: ReliabilityCurve
+    smece: Any = None
+    debiased_ce: Any = None
+    intervals: Mapping[str, MetricInterval] | None = None
 
     def as_dict(self) -> dict[str, float]:
         """The scalar metrics as a plain dict of floats (for tables and JSON).
 
         This is a host boundary: tensor metrics are read through
-        ``thermoscope._arrays.to_numpy``.
+        ``thermoscope._arrays.to_numpy``. It holds the metrics every engine
+        computes (in memory, torch, streaming, Dask): ``smece``,
+        ``debiased_ce`` and ``intervals`` are read as attributes.
 
         Examples
         --------

@@ -44,7 +44,12 @@ from thermoscope._params import Params
 from thermoscope._typing import Array, IntArray
 from thermoscope.calibration._inputs import check_choice, numpy_labels
 from thermoscope.calibration.fit import MAX_TEMPERATURE, MIN_TEMPERATURE
-from thermoscope.calibration.scaler import NotFittedError, TemperatureScaler
+from thermoscope.calibration.scaler import (
+    TemperatureScaler,
+    check_dense,
+    check_fit_target,
+    not_fitted_error,
+)
 
 __all__ = ["TemperatureScaledClassifier"]
 
@@ -55,6 +60,20 @@ def _is_sklearn_classifier(obj: object) -> bool:
     return hasattr(obj, "fit") and (
         hasattr(obj, "decision_function") or hasattr(obj, "predict_proba")
     )
+
+
+def _check_class_labels(y: Any) -> None:
+    """Refuse regression targets: float labels that are not whole numbers (or not finite)."""
+    arr = np.asarray(y)
+    if arr.dtype.kind in "fc" and arr.size:
+        with np.errstate(invalid="ignore"):
+            whole = np.isfinite(arr) & (arr == np.round(arr))
+        if not np.all(whole):
+            first = arr.ravel()[int(np.argmin(whole.ravel()))]
+            raise ValueError(
+                "`y` must be class labels (integers or strings), got continuous values "
+                f"such as {first!r}; a classifier cannot be fitted on a regression target."
+            )
 
 
 class TemperatureScaledClassifier(Params):
@@ -137,13 +156,22 @@ class TemperatureScaledClassifier(Params):
         return hasattr(self, "scaler_")
 
     def __sklearn_tags__(self) -> Any:
-        """scikit-learn's estimator tags (a classifier), built on demand."""
-        from sklearn.utils import ClassifierTags, Tags, TargetTags
+        """scikit-learn's estimator tags (a classifier), built on demand.
 
+        Sparse ``X`` is accepted exactly when the wrapped scikit-learn
+        estimator accepts it (its ``X`` goes straight to that estimator); a
+        callable is given dense input only.
+        """
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags, get_tags
+
+        sparse = False
+        if _is_sklearn_classifier(self.estimator) and hasattr(self.estimator, "__sklearn_tags__"):
+            sparse = bool(get_tags(self.estimator).input_tags.sparse)
         return Tags(
             estimator_type="classifier",
             target_tags=TargetTags(required=True),
             classifier_tags=ClassifierTags(),
+            input_tags=InputTags(sparse=sparse),
         )
 
     # ------------------------------------------------------------------ logits
@@ -222,7 +250,11 @@ class TemperatureScaledClassifier(Params):
         1.442695040889
         """
         self._check_params()
+        check_fit_target(y, type(self).__name__)
+        _check_class_labels(y)
         estimator = self.estimator
+        if not _is_sklearn_classifier(estimator):
+            check_dense(X, "X")
         X_val, y_val = X, y
         if self.validation_fraction is not None:
             if not _is_sklearn_classifier(estimator):
@@ -261,28 +293,42 @@ class TemperatureScaledClassifier(Params):
         self.temperature_ = self.scaler_.temperature_
         self.classes_ = classes if classes is not None else np.arange(logits.shape[1])
         self.estimator_ = estimator
+        n_features = getattr(estimator, "n_features_in_", None)
+        if n_features is None and len(np.shape(X_val)) == 2:
+            n_features = np.shape(X_val)[1]
+        if n_features is not None:
+            self.n_features_in_ = int(n_features)
         return self
 
     def _fitted(self) -> Any:
         if not hasattr(self, "scaler_"):
-            raise NotFittedError(
+            raise not_fitted_error(
                 "This TemperatureScaledClassifier is not fitted yet: call `fit(X_val, y_val)`."
             )
         return self.estimator_
 
     def decision_function(self, X: Any) -> Array:
-        """Calibrated logits ``logits / T``.
+        """Calibrated logits ``logits / T``; for two classes, the calibrated log-odds, shape (n,).
+
+        scikit-learn's convention for binary problems: one score per sample,
+        positive for ``classes_[1]``, here ``(z_1 - z_0) / T``, the log-odds of
+        `predict_proba`'s second column (so ``roc_auc`` scorers work). With
+        three or more classes, the ``(n, n_classes)`` scaled logits.
 
         Examples
         --------
         >>> import numpy as np
         >>> clf = TemperatureScaledClassifier(lambda X: np.asarray(X, dtype=float))
         >>> clf = clf.fit([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], [0, 1, 1])
-        >>> np.round(clf.decision_function([[1.0, 0.0]]), 4)  # times ln 2
-        array([[0.6931, 0.    ]])
+        >>> np.round(clf.decision_function([[1.0, 0.0], [0.0, 2.0]]), 4)  # times ln 2
+        array([-0.6931,  1.3863])
         """
         estimator = self._fitted()
-        return np.asarray(self.scaler_.transform(self._logits(estimator, X)))
+        scaled = np.asarray(self.scaler_.transform(self._logits(estimator, X)))
+        if scaled.shape[1] == 2:
+            binary: Array = scaled[:, 1] - scaled[:, 0]
+            return binary
+        return scaled
 
     def predict_proba(self, X: Any) -> Array:
         """Calibrated probabilities ``softmax(logits / T)``, columns in ``classes_`` order.

@@ -127,7 +127,9 @@ def _safeguarded_newton(
             b_checked = b_checked or beta == hi
             if beta <= lo:
                 return lo, it, "lower", f
-        du = -g / (beta * h) if h > 0 else math.nan
+        # beta * h can underflow to 0 while h > 0 (a tiny curvature at a tiny beta).
+        curvature = beta * h
+        du = -g / curvature if curvature > 0 else math.nan
         if math.isfinite(du) and abs(du) <= 4 * eps:
             return beta, it, None, f
         nxt = beta * math.exp(du) if math.isfinite(du) and abs(du) < 700 else math.nan
@@ -139,7 +141,7 @@ def _safeguarded_newton(
             elif g > 0 and a == lo and not (a_checked and a == lo):
                 nxt = lo
             else:
-                nxt = math.sqrt(a * b)
+                nxt = math.sqrt(a) * math.sqrt(b)  # a * b may underflow
             du = math.log(nxt / beta)
         du_old = du
         if (b - a) <= 4 * eps * b:
@@ -227,8 +229,12 @@ def fit_temperature(
     ``beta`` with ``NLL' = mean_i(E_p[z_i] - z_{i,y_i})`` and
     ``NLL'' = mean_i Var_p(z_i)``. The safeguarded Newton iteration (see the
     module docstring) stops when a step changes ``beta`` by less than 4 ulps,
-    which is machine precision. Computation is in float64 whatever the input
-    dtype. The solver runs on the host: a torch tensor is read once through
+    which is machine precision. The certificate, fuzzed in the test suite
+    over separable, one-class, constant, huge (1e30), tiny-N, tied and masked
+    data against a 60-digit gradient: ``T > 0`` and ``|NLL'(1 / T)| < 1e-10``
+    at an interior optimum, or a bound with its warning where ``NLL'`` does
+    not point inwards by more than 1e-10. Computation is in float64 whatever
+    the input dtype. The solver runs on the host: a torch tensor is read once through
     the explicit conversion ``thermoscope._arrays.to_numpy`` (the answer is a
     number; for a differentiable loss of ``T`` on the device, see
     ``negative_log_likelihood(..., temperature=T)``).

@@ -90,6 +90,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
@@ -111,21 +112,32 @@ from thermoscope.calibration._inputs import (
     prepare,
 )
 from thermoscope.calibration._results import CalibrationSummary, ReliabilityCurve
+from thermoscope.calibration.debiased import debiased_calibration_error, top_label_debiased_error
+from thermoscope.calibration.intervals import (
+    MetricInterval,
+    binned_interval,
+    check_interval_options,
+    normal_interval,
+)
+from thermoscope.calibration.smooth import smooth_calibration_error, top_label_smooth_error
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
     "CalibrationSummary",
+    "MetricInterval",
     "Norm",
     "ReliabilityCurve",
     "Strategy",
     "brier_score",
     "calibration_summary",
+    "debiased_calibration_error",
     "expected_calibration_error",
     "maximum_calibration_error",
     "negative_log_likelihood",
     "reliability_curve",
+    "smooth_calibration_error",
 ]
 
 
@@ -139,6 +151,9 @@ def expected_calibration_error(
     norm: Norm = ...,
     classwise: bool = ...,
     from_logits: bool = ...,
+    interval: None = ...,
+    n_bootstrap: int = ...,
+    seed: int = ...,
 ) -> torch.Tensor: ...
 
 
@@ -152,7 +167,26 @@ def expected_calibration_error(
     norm: Norm = ...,
     classwise: bool = ...,
     from_logits: bool = ...,
+    interval: None = ...,
+    n_bootstrap: int = ...,
+    seed: int = ...,
 ) -> float: ...
+
+
+@overload
+def expected_calibration_error(
+    probs: Any,
+    labels: Any,
+    *,
+    n_bins: int = ...,
+    strategy: Strategy = ...,
+    norm: Norm = ...,
+    classwise: bool = ...,
+    from_logits: bool = ...,
+    interval: float,
+    n_bootstrap: int = ...,
+    seed: int = ...,
+) -> MetricInterval: ...
 
 
 def expected_calibration_error(
@@ -164,6 +198,9 @@ def expected_calibration_error(
     norm: Norm = "l1",
     classwise: bool = False,
     from_logits: bool = False,
+    interval: float | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
 ) -> Any:
     """Expected calibration error: the gap between confidence and accuracy, averaged over bins.
 
@@ -190,13 +227,24 @@ def expected_calibration_error(
         ``[y == c]``, each class binned on its own.
     from_logits : bool, default False
         Treat ``probs`` as logits and apply a (stable) softmax or sigmoid.
+    interval : float or None, default None
+        A confidence level in (0, 1), e.g. 0.95: also compute a
+        percentile-bootstrap interval (top-label only; the bins stay those of
+        the data; see :mod:`thermoscope.calibration.intervals`). numpy input
+        only: a tensor or Dask array with ``interval`` is a TypeError.
+    n_bootstrap : int, default 1000
+        Bootstrap resamples for ``interval``.
+    seed : int, default 0
+        Seed of the resampling (an integer >= 0).
 
     Returns
     -------
-    float or torch.Tensor
+    float, torch.Tensor or MetricInterval
         In [0, 1]. A torch ``probs`` is binned and summed with torch
         operations on its device (float64 sums, the same edges and numbers as
         numpy) and gives a 0-d tensor of its floating dtype on that device.
+        With ``interval``: a
+        :class:`~thermoscope.calibration.intervals.MetricInterval`.
 
     Raises
     ------
@@ -225,11 +273,17 @@ def expected_calibration_error(
     0.25
     >>> round(expected_calibration_error(probs, labels, n_bins=5, norm="max"), 4)
     0.35
+    >>> iv = expected_calibration_error(probs, labels, n_bins=5, interval=0.9, seed=1)
+    >>> iv.level, iv.method
+    (0.9, 'bootstrap')
     """
     n_bins = check_n_bins(n_bins)
     check_choice(strategy, "strategy", STRATEGIES)
     check_choice(norm, "norm", NORMS)
     from_logits = check_from_logits(from_logits)
+    level, n_boot, seed = check_interval_options(interval, n_bootstrap, seed, probs)
+    if level is not None:
+        _check_interval_input(probs, labels, classwise)
     if is_dask_array(probs) or is_dask_array(labels):
         return _dask.calibration_error(
             probs,
@@ -251,7 +305,24 @@ def expected_calibration_error(
         sums = classwise_sums(batch.class_probs(), batch.labels, n_bins, strategy)
         return float(np.mean(error_from_sums(sums, norm)))
     conf, hit = batch.top_label_native()
-    return float(error_from_sums(top_label_sums(conf, hit, n_bins, strategy)[0], norm))
+    sums, edges = top_label_sums(conf, hit, n_bins, strategy)
+    value = float(error_from_sums(sums, norm))
+    if level is None:
+        return value
+    return binned_interval(conf, hit, edges, norm, value, level, n_boot, seed)
+
+
+def _check_interval_input(probs: Any, labels: Any, classwise: Any) -> None:
+    """Intervals are for in-memory numpy input and top-label errors."""
+    if is_dask_array(probs) or is_dask_array(labels):
+        raise TypeError(
+            "`interval` must be None for Dask arrays (intervals need the data in memory), "
+            "got a level."
+        )
+    if classwise:
+        raise ValueError(
+            "`interval` must be None with `classwise=True` (intervals are top-label), got a level."
+        )
 
 
 @overload
@@ -263,6 +334,9 @@ def maximum_calibration_error(
     strategy: Strategy = ...,
     classwise: bool = ...,
     from_logits: bool = ...,
+    interval: None = ...,
+    n_bootstrap: int = ...,
+    seed: int = ...,
 ) -> torch.Tensor: ...
 
 
@@ -275,7 +349,25 @@ def maximum_calibration_error(
     strategy: Strategy = ...,
     classwise: bool = ...,
     from_logits: bool = ...,
+    interval: None = ...,
+    n_bootstrap: int = ...,
+    seed: int = ...,
 ) -> float: ...
+
+
+@overload
+def maximum_calibration_error(
+    probs: Any,
+    labels: Any,
+    *,
+    n_bins: int = ...,
+    strategy: Strategy = ...,
+    classwise: bool = ...,
+    from_logits: bool = ...,
+    interval: float,
+    n_bootstrap: int = ...,
+    seed: int = ...,
+) -> MetricInterval: ...
 
 
 def maximum_calibration_error(
@@ -286,12 +378,15 @@ def maximum_calibration_error(
     strategy: Strategy = "uniform",
     classwise: bool = False,
     from_logits: bool = False,
+    interval: float | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
 ) -> Any:
     """Maximum calibration error: the largest ``|accuracy - confidence|`` over non-empty bins.
 
     The same as ``expected_calibration_error(..., norm="max")``; see it for
-    the parameters (a float, or a 0-d tensor for torch input). It is always
-    >= the (l1) ECE.
+    the parameters (a float, a 0-d tensor for torch input, or a
+    ``MetricInterval`` with ``interval``). It is always >= the (l1) ECE.
 
     Examples
     --------
@@ -307,18 +402,33 @@ def maximum_calibration_error(
         norm="max",
         classwise=classwise,
         from_logits=from_logits,
+        interval=interval,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
     )
 
 
 @overload
-def brier_score(probs: torch.Tensor, labels: Any, *, from_logits: bool = ...) -> torch.Tensor: ...
+def brier_score(
+    probs: torch.Tensor, labels: Any, *, from_logits: bool = ..., interval: None = ...
+) -> torch.Tensor: ...
 
 
 @overload
-def brier_score(probs: npt.ArrayLike, labels: Any, *, from_logits: bool = ...) -> float: ...
+def brier_score(
+    probs: npt.ArrayLike, labels: Any, *, from_logits: bool = ..., interval: None = ...
+) -> float: ...
 
 
-def brier_score(probs: Any, labels: Any, *, from_logits: bool = False) -> Any:
+@overload
+def brier_score(
+    probs: Any, labels: Any, *, from_logits: bool = ..., interval: float
+) -> MetricInterval: ...
+
+
+def brier_score(
+    probs: Any, labels: Any, *, from_logits: bool = False, interval: float | None = None
+) -> Any:
     """Brier score: mean squared distance between the probabilities and the one-hot label.
 
     Parameters
@@ -330,10 +440,14 @@ def brier_score(probs: Any, labels: Any, *, from_logits: bool = False) -> Any:
         True class indices.
     from_logits : bool, default False
         Apply a stable softmax (sigmoid for 1-D) first.
+    interval : float or None, default None
+        A confidence level in (0, 1): also give the normal interval of a mean
+        of iid terms, ``mean +- z sd / sqrt(n)`` (``method="normal"``, no
+        resampling). numpy input only.
 
     Returns
     -------
-    float or torch.Tensor
+    float, torch.Tensor or MetricInterval
         2-D input: the multiclass sum ``mean_i sum_c (p_ic - [y_i = c])^2``,
         in [0, 2] (scikit-learn's ``brier_score_loss(..., scale_by_half=False)``).
         1-D input: ``mean_i (p_i - y_i)^2`` in [0, 1], scikit-learn's binary
@@ -348,8 +462,14 @@ def brier_score(probs: Any, labels: Any, *, from_logits: bool = False) -> Any:
     0.3125
     >>> brier_score([0.25, 0.5], [0, 1])  # binary P(y = 1): half the 2-column value
     0.15625
+    >>> brier_score([0.25, 0.5], [0, 1], interval=0.95).method
+    'normal'
     """
     from_logits = check_from_logits(from_logits)
+    level, _, _ = check_interval_options(interval, 1000, 0, probs)
+    if level is not None:
+        _check_interval_input(probs, labels, False)
+        return normal_interval(prepare(probs, labels, from_logits).brier_terms(), level)
     if is_dask_array(probs) or is_dask_array(labels):
         summary = _dask.summary(
             probs, labels, n_bins=1, strategy="uniform", from_logits=from_logits
@@ -364,18 +484,39 @@ def brier_score(probs: Any, labels: Any, *, from_logits: bool = False) -> Any:
 
 @overload
 def negative_log_likelihood(
-    probs: torch.Tensor, labels: Any, *, from_logits: bool = ..., temperature: Any = ...
+    probs: torch.Tensor,
+    labels: Any,
+    *,
+    from_logits: bool = ...,
+    temperature: Any = ...,
+    interval: None = ...,
 ) -> torch.Tensor: ...
 
 
 @overload
 def negative_log_likelihood(
-    probs: npt.ArrayLike, labels: Any, *, from_logits: bool = ..., temperature: Any = ...
+    probs: npt.ArrayLike,
+    labels: Any,
+    *,
+    from_logits: bool = ...,
+    temperature: Any = ...,
+    interval: None = ...,
 ) -> float: ...
 
 
+@overload
 def negative_log_likelihood(
-    probs: Any, labels: Any, *, from_logits: bool = False, temperature: Any = 1.0
+    probs: Any, labels: Any, *, from_logits: bool = ..., temperature: Any = ..., interval: float
+) -> MetricInterval: ...
+
+
+def negative_log_likelihood(
+    probs: Any,
+    labels: Any,
+    *,
+    from_logits: bool = False,
+    temperature: Any = 1.0,
+    interval: float | None = None,
 ) -> Any:
     """Mean negative log-likelihood (cross-entropy, log loss) of the true labels, in nats.
 
@@ -395,10 +536,14 @@ def negative_log_likelihood(
         temperature-scaled model (finite, > 0; a scalar or one per sample).
         A tensor ``T`` (with torch logits) gets its gradient: this is the
         loss of the classic LBFGS temperature-scaling recipe.
+    interval : float or None, default None
+        A confidence level in (0, 1): also give the normal interval of the
+        mean of the iid per-sample losses (``method="normal"``). numpy input
+        only; an infinite loss gives bounds equal to the value.
 
     Returns
     -------
-    float or torch.Tensor
+    float, torch.Tensor or MetricInterval
         ``mean_i -log p_i(y_i)``. From probabilities nothing is clipped: a
         probability of exactly 0 on the observed label gives ``inf`` -- the
         true value of ``-log 0`` -- where scikit-learn's ``log_loss`` clips to
@@ -422,6 +567,10 @@ def negative_log_likelihood(
     """
     from_logits = check_from_logits(from_logits)
     t = check_scaling_temperature(temperature, from_logits, probs)
+    level, _, _ = check_interval_options(interval, 1000, 0, probs)
+    if level is not None:
+        _check_interval_input(probs, labels, False)
+        return normal_interval(-prepare(probs, labels, from_logits, t).log_true(), level)
     if is_dask_array(probs) or is_dask_array(labels):
         if not isinstance(t, float):
             raise TypeError(
@@ -489,12 +638,23 @@ def calibration_summary(
     n_bins: int = 15,
     strategy: Strategy = "uniform",
     from_logits: bool = False,
+    interval: float | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
 ) -> CalibrationSummary:
-    """Accuracy, ECE (l1, l2), MCE, NLL, Brier and the reliability curve in one pass.
+    """Accuracy, ECE (l1, l2), MCE, NLL, Brier, smECE, debiased CE and the reliability curve.
 
     Parameters are those of :func:`expected_calibration_error`. Dask arrays
-    are reduced on their cluster (strategy "uniform" or "quantile"); a torch
-    ``probs`` on its device, giving tensor metrics (see :class:`CalibrationSummary`).
+    are reduced on their cluster (strategy "uniform" or "quantile"; no smECE,
+    debiased CE or intervals there); a torch ``probs`` on its device, giving
+    tensor metrics (see :class:`CalibrationSummary`). The debiased CE is
+    Kumar et al.'s debiased l2 estimate with ``n_bins`` equal-mass bins, the
+    smECE has its automatic bandwidth.
+
+    ``interval`` (a level in (0, 1), numpy input only) fills
+    :attr:`CalibrationSummary.intervals`: normal intervals for NLL and Brier,
+    percentile-bootstrap intervals (``n_bootstrap`` resamples, ``seed``) for
+    the others; see :mod:`thermoscope.calibration.intervals`.
 
     Examples
     --------
@@ -504,10 +664,16 @@ def calibration_summary(
     >>> s = calibration_summary(logits, [0, 1, 1], n_bins=10, from_logits=True)
     >>> s.accuracy, round(s.nll, 4)
     (0.6666666666666666, 0.7312)
+    >>> s = calibration_summary(logits, [0, 1, 1], from_logits=True, interval=0.9, n_bootstrap=50)
+    >>> s.intervals["nll"].method, s.intervals["ece"].method
+    ('normal', 'bootstrap')
     """
     n_bins = check_n_bins(n_bins)
     check_choice(strategy, "strategy", STRATEGIES)
     from_logits = check_from_logits(from_logits)
+    level, n_boot, seed = check_interval_options(interval, n_bootstrap, seed, probs)
+    if level is not None:
+        _check_interval_input(probs, labels, False)
     if is_dask_array(probs) or is_dask_array(labels):
         return _dask.summary(
             probs, labels, n_bins=n_bins, strategy=strategy, from_logits=from_logits
@@ -515,11 +681,18 @@ def calibration_summary(
     if is_torch(probs):
         from thermoscope.calibration import _torch_metrics as native
 
-        return native.calibration_summary(probs, labels, n_bins, strategy, from_logits)
+        summary = native.calibration_summary(probs, labels, n_bins, strategy, from_logits)
+        return dataclasses.replace(
+            summary,
+            smece=smooth_calibration_error(probs, labels, from_logits=from_logits),
+            debiased_ce=debiased_calibration_error(
+                probs, labels, n_bins=n_bins, from_logits=from_logits
+            ),
+        )
     batch = prepare(probs, labels, from_logits)
     conf, hit = batch.top_label_native()
     sums, edges = top_label_sums(conf, hit, n_bins, strategy)
-    return CalibrationSummary.from_sums(
+    summary = CalibrationSummary.from_sums(
         sums,
         edges,
         batch.labels.shape[0],
@@ -527,3 +700,20 @@ def calibration_summary(
         float(-np.sum(batch.log_true())),
         float(np.sum(batch.brier_terms())),
     )
+    conf64, hit64 = batch.top_label()
+    smece = top_label_smooth_error(conf64, hit64)
+    debiased = top_label_debiased_error(conf64, hit64, n_bins)
+    if level is None:
+        return dataclasses.replace(summary, smece=smece, debiased_ce=debiased)
+    intervals = {
+        "ece": binned_interval(conf, hit, edges, "l1", summary.ece, level, n_boot, seed),
+        "ece_l2": binned_interval(conf, hit, edges, "l2", summary.ece_l2, level, n_boot, seed),
+        "mce": binned_interval(conf, hit, edges, "max", summary.mce, level, n_boot, seed),
+        "nll": normal_interval(-batch.log_true(), level),
+        "brier": normal_interval(batch.brier_terms(), level),
+        "smece": top_label_smooth_error(conf64, hit64, None, level, n_boot, seed),
+        "debiased_ce": top_label_debiased_error(
+            conf64, hit64, n_bins, level=level, n_bootstrap=n_boot, seed=seed
+        ),
+    }
+    return dataclasses.replace(summary, smece=smece, debiased_ce=debiased, intervals=intervals)

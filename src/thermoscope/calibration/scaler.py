@@ -7,6 +7,7 @@ the alternative ECE objective and a small JSON file format.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -44,7 +45,69 @@ _OBJECTIVES = ("nll", "ece")
 
 
 class NotFittedError(ValueError, AttributeError):
-    """An estimator was used before ``fit`` (same bases as scikit-learn's)."""
+    """An estimator was used before ``fit`` (same bases as scikit-learn's).
+
+    When scikit-learn is installed the error raised is also an instance of
+    ``sklearn.exceptions.NotFittedError``, so either ``except`` clause catches it.
+
+    Examples
+    --------
+    >>> try:
+    ...     TemperatureScaler().predict([[0.0, 1.0]])
+    ... except NotFittedError as exc:
+    ...     print(type(exc).__name__)
+    NotFittedError
+    """
+
+
+@functools.cache
+def _not_fitted_class() -> type[NotFittedError]:
+    """Our `NotFittedError`, also a scikit-learn ``NotFittedError`` when that imports."""
+    try:
+        from sklearn.exceptions import NotFittedError as SklearnNotFitted
+    except ImportError:
+        return NotFittedError
+
+    def reduce(self: BaseException) -> tuple[Any, ...]:
+        # Pickles as the plain thermoscope class (the combined one is made at run time).
+        return (NotFittedError, self.args)
+
+    return type(
+        "NotFittedError",
+        (NotFittedError, SklearnNotFitted),
+        {"__module__": __name__, "__qualname__": "NotFittedError", "__reduce__": reduce},
+    )
+
+
+def not_fitted_error(message: str) -> NotFittedError:
+    """The exception to raise for a method called before ``fit`` (see `NotFittedError`)."""
+    return _not_fitted_class()(message)
+
+
+def check_fit_target(y: Any, owner: str) -> None:
+    """Refuse a missing ``y`` with scikit-learn's phrase, so its estimator checks recognise it."""
+    if y is None:
+        raise ValueError(
+            f"`y` must be the labels, one per row ({owner} requires y to be passed, but the "
+            "target y is None), got None."
+        )
+
+
+def check_dense(x: Any, name: str) -> None:
+    """Refuse a scipy sparse matrix or array with a message that says so."""
+    if type(x).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"`{name}` must be a dense array (sparse input is not supported: the logits of "
+            f"every class are needed; call .toarray()), got {type(x).__name__}."
+        )
+
+
+def _host_input(x: Any, name: str) -> Any:
+    """``x`` unchanged if numpy, torch or Dask, else ``np.asarray(x)`` (lists, array-likes)."""
+    check_dense(x, name)
+    if isinstance(x, np.ndarray) or is_torch(x) or is_dask_array(x):
+        return x
+    return np.asarray(x)
 
 
 def _fit_ece(
@@ -109,6 +172,9 @@ class TemperatureScaler(Params):
         Passes over the data made by the NLL solver.
     n_classes_ : int
         Number of classes (columns) seen in ``fit``.
+    n_features_in_ : int
+        The same number, under scikit-learn's name: later calls must pass
+        logits with this many columns (the last axis).
     nll_ : float
         Mean NLL on the fit data at ``temperature_`` (for ``"nll"``).
 
@@ -146,14 +212,17 @@ class TemperatureScaler(Params):
         return hasattr(self, "temperature_")
 
     def __sklearn_tags__(self) -> Any:
-        """scikit-learn's estimator tags (a transformer that needs labels), built on demand."""
+        """scikit-learn's estimator tags (a transformer that needs labels), built on demand.
+
+        Dense input only (a sparse matrix is refused with a message saying so).
+        """
         from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
 
         return Tags(
             estimator_type=None,
             target_tags=TargetTags(required=True),
             transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
-            input_tags=InputTags(two_d_array=True, allow_nan=False),
+            input_tags=InputTags(two_d_array=True, allow_nan=False, sparse=False),
         )
 
     def _check_params(self) -> None:
@@ -175,6 +244,8 @@ class TemperatureScaler(Params):
         1.442695040889
         """
         self._check_params()
+        check_fit_target(y, type(self).__name__)
+        logits = _host_input(logits, "logits")
         if is_dask_array(logits) and self.objective == "ece":
             raise ValueError("`objective` must be 'nll' for Dask arrays, got 'ece'.")
         result = _fit_nll(
@@ -194,15 +265,55 @@ class TemperatureScaler(Params):
         self.n_iter_ = result.n_iter
         self.nll_ = result.nll
         self.n_classes_ = int(np.shape(logits)[1])
+        self.n_features_in_ = self.n_classes_
         return self
+
+    @overload
+    def fit_transform(self, logits: torch.Tensor, y: Any) -> torch.Tensor: ...
+
+    @overload
+    def fit_transform(self, logits: npt.ArrayLike, y: Any) -> Array: ...
+
+    def fit_transform(self, logits: Any, y: Any) -> Any:
+        """``fit(logits, y).transform(logits)``: the fit data's logits divided by the new ``T``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> z = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+        >>> np.round(TemperatureScaler().fit_transform(z, [0, 1, 1]), 4)  # z * ln 2
+        array([[0.6931, 0.    ],
+               [0.    , 0.6931],
+               [0.6931, 0.    ]])
+        """
+        return self.fit(logits, y).transform(logits)
 
     def _fitted_temperature(self) -> float:
         if not hasattr(self, "temperature_"):
-            raise NotFittedError(
+            raise not_fitted_error(
                 "This TemperatureScaler is not fitted yet: call `fit(logits, y)` "
                 "or load one with `TemperatureScaler.from_json(path)`."
             )
         return self.temperature_
+
+    def _checked_input(self, logits: Any) -> Any:
+        """``logits`` for a fitted method: dense, at least 2-D, one column per fitted class."""
+        logits = _host_input(logits, "logits")
+        shape = tuple(logits.shape) if hasattr(logits, "shape") else ()
+        if len(shape) < 2:
+            # 1-D input means binary log-odds elsewhere in thermoscope.calibration: refuse
+            # rather than guess that it is one row of logits.
+            raise ValueError(
+                f"`logits` must be 2-D (samples, classes) or more, got shape {shape}. "
+                "Reshape your data: `logits[None]` for one sample."
+            )
+        expected = getattr(self, "n_features_in_", None)
+        if expected is not None and shape[-1] != expected:
+            raise ValueError(
+                f"`logits` must have {expected} columns (the classes seen in fit), "
+                f"got shape {shape}."
+            )
+        return logits
 
     @overload
     def transform(self, logits: torch.Tensor) -> torch.Tensor: ...
@@ -224,6 +335,7 @@ class TemperatureScaler(Params):
         array([[0.231 , 0.4621]])
         """
         t = self._fitted_temperature()
+        logits = self._checked_input(logits)
         if is_dask_array(logits):
             return logits / t
         z, back = as_float(logits, "logits")
@@ -250,6 +362,7 @@ class TemperatureScaler(Params):
         array([[0.5, 0.5]])
         """
         t = self._fitted_temperature()
+        logits = self._checked_input(logits)
         if is_dask_array(logits):
             return logits.rechunk({logits.ndim - 1: -1}).map_blocks(
                 lambda block: softmax(block, t), dtype=np.float64
@@ -277,7 +390,7 @@ class TemperatureScaler(Params):
         array([1])
         """
         self._fitted_temperature()
-        z, _ = as_float(logits, "logits")
+        z, _ = as_float(self._checked_input(logits), "logits")
         check_logits(z, "logits")
         return z.argmax(dim=-1) if is_torch(z) else np.argmax(z, axis=-1)
 
@@ -383,6 +496,8 @@ class TemperatureScaler(Params):
             value = data.get(key)
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 setattr(scaler, attr, value)
+        if hasattr(scaler, "n_classes_"):
+            scaler.n_features_in_ = scaler.n_classes_
         return scaler
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from thermoscope import __version__
 from thermoscope.cli import (
     calibrate,
+    calibrate_lm,
     demo,
     entropy_target,
     explore,
@@ -36,6 +37,7 @@ COMMANDS = (
     sample,
     entropy_target,
     calibrate,
+    calibrate_lm,
     generate,
     next_token,
     presets,

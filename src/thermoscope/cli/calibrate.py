@@ -7,6 +7,11 @@ separated, one row per sample, ``#`` comments). Nothing is ever unpickled
 ``--stream``) are memory-mapped and streamed in chunks: the exact fit makes
 one pass per Newton step and the metrics go through a
 `CalibrationAccumulator`, so memory stays independent of the number of rows.
+
+The table also shows the smooth ECE and Kumar et al.'s debiased calibration
+error (in-memory inputs; "n/a" when streamed). ``--interval 0.95`` adds
+confidence intervals: normal ones for NLL and Brier, percentile-bootstrap ones
+(``--n-bootstrap``, ``--seed``) for the others; streamed inputs refuse it.
 """
 
 from __future__ import annotations
@@ -34,15 +39,20 @@ EXAMPLES = """\
   thermoscope calibrate --logits val.npy --labels val_labels.npy \\
       --test-logits test.npy --test-labels test_labels.npy --out temperature.json --plot rel.png
   thermoscope calibrate --logits val_probs.csv --labels val_labels.csv --probs --json
+  thermoscope calibrate --logits val.npy --labels val_labels.npy --interval 0.95 --n-bootstrap 2000
 """
 
 _METRICS = (
     ("ECE", "ece"),
     ("MCE", "mce"),
+    ("smECE", "smece"),
+    ("debiased CE (l2)", "debiased_ce"),
     ("NLL (nats)", "nll"),
     ("Brier", "brier"),
     ("accuracy", "accuracy"),
 )
+#: Metrics that get an interval (accuracy is not a calibration metric here).
+_WITH_INTERVAL = ("ece", "mce", "smece", "debiased_ce", "nll", "brier")
 
 
 def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
@@ -52,8 +62,10 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
         "calibrate",
         help="fit a temperature on validation logits; print ECE/NLL/Brier before and after",
         description="Fit the temperature T minimising the validation NLL of softmax(logits / T) "
-        "(exact convex solve), then print ECE, MCE, NLL, Brier and accuracy before (T = 1) "
-        "and after, on the validation split and optionally on a test split.",
+        "(exact convex solve), then print ECE, MCE, smooth ECE, debiased CE, NLL, Brier and "
+        "accuracy before (T = 1) and after, on the validation split and optionally on a test "
+        "split; with --interval, confidence intervals (normal for NLL and Brier, percentile "
+        "bootstrap for the others).",
         examples=EXAMPLES,
     )
     p.add_argument("--logits", required=True, help="validation logits (N, C): .npy, .npz or .csv")
@@ -71,6 +83,19 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
         action="store_true",
         help="stream .npy inputs from disk in chunks (automatic above 256 MiB)",
     )
+    p.add_argument(
+        "--interval",
+        type=float,
+        metavar="LEVEL",
+        help="print confidence intervals at this level, e.g. 0.95 (in-memory inputs only)",
+    )
+    p.add_argument(
+        "--n-bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap resamples for --interval (default 1000)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(run=run)
 
@@ -216,16 +241,37 @@ def _check_plot(path: str) -> None:
 # --------------------------------------------------------------------------- metrics
 
 
-def _summaries(z: Array, y: Array, t: float, streaming: bool, n_bins: int) -> tuple[Any, Any]:
+def _check_interval_args(args: argparse.Namespace) -> None:
+    """``--interval`` in (0, 1), ``--n-bootstrap`` >= 1, ``--seed`` >= 0, before any work."""
+    from thermoscope.calibration.intervals import MAX_BOOTSTRAP
+
+    if args.interval is not None and not 0.0 < args.interval < 1.0:
+        raise ValueError(f"`--interval` must be a number in (0, 1), got {args.interval}.")
+    if not 1 <= args.n_bootstrap <= MAX_BOOTSTRAP:
+        raise ValueError(
+            f"`--n-bootstrap` must be an integer in [1, {MAX_BOOTSTRAP}], got {args.n_bootstrap}."
+        )
+    if args.seed < 0:
+        raise ValueError(f"`--seed` must be an integer >= 0, got {args.seed}.")
+
+
+def _summaries(
+    z: Array, y: Array, t: float, streaming: bool, n_bins: int, args: argparse.Namespace
+) -> tuple[Any, Any]:
     """Metrics at T = 1 and at ``t``: in memory, or streamed through accumulators."""
     from thermoscope._progress import progress_iter
-    from thermoscope.calibration import CalibrationAccumulator, calibration_summary
+    from thermoscope.calibration import CalibrationAccumulator
+    from thermoscope.calibration.metrics import calibration_summary
 
     if not streaming:
-        return (
-            calibration_summary(z, y, n_bins=n_bins, from_logits=True),
-            calibration_summary(z / t, y, n_bins=n_bins, from_logits=True),
-        )
+        options = {
+            "n_bins": n_bins,
+            "from_logits": True,
+            "interval": args.interval,
+            "n_bootstrap": args.n_bootstrap,
+            "seed": args.seed,
+        }
+        return calibration_summary(z, y, **options), calibration_summary(z / t, y, **options)
     before = CalibrationAccumulator(n_bins=n_bins, from_logits=True)
     after = CalibrationAccumulator(n_bins=n_bins, from_logits=True)
     starts = range(0, z.shape[0], _CHUNK_ROWS)
@@ -237,14 +283,39 @@ def _summaries(z: Array, y: Array, t: float, streaming: bool, n_bins: int) -> tu
     return before.compute(), after.compute()
 
 
+def _value(summary: Any, key: str) -> float | None:
+    """A metric as a float; None where the summary does not have it (streamed smECE)."""
+    value = getattr(summary, key)
+    return None if value is None else float(value)
+
+
+def _cell(summary: Any, key: str) -> object:
+    value = _value(summary, key)
+    if value is None:
+        return "n/a"
+    intervals = summary.intervals
+    if intervals is None or key not in intervals:
+        return f"{value:.4f}"
+    iv = intervals[key]
+    return f"{value:.4f} [{iv.low:.4f}, {iv.high:.4f}]"
+
+
 def _table_rows(splits: dict[str, tuple[Any, Any]]) -> list[list[object]]:
     rows: list[list[object]] = []
     for label, key in _METRICS:
         row: list[object] = [label]
         for before, after in splits.values():
-            row += [float(getattr(before, key)), float(getattr(after, key))]
+            row += [_cell(before, key), _cell(after, key)]
         rows.append(row)
     return rows
+
+
+def _json_intervals(summary: Any) -> dict[str, dict[str, object]]:
+    return {
+        key: {"low": iv.low, "high": iv.high, "method": iv.method}
+        for key, iv in (summary.intervals or {}).items()
+        if key in _WITH_INTERVAL
+    }
 
 
 def run(args: argparse.Namespace) -> str:
@@ -258,6 +329,7 @@ def run(args: argparse.Namespace) -> str:
         raise ValueError(f"`--n-bins` must be an integer >= 1, got {args.n_bins}.")
     if args.n_bins > MAX_BINS:
         raise ValueError(f"`--n-bins` must be an integer <= {MAX_BINS}, got {args.n_bins}.")
+    _check_interval_args(args)
     # Where the results go is checked before the fit, not after it.
     if args.out:
         check_writable_file(args.out, "--out")
@@ -269,6 +341,11 @@ def run(args: argparse.Namespace) -> str:
             f"got only {'--test-logits' if args.test_logits else '--test-labels'}."
         )
     z, y, streaming = _inputs(args.logits, args.labels, "--logits", "--labels", args)
+    if streaming and args.interval is not None:
+        raise ValueError(
+            "`--interval` must be left out for streamed inputs (--stream, or a .npy above "
+            f"256 MiB): intervals need the data in memory, got --interval {args.interval}."
+        )
     test = None
     if args.test_logits is not None:
         test = _inputs(args.test_logits, args.test_labels, "--test-logits", "--test-labels", args)
@@ -286,9 +363,14 @@ def run(args: argparse.Namespace) -> str:
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     t = scaler.temperature_
-    splits = {"validation": _summaries(z, y, t, streaming, args.n_bins)}
+    if test is not None and test[2] and args.interval is not None:
+        raise ValueError(
+            "`--interval` must be left out for a streamed `--test-logits`: intervals need "
+            f"the data in memory, got --interval {args.interval}."
+        )
+    splits = {"validation": _summaries(z, y, t, streaming, args.n_bins, args)}
     if test is not None:
-        splits["test"] = _summaries(*test[:2], t, test[2], args.n_bins)
+        splits["test"] = _summaries(*test[:2], t, test[2], args.n_bins, args)
     saved = []
     if args.out:
         scaler.to_json(args.out)
@@ -311,11 +393,24 @@ def run(args: argparse.Namespace) -> str:
                 "n_iter": scaler.n_iter_,
                 "n_bins": args.n_bins,
                 "streamed": streaming,
+                "interval": args.interval,
+                "n_bootstrap": args.n_bootstrap if args.interval is not None else None,
+                "seed": args.seed if args.interval is not None else None,
                 **{
                     name: {
                         "n_samples": before.n_samples,
-                        "before": {key: float(getattr(before, key)) for _, key in _METRICS},
-                        "after": {key: float(getattr(after, key)) for _, key in _METRICS},
+                        "before": {key: _value(before, key) for _, key in _METRICS},
+                        "after": {key: _value(after, key) for _, key in _METRICS},
+                        **(
+                            {
+                                "intervals": {
+                                    "before": _json_intervals(before),
+                                    "after": _json_intervals(after),
+                                }
+                            }
+                            if args.interval is not None
+                            else {}
+                        ),
                     }
                     for name, (before, after) in splits.items()
                 },
@@ -334,5 +429,12 @@ def run(args: argparse.Namespace) -> str:
         f"before = T 1, after = T {t:.4g}; ECE with {args.n_bins} equal-width bins; "
         "accuracy never changes with T",
     ]
+    if args.interval is not None:
+        lines.append(
+            f"[low, high]: {args.interval:g} intervals; normal for NLL and Brier, percentile "
+            f"bootstrap ({args.n_bootstrap} resamples, seed {args.seed}) for the others"
+        )
+    if streaming:
+        lines.append("smECE and debiased CE: n/a when streamed (they need the data in memory)")
     lines += saved
     return "\n".join(lines)

@@ -13,6 +13,7 @@ EXAMPLES = """\
   thermoscope explore                      # http://127.0.0.1:8765 with the embedded model
   thermoscope explore --port 9000 --model path/to/gpt2
   thermoscope explore --no-model           # logits mode only (no torch / transformers needed)
+  thermoscope explore --export page.html   # one self-contained file, logits mode, no server
 """
 
 
@@ -35,8 +36,8 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
     >>> sub = CommandParser(prog="thermoscope").add_subparsers(parser_class=CommandParser)
     >>> register(sub)
     >>> args = sub.choices["explore"].parse_args(["--no-model", "--port", "9000"])
-    >>> args.host, args.port, args.no_model
-    ('127.0.0.1', 9000, True)
+    >>> args.host, args.port, args.no_model, args.export
+    ('127.0.0.1', 9000, True, None)
     """
     p = add_subcommand(
         sub,
@@ -46,7 +47,8 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
         "logits (or pick one of the seeds' examples) and watch the bars, the kept tokens, the "
         "entropy and the nucleus mass follow the sliders. Model mode: type a prompt to see the "
         "model's next-token distribution and sample continuations. The page's state is in its "
-        "URL, so a view can be shared.",
+        "URL, so a view can be shared. --export writes the page as one HTML file that works "
+        "from disk with no server (logits mode).",
         examples=EXAMPLES,
     )
     add_model_argument(p)
@@ -59,6 +61,12 @@ def register(sub: argparse._SubParsersAction[CommandParser]) -> None:
         help="address to bind (default 127.0.0.1: only this machine can connect)",
     )
     p.add_argument("--port", type=_port, default=8765, help="port to listen on (default 8765)")
+    p.add_argument(
+        "--export",
+        metavar="PATH",
+        default=None,
+        help="write the page as one self-contained HTML file (logits mode, no server) and exit",
+    )
     p.set_defaults(run=run)
 
 
@@ -115,12 +123,41 @@ def _serving_hosts(host: str) -> list[str]:
     return out
 
 
+def _export(args: argparse.Namespace) -> str:
+    """Write the static page; a model option makes no sense there and is refused.
+
+    Examples
+    --------
+    >>> _export(argparse.Namespace(export="page.html", model="gpt2"))
+    Traceback (most recent call last):
+    ...
+    ValueError: `model` cannot be given with --export: the saved page has the logits mode only.
+    """
+    from pathlib import Path
+
+    from thermoscope.explorer.export import write_static_page
+
+    if args.model is not None:
+        raise ValueError(
+            "`model` cannot be given with --export: the saved page has the logits mode only."
+        )
+    target = Path(args.export)
+    if target.is_dir():
+        raise ValueError(f"`export` must be a file path, got the directory {str(target)!r}.")
+    if not target.parent.is_dir():
+        raise ValueError(f"`export` must be in an existing directory, got {str(target)!r}.")
+    out = write_static_page(target)
+    return f"wrote {out} (open it in a browser: the logits mode works with no server)"
+
+
 def run(args: argparse.Namespace) -> str:
     """Load the model, check the address and serve until interrupted.
 
     Examples
     --------
-    >>> args = argparse.Namespace(no_model=True, model="gpt2", host="127.0.0.1", port=8765)
+    >>> args = argparse.Namespace(
+    ...     no_model=True, model="gpt2", host="127.0.0.1", port=8765, export=None
+    ... )
     >>> run(args)
     Traceback (most recent call last):
     ...
@@ -132,6 +169,8 @@ def run(args: argparse.Namespace) -> str:
 
     if args.no_model and args.model is not None:
         raise ValueError("`model` cannot be given with --no-model.")
+    if args.export is not None:
+        return _export(args)
     _check_free(args.host, args.port)
     backend = None
     if not args.no_model:

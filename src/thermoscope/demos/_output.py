@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,20 +46,32 @@ def prepare_out_dir(
     return out
 
 
-def figure_png(fig: Figure, *, dpi: int = 120) -> bytes:
-    """A matplotlib figure rendered to PNG bytes."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+def figure_png(fig: Figure, *, dpi: int = 120, caption: str = "") -> bytes:
+    """A matplotlib figure rendered to PNG bytes, with the report's caption chunk.
+
+    See `thermoscope.plots.figure_png` (title, caption and hover regions).
+    """
+    from thermoscope.plots import figure_png as png_with_chunks
+
+    return png_with_chunks(fig, caption=caption, dpi=dpi)
 
 
 def save_outputs(
-    out_dir: Path | str, text: str, text_name: str, fig: Figure, figure_name: str
+    out_dir: Path | str,
+    text: str,
+    text_name: str,
+    fig: Figure,
+    figure_name: str,
+    *,
+    caption: str = "",
 ) -> list[Path]:
-    """Write a demo's text and figure under ``out_dir``, atomically; return both paths."""
+    """Write a demo's text and figure under ``out_dir``, atomically; return both paths.
+
+    ``caption`` is the sentence the HTML report prints under the figure.
+    """
     out = prepare_out_dir(out_dir)
     assert out is not None  # a str or Path was given
     return [
         write_text_atomic(out / text_name, text + "\n"),
-        write_bytes_atomic(out / figure_name, figure_png(fig)),
+        write_bytes_atomic(out / figure_name, figure_png(fig, caption=caption)),
     ]

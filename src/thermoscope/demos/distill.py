@@ -426,7 +426,7 @@ def distill_demo(out_dir: Path | None = None, *, seed: int = 0, quick: bool = Fa
 
     Examples
     --------
-    >>> print(distill_demo(quick=True).splitlines()[0])  # doctest: +ELLIPSIS
+    >>> print(distill_demo(quick=True).splitlines()[4])  # doctest: +ELLIPSIS
     Knowledge distillation on scikit-learn digits: 300 training digits, ... [quick run]
     """
     seed = check_seed(seed)
@@ -440,6 +440,15 @@ def distill_demo(out_dir: Path | None = None, *, seed: int = 0, quick: bool = Fa
     )
     best = float(np.mean(result.metric(_kd_name(best_t), "accuracy")))
     lines = [
+        "What you see: a small student network learns digits from a large teacher's "
+        "probabilities softened at temperature T, against a student that sees only the "
+        "hard labels.",
+        "Why it matters: at T = 1 the teacher's probabilities are nearly one-hot; heating"
+        " them reveals which wrong digits look alike (a 3 resembles an 8), extra signal "
+        "the student can learn from.",
+        "Try it: compare the KD rows below: the gain over hard labels grows from T = 1 to"
+        " T = 4 and then levels off.",
+        "",
         f"Knowledge distillation on scikit-learn digits: {cfg.n_train} training digits, "
         f"test set = half the data, {len(cfg.seeds)} seeds ({cfg.seeds[0]}..{cfg.seeds[-1]}); "
         f"KD weight alpha = {cfg.alpha:g}" + (" [quick run]" if quick else ""),
@@ -460,6 +469,15 @@ def distill_demo(out_dir: Path | None = None, *, seed: int = 0, quick: bool = Fa
             label=result.example_label,
             image=result.example_image,
         )
-        save_outputs(out, table, TABLE_NAME, fig, FIGURE_NAME)
+        save_outputs(
+            out,
+            table,
+            TABLE_NAME,
+            fig,
+            FIGURE_NAME,
+            caption="A teacher's probabilities for one digit at several temperatures: "
+            "heating reveals"
+            " the runner-up classes that hard labels hide.",
+        )
         lines.append(f"wrote {out / TABLE_NAME} and {out / FIGURE_NAME}")
     return "\n".join(lines)

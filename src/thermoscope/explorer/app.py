@@ -17,33 +17,40 @@ Routes
     preset, a token history) stage by stage (``Sampler.trace``), its final
     probabilities, and optionally ``n`` seeded draws with a chi-square test.
 ``POST /api/next-token``
-    A prompt's next-token logits under the model.
+    A prompt's next-token logits under the model (or, after a ``continuation``
+    of token ids, the logits of that step of a generation).
 ``POST /api/sample``
     One continuation of a prompt sampled with a setting.
+``POST /api/generate-stream``
+    The same continuation token by token as it is generated: newline-delimited
+    JSON, a ``start`` line, one ``token`` line per token (its probability and
+    the step's top tokens after the chain), then ``end`` (or ``error``).
 
 Each route validates its request (:mod:`~thermoscope.explorer.schemas`, then
 :mod:`~thermoscope.explorer.refusals`), calls the library and returns a
-schema. Bad parameters get 422 with a one-line ``detail`` naming the field; a
-body that cannot be parsed at all (nested too deep, say) gets 400; bodies
-over ``max_body_bytes`` get 413 (:mod:`~thermoscope.explorer.middleware`); a
-server without a model answers 503 on the model routes. Every refusal is
+schema. Bad parameters get 422 with a one-line ``detail`` naming the field
+(a stream's before its first line); a body that cannot be parsed at all
+(nested too deep, say) gets 400; bodies over ``max_body_bytes`` get 413
+(:mod:`~thermoscope.explorer.middleware`); a server without a model answers
+503 on the model routes; a full model queue 429. Every refusal is
 ``{"detail": "<one line>"}`` and is declared in the OpenAPI schema. Nothing a
 client sends makes the server answer 500.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from thermoscope import __version__
-from thermoscope.explorer.backend import ModelBackend
+from thermoscope.explorer.backend import ModelBackend, TokenStream
 from thermoscope.explorer.examples import EXAMPLES
 from thermoscope.explorer.limits import ExplorerLimits
 from thermoscope.explorer.middleware import add_middleware
@@ -70,6 +77,11 @@ from thermoscope.explorer.schemas import (
     NextTokenResponse,
     SampleRequest,
     SampleResponse,
+    StreamEnd,
+    StreamError,
+    StreamRequest,
+    StreamStart,
+    StreamToken,
     TraceResponse,
 )
 from thermoscope.sampling import Sampler, goodness_of_fit, summarize_sampling
@@ -77,6 +89,39 @@ from thermoscope.sampling import Sampler, goodness_of_fit, summarize_sampling
 __all__ = ["create_app"]
 
 _STATIC = Path(__file__).with_name("static")
+
+#: The stream route's 200 answer, declared in the OpenAPI schema.
+_NDJSON: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "one JSON object a line: start, token..., then end or error",
+        "content": {"application/x-ndjson": {}},
+    }
+}
+
+
+def _ndjson(start: StreamStart, stream: TokenStream) -> Iterator[str]:
+    """The stream's lines; a failure after the first line ends it with an ``error`` line."""
+    yield start.model_dump_json() + "\n"
+    try:
+        for step in stream:
+            yield StreamToken(**step.__dict__).model_dump_json() + "\n"
+    except Exception as exc:  # the status line is already sent: say it in the stream
+        yield StreamError(detail=str(exc) or type(exc).__name__).model_dump_json() + "\n"
+        return
+    n = len(stream.tokens)
+    first = stream.first_token_seconds
+    rest = None if first is None or stream.seconds is None or n < 2 else stream.seconds - first
+    yield (
+        StreamEnd(
+            text=stream.text,
+            tokens=stream.tokens,
+            mean_logprob=None if math.isnan(stream.mean_logprob) else stream.mean_logprob,
+            stopped=stream.stopped,  # type: ignore[arg-type]
+            first_token_ms=None if first is None else 1000 * first,
+            ms_per_token=None if rest is None else 1000 * rest / (n - 1),
+        ).model_dump_json()
+        + "\n"
+    )
 
 
 def create_app(
@@ -209,9 +254,14 @@ def create_app(
     def next_token(request: NextTokenRequest) -> NextTokenResponse:
         """The prompt's next-token logits under the model."""
         check_prompt(request.prompt, caps)
+        if len(request.continuation) > caps.max_new_tokens:
+            raise Unprocessable(
+                f"`continuation` must have at most {caps.max_new_tokens} tokens, "
+                f"got {len(request.continuation)}."
+            )
         lm = model()
         with refused_as_422():
-            step = lm.next_token(request.prompt, top=request.top)
+            step = lm.next_token(request.prompt, top=request.top, continuation=request.continuation)
         return NextTokenResponse(
             model=lm.name,
             logits=step.logits,
@@ -233,5 +283,27 @@ def create_app(
         return SampleResponse(
             model=lm.name, text=out.text, tokens=list(out.tokens), mean_logprob=out.mean_logprob
         )
+
+    @app.post("/api/generate-stream", responses={**MODEL_REFUSALS, **_NDJSON})
+    def generate_stream(request: StreamRequest) -> StreamingResponse:
+        """The continuation token by token, as newline-delimited JSON (see the module's notes)."""
+        check_prompt(request.prompt, caps)
+        new_tokens = new_tokens_of(request, caps)
+        lm = model()
+        with refused_as_422():
+            stream = lm.stream(
+                request.prompt,
+                **request.options(),
+                max_new_tokens=new_tokens,
+                seed=request.seed,
+                top=request.top,
+            )
+        start = StreamStart(
+            model=lm.name,
+            prompt_tokens=stream.prompt_tokens,
+            max_new_tokens=new_tokens,
+            seed=request.seed,
+        )
+        return StreamingResponse(_ndjson(start, stream), media_type="application/x-ndjson")
 
     return app

@@ -1,4 +1,4 @@
-"""Example logit vectors offered on the explorer's page (the seeds' worked examples).
+"""Example logit vectors offered on the explorer's page: small next-token distributions.
 
 These are example *inputs* for the page; the task presets of
 :mod:`thermoscope.generation` (temperature ranges per task) are another idea.
@@ -43,14 +43,14 @@ def _zipf(n: int, s: float) -> Example:
 EXAMPLES: tuple[Example, ...] = (
     Example(
         "cat-dog-fish",
-        "Seed 004: 'the cat sat on the ...' with logits cat 2.0, dog 1.0, fish 0.5",
+        "'the cat sat on the ___': cat 2.0, dog 1.0, fish 0.5",
         (2.0, 1.0, 0.5),
         ("cat", "dog", "fish"),
     ),
     Example(
         "next-word",
-        "Seed 003: 'have a nice ...' with logits day 5, space 2.2, furniture 2, experience "
-        "4.5, problem 3, challenge 2.7",
+        "'have a nice ___': day 5, space 2.2, furniture 2, experience 4.5, problem 3, "
+        "challenge 2.7",
         (5.0, 2.2, 2.0, 4.5, 3.0, 2.7),
         ("day", "space", "furniture", "experience", "problem", "challenge"),
     ),

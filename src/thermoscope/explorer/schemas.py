@@ -39,6 +39,11 @@ __all__ = [
     "SampleResponse",
     "SamplingOptions",
     "Setting",
+    "StreamEnd",
+    "StreamError",
+    "StreamRequest",
+    "StreamStart",
+    "StreamToken",
     "TraceResponse",
 ]
 
@@ -165,12 +170,17 @@ def _bias_of(bias: dict[str, float]) -> dict[int, float]:
 
 
 class NextTokenRequest(BaseModel):
-    """A prompt, and how many of the most likely tokens to decode."""
+    """A prompt (and the tokens generated after it), and how many likely tokens to decode."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str
     top: int = Field(100, ge=1, le=1000)
+    continuation: list[int] = Field(
+        [],
+        max_length=100_000,
+        description="token ids after the prompt's (a generation so far): that step's logits",
+    )
 
 
 class SampleRequest(Setting):
@@ -184,6 +194,55 @@ class SampleRequest(Setting):
         description=f"default: {DEFAULT_NEW_TOKENS}, or the server's cap if lower",
     )
     seed: int = Field(0, ge=0, le=MAX_SEED)
+
+
+class StreamRequest(SampleRequest):
+    """A prompt to continue with a setting, token by token, with each step's top tokens."""
+
+    top: int = Field(10, ge=1, le=100, description="most likely tokens reported per step")
+
+
+class StreamStart(BaseModel):
+    """The first line of a stream: what is being generated."""
+
+    event: Literal["start"] = "start"
+    model: str
+    prompt_tokens: int
+    max_new_tokens: int
+    seed: int
+
+
+class StreamToken(BaseModel):
+    """One line per generated token: the token and the step's distribution after the chain."""
+
+    event: Literal["token"] = "token"
+    step: int
+    token_id: int
+    text: str = Field(description="what the token adds to the continuation")
+    probability: float = Field(description="the token's probability when it was drawn")
+    logprob: float = Field(description="its natural-log probability under the model at T = 1")
+    top_ids: list[int]
+    top_tokens: list[str]
+    top_probabilities: list[float]
+
+
+class StreamEnd(BaseModel):
+    """The last line of a finished stream: the whole continuation and the timings."""
+
+    event: Literal["end"] = "end"
+    text: str
+    tokens: list[int]
+    mean_logprob: float | None = Field(description="mean log p at T = 1; None without tokens")
+    stopped: Literal["eos", "length", "cancelled"]
+    first_token_ms: float | None
+    ms_per_token: float | None = Field(description="after the first token; None below two")
+
+
+class StreamError(BaseModel):
+    """The last line of a stream that failed after it started."""
+
+    event: Literal["error"] = "error"
+    detail: str
 
 
 class InfoResponse(BaseModel):

@@ -21,6 +21,9 @@
   against dynamic temperature strategies.
 - :data:`TASK_PRESETS` (:mod:`~thermoscope.generation.task_presets`):
   temperature ranges and sampler settings per task.
+- :func:`calibrate_language_model`
+  (:mod:`~thermoscope.generation.lm_calibration`): a causal LM's next-token
+  calibration over a text corpus, before and after one fitted temperature.
 
 Names load on first use, so ``import thermoscope.generation`` does not import
 torch or transformers until a processor or a run is needed.
@@ -43,6 +46,8 @@ __all__ = [
     "TASK_PRESETS",
     "Diversity",
     "GenerationResult",
+    "LMCalibration",
+    "LMMetrics",
     "Mirostat",
     "NextTokenTable",
     "Sample",
@@ -50,6 +55,7 @@ __all__ = [
     "Strategy",
     "StrategyResult",
     "TaskPreset",
+    "calibrate_language_model",
     "check_generation_config",
     "compare_dynamic",
     "continue_prompt",
@@ -65,6 +71,7 @@ __all__ = [
     "next_token_logits",
     "next_token_table",
     "presets_table",
+    "read_corpus",
     "repetition_rate",
     "self_bleu",
 ]
@@ -97,6 +104,10 @@ _HOME = {
     "compare_dynamic": "compare",
     "dynamic_strategies": "compare",
     "format_strategies": "compare",
+    "LMCalibration": "lm_calibration",
+    "LMMetrics": "lm_calibration",
+    "calibrate_language_model": "lm_calibration",
+    "read_corpus": "lm_calibration",
 }
 
 

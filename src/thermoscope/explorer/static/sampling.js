@@ -4,6 +4,9 @@
  * thermoscope.sampling.summarize_sampling computes them in Python. The
  * browser and Node tests compare the two to 1e-6 on random settings.
  *
+ * chain() runs the same stages one by one in transformers' or llama.cpp's
+ * order, as Sampler.trace reports them.
+ *
  * Tie policy (as in Python): a cut is a threshold on the value, so every
  * token tied with the last one kept is kept too.
  */
@@ -143,6 +146,160 @@
     };
   }
 
+  // The stages of a chain, in each ecosystem's order (thermoscope.sampling's
+  // TRANSFORMERS_ORDER and LLAMA_CPP_ORDER restricted to the four sliders).
+  const ORDERS = {
+    transformers: ["temperature", "top_k", "top_p", "min_p"],
+    "llama.cpp": ["top_k", "top_p", "min_p", "temperature"],
+  };
+
+  // A stage that leaves every distribution unchanged is not in the chain
+  // (as Sampler.from_options leaves it out).
+  function stageIsOn(name, s) {
+    if (name === "temperature") return s.temperature !== 1;
+    if (name === "top_k") return s.topK !== 0;
+    if (name === "top_p") return s.topP < 1;
+    return s.minP !== 0;
+  }
+
+  function applyStage(name, w, s) {
+    if (name === "temperature") return scale(w, s.temperature);
+    if (name === "top_k") return topK(w, s.topK);
+    if (name === "top_p") return topP(w, s.topP);
+    return minP(w, s.minP);
+  }
+
+  function sumAt(p, keep) {
+    let m = 0;
+    for (let i = 0; i < p.length; i++) if (keep[i]) m += p[i];
+    return m;
+  }
+
+  /**
+   * Run the four-slider chain stage by stage in an order, as Sampler.trace does.
+   * @param {number[]} logits
+   * @param {{temperature:number, topK:number, topP:number, minP:number}} s
+   * @param {"transformers"|"llama.cpp"} order
+   * @returns {{stages: object[], probabilities: number[], kept: boolean[]}}
+   *   Each stage: name, keptIds, removedIds, mass and removedMass (under the
+   *   input's softmax, as Sampler.trace reports them) and the entropy of the
+   *   renormalised distribution after the stage.
+   */
+  function chain(logits, s, order) {
+    const names = ORDERS[order];
+    if (!names) throw new Error(`\`order\` must be "transformers" or "llama.cpp", got ${order}.`);
+    let w = Array.from(logits, Number);
+    const input = softmax(w);
+    const describe = (name, before, after) => {
+      const keep = after.map((v) => v !== -Infinity);
+      const removedIds = [];
+      const keptIds = [];
+      for (let i = 0; i < after.length; i++) {
+        if (keep[i]) keptIds.push(i);
+        else if (before[i] !== -Infinity) removedIds.push(i);
+      }
+      const gone = after.map((v, i) => v === -Infinity && before[i] !== -Infinity);
+      return {
+        name,
+        keptIds,
+        removedIds,
+        mass: sumAt(input, keep),
+        removedMass: sumAt(input, gone),
+        entropy: entropy(softmax(after)),
+      };
+    };
+    const stages = [describe("input", w, w)];
+    for (const name of names) {
+      if (!stageIsOn(name, s)) continue;
+      const next = applyStage(name, w, s);
+      stages.push(describe(name, w, next));
+      w = next;
+    }
+    return { stages, probabilities: softmax(w), kept: w.map((v) => v !== -Infinity) };
+  }
+
+  /**
+   * summarize() in either order: transformers' (temperature first) or
+   * llama.cpp's (temperature last, so truncation sees the untempered logits).
+   * keptMass is the kept tokens' mass under softmax(z / T) before truncation.
+   */
+  function summarizeIn(logits, s, order) {
+    if (order === "transformers") {
+      const t = summarize(logits, s);
+      return { ...t, keptMass: t.nucleusMass };
+    }
+    const z = Array.from(logits, Number);
+    const tempered = softmax(s.temperature === 1 ? z.slice() : scale(z, s.temperature));
+    const c = chain(z, s, order);
+    let keptCount = 0;
+    for (const k of c.kept) if (k) keptCount += 1;
+    const keptMass = sumAt(tempered, c.kept);
+    return {
+      tempered,
+      probabilities: c.probabilities,
+      kept: c.kept,
+      entropy: entropy(c.probabilities),
+      nucleusMass: keptMass,
+      keptMass,
+      keptCount,
+      maxProbability: maxOf(c.probabilities),
+    };
+  }
+
+  /**
+   * Entropy (after the chain, and of softmax(z / T) before truncation) and the
+   * largest sampling probability at each temperature of `temperatures`.
+   */
+  function curves(logits, s, order, temperatures) {
+    const out = { temperature: [], entropy: [], entropyBefore: [], maxProbability: [] };
+    for (const t of temperatures) {
+      const r = summarizeIn(logits, { ...s, temperature: t }, order);
+      out.temperature.push(t);
+      out.entropy.push(r.entropy);
+      out.entropyBefore.push(entropy(r.tempered));
+      out.maxProbability.push(r.maxProbability);
+    }
+    return out;
+  }
+
+  /**
+   * Seeded draws from a distribution, for a page with no server (the static
+   * export): mulberry32 uniforms and the inverse CDF. Not numpy's stream, so
+   * the counts differ from the Sampler's for the same seed; their law is the same.
+   */
+  function drawCounts(probabilities, n, seed) {
+    let a = seed >>> 0;
+    const uniform = () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const cdf = [];
+    let c = 0;
+    for (const p of probabilities) {
+      c += p;
+      cdf.push(c);
+    }
+    const last = probabilities.reduce((j, p, i) => (p > 0 ? i : j), 0);
+    const counts = new Array(probabilities.length).fill(0);
+    for (let k = 0; k < n; k++) {
+      const u = uniform() * c;
+      let lo = 0;
+      let hi = cdf.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (cdf[mid] > u) hi = mid;
+        else lo = mid + 1;
+      }
+      // A token of probability 0 is never drawn, even at a rounding edge.
+      while (probabilities[lo] === 0 && lo < last) lo += 1;
+      counts[lo] += 1;
+    }
+    return counts;
+  }
+
   /**
    * Parse "2, 1, 0.5" or "2 1 -inf" into numbers; throws Error naming `logits`.
    */
@@ -167,5 +324,8 @@
     return z;
   }
 
-  return { scale, topK, topP, minP, softmax, entropy, summarize, parseLogits };
+  return {
+    ORDERS, scale, topK, topP, minP, softmax, entropy, summarize, summarizeIn, chain, curves,
+    drawCounts, parseLogits,
+  };
 });
