@@ -556,8 +556,8 @@ def test_explore_export_writes_one_self_contained_file(
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["--export", "{dir}"], "`export` must be a file path"),
-        (["--export", "{dir}/missing/page.html"], "`export` must be in an existing directory"),
+        (["--export", "{dir}"], "`--export` must be a file path"),
+        (["--export", "{dir}/missing/page.html"], "`--export` must be in an existing directory"),
         (["--export", "{dir}/page.html", "--model", "gpt2"], "`model` cannot be given"),
     ],
 )

@@ -143,9 +143,9 @@ def _export(args: argparse.Namespace) -> str:
         )
     target = Path(args.export)
     if target.is_dir():
-        raise ValueError(f"`export` must be a file path, got the directory {str(target)!r}.")
+        raise ValueError(f"`--export` must be a file path, got the directory {str(target)!r}.")
     if not target.parent.is_dir():
-        raise ValueError(f"`export` must be in an existing directory, got {str(target)!r}.")
+        raise ValueError(f"`--export` must be in an existing directory, got {str(target)!r}.")
     out = write_static_page(target)
     return f"wrote {out} (open it in a browser: the logits mode works with no server)"
 

@@ -27,16 +27,33 @@ Rows that fail any check (a tie across the centre, a band that misses the
 crossing, a probability sum within rounding of ``typical_p``, fewer kept
 tokens than ``min_tokens_to_keep``) take the plain kernel. The kept set is
 therefore always the plain kernel's, tie policy included.
+
+The head first
+--------------
+On LM-shaped rows the typical set is a handful of the largest tokens. So
+before any band, :func:`head_keep` tries the ``_HEAD`` largest tokens (the
+fused top-k's candidates, every other token at most a known ``edge``) with
+moments from :func:`fast_moments`: ``exp`` in the compute dtype (float32),
+each sum taken as ``_FOLD`` partial sums of about ``V / _FOLD`` terms in
+that dtype, then in float64, so the summation error is at most
+``(V / _FOLD) u`` relative for any order of the partial sums, a few
+millionths for float32: far below the gaps between the scores and
+probabilities of a handful of tokens. A token outside the head has
+``d <= edge - max``, so its score is at least ``c - (edge - max)``; a crossing
+found among the head below that score, by the same checks as the band's,
+is the plain kernel's. Rows it cannot certify take the band search.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from thermoscope._typing import Array
 from thermoscope.sampling import _kernels as K
 
-__all__ = ["band_search", "typical_keep"]
+__all__ = ["band_search", "fast_moments", "head_keep", "typical_keep"]
 
 _CHUNK = 1 << 17  # elements per cache-sized slice of rows in the moment pass
 _SUBSAMPLE = 2048  # subsample length per row for the radius estimate
@@ -47,6 +64,9 @@ _RETRIES = 3  # further bands tried on rows whose band missed the crossing
 _GROW = 1.0  # each retry moves this many band widths towards the crossing
 _MIN_WIDTH = 0.05  # the least width a retry assumes, relative to the inner radius + 1
 _EXP_ULPS = 8.0  # allowance for the library exp's error, in units of the dtype's rounding
+_FOLD = 4096  # partial sums per row in fast_moments (each of about V / _FOLD terms)
+_FAST_CHUNK = 1 << 16  # elements per slice of rows in fast_moments (a few buffers in L2)
+_D_MAX = 64.0  # |d| split for the bound on sum w d**2 in fast_moments
 
 
 def _moments(z: Array, m: Array) -> tuple[Array, Array, Array, Array, Array]:
@@ -86,7 +106,12 @@ def _moments(z: Array, m: Array) -> tuple[Array, Array, Array, Array, Array]:
 
 
 def _bounds(
-    dtype: np.dtype[np.floating], n: int, big_w: Array, s: Array, q: Array
+    dtype: np.dtype[np.floating],
+    n: int,
+    big_w: Array,
+    s: Array,
+    q: Array,
+    sum_err: float | None = None,
 ) -> tuple[Array, Array, Array]:
     """``c'``, the bound ``e_c`` on ``|c' - c_plain|`` and the bound on relative mass errors.
 
@@ -95,21 +120,193 @@ def _bounds(
     ``w d`` one ``u`` more; float64 sums of ``n`` non-negative terms add at
     most ``n u64`` relative. The plain kernel's float64 ``log Z`` and entropy
     are within ``(n + 10) u64`` relative of theirs (sums of non-negative
-    terms), which the last term covers with room to spare.
+    terms), which the last term covers with room to spare. ``sum_err``: the
+    relative error of the row sums when not ``n u64`` (:func:`fast_moments`).
     """
     u = float(np.finfo(dtype).eps) / 2
     u64 = 2.0**-53
     exp_err = _EXP_ULPS * u
+    acc = n * u64 if sum_err is None else sum_err
     c = s / big_w
     sw = -s / big_w  # E|d| (d <= 0)
     qw = q / big_w  # E d**2
-    rel_w = u * sw + u + exp_err + n * u64  # |W' - W| / W
-    err_s = u * qw + (3 * u + exp_err + n * u64) * sw  # |S' - S| / W
+    rel_w = u * sw + u + exp_err + acc  # |W' - W| / W
+    err_s = u * qw + (3 * u + exp_err + acc) * sw  # |S' - S| / W
     lse = np.log(big_w)
     plain = 8.0 * (n + 10) * u64 * (np.abs(lse) + sw + 1.0)
     e_c = 2.0 * ((err_s + np.abs(c) * rel_w) / (1.0 - rel_w) + plain) + 1e-300
     delta = 2.0 * (rel_w + u * (sw + 1.0) + exp_err + u) + plain
     return c, e_c, delta
+
+
+def _fold_sum(x: Array) -> Array:
+    """Row sums of ``x`` (same-sign terms): ``_FOLD`` partial sums in x's dtype, then float64."""
+    rows, vocab = x.shape
+    parts = vocab // _FOLD
+    if parts < 2:
+        out: Array = x.astype(np.float64).sum(axis=-1)
+        return out
+    main = parts * _FOLD
+    folded = x[:, :main].reshape(rows, parts, _FOLD).sum(axis=1)
+    total: Array = folded.astype(np.float64).sum(axis=-1)
+    if main < vocab:
+        total += x[:, main:].astype(np.float64).sum(axis=-1)
+    return total
+
+
+def fold_error(dtype: np.dtype[np.floating], vocab: int) -> float:
+    """Relative error bound of :func:`_fold_sum` on ``vocab`` same-sign terms of ``dtype``.
+
+    Each partial sum adds at most ``vocab // _FOLD`` terms in ``dtype`` (in any
+    order: at most ``k - 1`` roundings of ``u`` on a sum of ``k`` same-sign
+    terms), the float64 sum of the partials and the tail ``_FOLD + vocab``
+    more; ``vocab`` times the dtype's smallest normal covers weights that
+    underflow (``exp`` loses its relative accuracy there; ``W >= 1``).
+
+    Examples
+    --------
+    >>> fold_error(np.dtype(np.float32), 100) < 1e-6
+    True
+    """
+    info = np.finfo(dtype)
+    u = float(info.eps) / 2
+    parts = vocab // _FOLD
+    return (max(parts, 1) * u if parts >= 2 else 0.0) + (
+        (_FOLD + vocab) * 2.0**-53 + vocab * float(info.tiny)
+    )
+
+
+def fast_moments(
+    z: Array,
+    m: Array,
+    divisors: Sequence[Array] = (),
+    each: Callable[[slice, Array], object] | None = None,
+) -> tuple[Array, Array, Array, float]:
+    """``W = sum w``, ``S = sum w d``, a bound on ``Q = sum w d**2``, the relative summation error.
+
+    ``d = z - m`` and ``w = exp(d)`` in z's dtype (the compute dtype), each
+    sum by :func:`_fold_sum`: about a third of the cost of widening every
+    element to float64, with a bound (:func:`fold_error`) of a few millionths
+    for float32, which :func:`_bounds` turns into bounds on ``c`` and the mass.
+    ``Q`` only enters a rounding bound, so it is bounded rather than summed:
+    ``d**2 w <= _D_MAX |d| w`` where ``|d| <= _D_MAX``, and each other term is
+    at most ``_D_MAX**2 exp(-_D_MAX)`` (``x**2 exp(-x)`` falls beyond 2).
+
+    ``divisors``: (B, 1) temperatures in z's dtype, applied first, slice by
+    slice, as the temperature kernel divides (``m``: the tempered maxima), so
+    the tempered rows are never written out; ``each(rows, raw)`` is called
+    on each slice of the raw rows while it is in cache.
+
+    Examples
+    --------
+    >>> z = np.log(np.array([[0.5, 0.25, 0.25]], dtype=np.float32))
+    >>> big_w, s, q, err = fast_moments(z, z.max(axis=-1, keepdims=True))
+    >>> bool(abs(big_w[0] - 2.0) < 1e-6), bool(err < 1e-6)
+    (True, True)
+    """
+    rows, vocab = z.shape
+    m = m.astype(z.dtype, copy=False)
+    sums = np.empty((2, rows))
+    step = max(1, _FAST_CHUNK // max(vocab, 1))
+    d_buf = np.empty((min(step, rows), vocab), dtype=z.dtype)
+    w_buf = np.empty_like(d_buf)
+    with np.errstate(invalid="ignore", under="ignore"):
+        for r0 in range(0, rows, step):
+            k = min(step, rows - r0)
+            part = slice(r0, r0 + k)
+            d, w = d_buf[:k], w_buf[:k]
+            src = z[part]
+            if each is not None:
+                each(part, src)
+            for t in divisors:
+                src = np.divide(src, t[part], out=d)
+            np.subtract(src, m[part], out=d)
+            np.exp(d, out=w)
+            sums[0, part] = _fold_sum(w)
+            np.multiply(w, d, out=d)
+            s = _fold_sum(d)
+            if np.isnan(s).any():
+                # A -inf entry: w = 0 times d = -inf. Clamped, its products are 0.
+                src = z[part]
+                for t in divisors:
+                    src = np.divide(src, t[part], out=d)
+                np.subtract(src, m[part], out=d)
+                np.maximum(d, np.finfo(z.dtype).min, out=d)
+                np.multiply(w, d, out=d)
+                s = _fold_sum(d)
+            sums[1, part] = s
+    big_w, s = sums[0], sums[1]
+    q = _D_MAX * np.abs(s) * 1.01 + vocab * _D_MAX**2 * np.exp(-_D_MAX)
+    return big_w, s, q, fold_error(z.dtype, vocab)
+
+
+def head_keep(
+    vals: Array,
+    valid: Array,
+    edge: Array,
+    m: Array,
+    mass: Array,
+    min_keep: int,
+    moments: tuple[Array, Array, Array, float],
+    vocab: int,
+) -> tuple[Array, Array]:
+    """The typical cut among the head candidates ``vals`` (B, C), and the rows it certifies.
+
+    ``vals``: candidate values (-inf padding where not ``valid``); every other
+    token of the row is at most ``edge`` (float64, -inf: no finite one);
+    ``m``: row maxima (B, 1); ``moments``: :func:`fast_moments`' result on the
+    whole rows, of length ``vocab``. Returns the kept candidates (B, C) and
+    ``ok`` (B,); rows not ``ok`` keep nothing here.
+
+    Examples
+    --------
+    >>> z = np.log(np.array([[0.4, 0.2, 0.2, 0.2]]))
+    >>> m = z.max(axis=-1, keepdims=True)
+    >>> head_keep(z, np.isfinite(z), np.full(1, -np.inf), m, np.array([0.5]), 1,
+    ...           fast_moments(z, m), 4)
+    (array([[False,  True,  True,  True]]), array([ True]))
+    """
+    rows, width = vals.shape
+    big_w, s, q, err = moments
+    # ``vocab``: the plain kernel's own float64 rounding is over the whole row.
+    c, e_c, delta = _bounds(vals.dtype, vocab, big_w, s, q, err)
+    m64 = m.astype(np.float64)
+    d = np.where(valid, vals.astype(np.float64) - m64, -np.inf)
+    sc = np.abs(d - c[:, None])  # inf where not valid
+    order = np.argsort(sc, axis=-1)
+    sc = np.take_along_axis(sc, order, axis=-1)
+    ds = np.take_along_axis(d, order, axis=-1)
+    run = np.cumsum(np.exp(ds) / big_w[:, None], axis=-1)
+    count = np.count_nonzero(np.isfinite(sc), axis=-1)
+    r = np.arange(rows)
+    j = np.count_nonzero(run < mass[:, None], axis=-1)  # crossing position
+    jj = np.minimum(j, width - 1)
+    at = sc[r, jj]
+    tol = 2.0 * e_c + 64.0 * 2.0**-53 * (at + np.abs(c) + 1.0)
+    # Equal values give equal scores; any other score within rounding of the
+    # cut could rank either side of it in the plain kernel.
+    same = ds == ds[r, jj][:, None]
+    with np.errstate(invalid="ignore"):  # inf - inf where no crossing: not ok below
+        near = np.abs(sc - at[:, None]) <= tol[:, None]
+    clean = ~(near & ~same).any(axis=-1)
+    # A token outside the head has d <= edge - max: its score is at least this.
+    d_out = edge - m64[:, 0]
+    s_out = np.where(np.isneginf(edge), np.inf, np.maximum(c - d_out, 0.0))
+    first = np.count_nonzero(sc < at[:, None], axis=-1)
+    last = np.count_nonzero(sc <= at[:, None], axis=-1) - 1
+    before = np.where(first > 0, run[r, np.maximum(first - 1, 0)], 0.0)
+    after = run[r, np.clip(last, 0, width - 1)]
+    ok = (
+        (j < count)
+        & clean
+        & (at + tol < s_out)
+        & (before < mass - delta)
+        & (after >= mass + delta)
+        & (last + 1 >= min_keep)
+    )
+    keep = np.zeros((rows, width), dtype=bool)
+    np.put_along_axis(keep, order, np.arange(width) <= np.where(ok, last, -1)[:, None], axis=-1)
+    return keep, ok
 
 
 def typical_keep(z: Array, m: Array, mass: Array, min_keep: int) -> Array:
@@ -195,8 +392,6 @@ def _certify(
     the inner set, 0 otherwise (found, or a row that failed another check).
     """
     rows = z.shape[0]
-    lo, hi = np.full(rows, np.inf), np.full(rows, -np.inf)
-    ok = np.zeros(rows, dtype=bool)
     centre = m[:, 0].astype(np.float64) + c
     # Inner set: strictly inside (zl_in, zh_in); band: [zl_out, zh_out] minus inner.
     zl_in = (centre - r_in).astype(z.dtype)
@@ -225,32 +420,40 @@ def _certify(
     j = np.count_nonzero(run < mass[:, None], axis=-1)  # crossing index in the band
     inside = w_in / big_w >= mass
     side = np.where(inside, -1, np.where(j >= count, 1, 0))
-    for r in range(rows):
-        jr = int(j[r])
-        if jr >= count[r]:
-            continue
-        at = sc[r, jr]
-        # Scores move by at most e_c with c, plus the float64 rounding of |d - c|.
-        tol = 2.0 * e_c[r] + 64.0 * 2.0**-53 * (at + abs(c[r]) + 1.0)
-        near = np.abs(sc[r, : count[r]] - at) <= tol
-        group = vals[r, : count[r]] == vals[r, jr]
-        if not np.array_equal(near, near & group) or at - tol <= s_in[r]:
-            continue  # another score within rounding of the cut: the plain order decides
-        if at + tol >= s_out[r]:
-            continue  # a token outside the band could rank before the cut
-        idx = np.flatnonzero(group)
-        first, last = int(idx[0]), int(idx[-1])
-        before = w_in[r] / big_w[r] if first == 0 else run[r, first - 1]
-        if not (before < mass[r] - delta[r] and run[r, last] >= mass[r] + delta[r]):
-            continue
-        if n_in[r] + last + 1 < min_keep:
-            continue
-        kept = vals[r, : last + 1]
-        lo[r] = min(float(kept.min()), float(np.nextafter(zl_in[r], np.inf)))
-        hi[r] = max(float(kept.max()), float(np.nextafter(zh_in[r], -np.inf)))
-        if n_in[r] == 0:
-            lo[r], hi[r] = float(kept.min()), float(kept.max())
-        ok[r] = True
+    # The checks of every row at once (a row failing any stays not ok).
+    r = np.arange(rows)
+    width = sc.shape[1]
+    jj = np.minimum(j, width - 1)
+    at = sc[r, jj]
+    # Scores move by at most e_c with c, plus the float64 rounding of |d - c|.
+    tol = 2.0 * e_c + 64.0 * 2.0**-53 * (at + np.abs(c) + 1.0)
+    listed = np.arange(width) < count[:, None]
+    group = vals == vals[r, jj][:, None]
+    with np.errstate(invalid="ignore"):  # inf - inf where no crossing: not ok below
+        near = (np.abs(sc - at[:, None]) <= tol[:, None]) & listed
+        # Another score within rounding of the cut: the plain order decides.
+        clean = ~(near & ~group).any(axis=-1) & (at - tol > s_in)
+        # A token outside the band could rank before the cut.
+        clean &= at + tol < s_out
+    first = np.count_nonzero(sc < at[:, None], axis=-1)
+    last = np.count_nonzero(sc <= at[:, None], axis=-1) - 1
+    before = np.where(first > 0, run[r, np.maximum(first - 1, 0)], w_in / big_w)
+    after = run[r, np.clip(last, 0, width - 1)]
+    ok = (
+        (j < count)
+        & clean
+        & (before < mass - delta)
+        & (after >= mass + delta)
+        & (n_in + last + 1 >= min_keep)
+    )
+    kept = np.arange(width) <= last[:, None]
+    k_min = np.where(kept, vals, np.inf).min(axis=-1).astype(np.float64)
+    k_max = np.where(kept, vals, -np.inf).max(axis=-1).astype(np.float64)
+    edge_lo = np.nextafter(zl_in, z.dtype.type(np.inf)).astype(np.float64)
+    edge_hi = np.nextafter(zh_in, z.dtype.type(-np.inf)).astype(np.float64)
+    empty = n_in == 0
+    lo = np.where(ok, np.where(empty, k_min, np.minimum(k_min, edge_lo)), np.inf)
+    hi = np.where(ok, np.where(empty, k_max, np.maximum(k_max, edge_hi)), -np.inf)
     return lo, hi, ok, side
 
 
@@ -283,16 +486,12 @@ def _radii(
     stride = max(1, vocab // _SUBSAMPLE)
     sub = z[:, ::stride]
     light = ~heavy[:, ::stride]
-    cols = [np.flatnonzero(row) for row in heavy]
-    width = max(c.size for c in cols) + sub.shape[1]
-    vals = np.full((rows, width), -np.inf)
-    mw = np.zeros((rows, width))
-    for i, col in enumerate(cols):
-        n = col.size
-        vals[i, :n] = z[i, col]
-        mw[i, :n] = w[i, col]
-        vals[i, n : n + sub.shape[1]] = sub[i]
-        mw[i, n : n + sub.shape[1]] = w[i, ::stride] * light[i] * stride
+    # The heavy tokens (packed, -inf padding), then the subsample: the order
+    # does not matter, the entries are ranked by score below.
+    h_vals, h_w = _pack_rows(z, heavy, w)
+    vals = np.concatenate([h_vals.astype(np.float64), sub], axis=1)
+    mw = np.concatenate([h_w, w[:, ::stride] * light * stride], axis=1)
+    width = vals.shape[1]
     sc = np.abs((vals - m) - c[:, None])  # inf for the padding
     order = np.argsort(sc, axis=-1)
     sc = np.take_along_axis(sc, order, axis=-1)
@@ -310,9 +509,30 @@ def _radii(
 
 def _band_values(z: Array, band: Array) -> Array:
     """The band's values per row, padded with -inf (token order does not matter here)."""
-    cols = [np.flatnonzero(row) for row in band]
-    width = max(max((c.size for c in cols), default=0), 1)
-    out = np.full((z.shape[0], width), -np.inf, dtype=z.dtype)
-    for i, col in enumerate(cols):
-        np.take(z[i], col, out=out[i, : col.size])
-    return out
+    return _pack_rows(z, band)[0]
+
+
+def _pack_rows(z: Array, mask: Array, extra: Array | None = None) -> tuple[Array, Array]:
+    """``z``'s (and ``extra``'s) entries under ``mask``, packed to the left of each row.
+
+    Padding: -inf in the values, 0 in the extra; one flat nonzero for the batch.
+
+    Examples
+    --------
+    >>> _pack_rows(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]),
+    ...            np.array([[True, False, True], [False, False, True]]))[0]
+    array([[  1.,   3.],
+           [  6., -inf]])
+    """
+    rows, vocab = z.shape
+    flat = np.flatnonzero(mask)
+    r = flat // max(vocab, 1)
+    counts = np.bincount(r, minlength=rows)
+    width = max(int(counts.max(initial=0)), 1)
+    pos = np.arange(flat.size) - (np.cumsum(counts) - counts)[r]
+    vals = np.full((rows, width), -np.inf, dtype=z.dtype)
+    vals[r, pos] = z.reshape(-1)[flat]
+    more = np.zeros((rows, width))
+    if extra is not None:
+        more[r, pos] = extra.reshape(-1)[flat]
+    return vals, more

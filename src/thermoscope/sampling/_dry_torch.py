@@ -1,9 +1,11 @@
 """DRY's steps 1-4 (:mod:`thermoscope.sampling.dry`) with torch operations on the rows' device.
 
 The same algorithm as the numpy branch, step for step: no host copy of the
-logits or the history. Host reads: one per few match lengths (does any
-position still match?) and, with multi-token breakers, one for the number of
-head positions found.
+logits or the history, and nothing of the vocabulary's size but the rows
+themselves (the penalties are written into the rows the caller owns). Host
+reads (sizes of the positions still matching): one per ``_BLOCK`` match
+lengths past the first ``_DENSE_STEPS``, and, with multi-token breakers, one
+for the number of head positions found.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from thermoscope.sampling._input import on_device
 
 __all__ = ["match_lengths", "penalise"]
 
-_CHECK_EVERY = 4  # lengths between two host reads of "does anything still match?"
+# match_lengths compares the first lengths over the whole window, then only
+# the positions still matching, this many lengths per pass (as dry.py).
+_DENSE_STEPS = 2
+_BLOCK = 16
 
 
 def _padded(window: torch.Tensor) -> torch.Tensor:
@@ -36,6 +41,8 @@ def _rep_limits(
     w: torch.Tensor, single: list[int], multi: list[tuple[int, ...]], vocab: int
 ) -> torch.Tensor:
     n = w.shape[1]
+    if not single and not multi:
+        return torch.full((w.shape[0],), -1, dtype=torch.int64, device=w.device)
     hit = _lut(single, vocab, w.device)[torch.where(w >= 0, w, vocab)]
     longest = max((len(b) for b in multi), default=1)
     last = n - 1 - torch.argmax(hit.flip(1).to(torch.uint8), dim=1)
@@ -77,26 +84,49 @@ def _multi_hits(
 
 
 def match_lengths(w: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
-    """:func:`thermoscope.sampling.dry.match_lengths` on ``w``'s device."""
+    """:func:`thermoscope.sampling.dry.match_lengths` on ``w``'s device.
+
+    The first ``_DENSE_STEPS`` lengths are compared over the whole window
+    (most positions stop there, with no host read); then only the positions
+    still matching, ``_BLOCK`` lengths per pass, one host read per pass.
+    """
     rows, n = w.shape
-    out = torch.zeros((rows, max(n - 1, 0)), dtype=torch.int64, device=w.device)
+    out = torch.zeros((rows, max(n - 1, 0)), dtype=torch.int32, device=w.device)
     if n < 2:
         return out
-    alive = (w[:, :-1] == w[:, -1:]) & (limit > 0)[:, None]
-    for t in range(1, n):
-        if t % _CHECK_EVERY == 1 and not bool(alive.any()):
-            break
+    # Dense lengths ignore the limits (one minimum afterwards): a position's
+    # count is min(its repeat, t), and min(that, limit) is the limited count.
+    alive = w[:, :-1] == w[:, -1:]
+    t = 1
+    for t in range(1, min(_DENSE_STEPS, n - 1) + 1):
         out += alive
         alive[:, t:] &= w[:, : n - 1 - t] == w[:, n - 1 - t, None]
         alive[:, :t] = False
-        alive &= (limit > t)[:, None]
-    else:
-        out += alive
+    out = torch.minimum(out, limit.to(torch.int32)[:, None])
+    alive &= (limit > t)[:, None]
+    t += 1
+    # Sparse: flat indices into w of the positions still matching and of their
+    # rows' ends; a run of matches is counted at once.
+    r, p = torch.nonzero(alive, as_tuple=True)
+    out[r, p] += 1  # these repeats are t tokens long at least
+    at, end, cut = r * n + p, r * n + (n - 1), limit[r]
+    flat_w = w.reshape(-1)
+    steps = torch.arange(_BLOCK, device=w.device)
+    while at.numel():
+        s = t + steps
+        # Clamped gathers: an offset past the row start is masked just below.
+        eq = flat_w[(at[:, None] - s).clamp(min=0)] == flat_w[(end[:, None] - s).clamp(min=0)]
+        eq &= (p[:, None] >= s) & (cut[:, None] > s)
+        full = eq.all(dim=1)
+        run = torch.where(full, _BLOCK, eq.to(torch.uint8).argmin(dim=1))  # first miss
+        out[r, p] += run.to(torch.int32)
+        at, end, cut, r, p = at[full], end[full], cut[full], r[full], p[full]
+        t += _BLOCK
     return out
 
 
 def penalise(
-    z: torch.Tensor,
+    out: torch.Tensor,
     window: torch.Tensor,
     mult: Any,
     base: Any,
@@ -105,10 +135,10 @@ def penalise(
     single: list[int],
     multi: list[tuple[int, ...]],
 ) -> torch.Tensor:
-    """``z`` minus the DRY penalties, on ``z``'s device (a new tensor)."""
-    rows, vocab = z.shape
-    mult_t, base_t = on_device(mult, z), on_device(base, z)
-    allowed_t, cap_t = on_device(allowed, z), on_device(cap, z)
+    """The DRY penalties subtracted from ``out`` (B, V), in place on its device; returns it."""
+    vocab = out.shape[1]
+    mult_t, base_t = on_device(mult, out), on_device(base, out)
+    allowed_t, cap_t = on_device(allowed, out), on_device(cap, out)
     w = _padded(window)
     n = w.shape[1]
     length = (window >= 0).sum(dim=1)
@@ -117,15 +147,25 @@ def penalise(
     live = (length > allowed_t) & (rep_limit >= allowed_t) & (mult_t > 0)
     limit = torch.where(live, torch.minimum(rep_limit, cap_t), 0)
     lengths = match_lengths(w, limit)
-    col = torch.arange(n - 1, device=z.device)
-    real = col >= (n - length)[:, None]
     nxt = w[:, 1:]
-    token = torch.where(nxt >= 0, nxt, vocab)
-    hits = (lengths >= allowed_t[:, None]) & real & live[:, None]
-    hits &= ~_lut(single, vocab, z.device)[token]
-    exponent = torch.clamp(lengths - allowed_t[:, None], min=0).to(torch.float64)
-    penalty = torch.where(hits, mult_t[:, None] * base_t[:, None] ** exponent, 0.0).to(z.dtype)
-    # Penalties grow with the length: the largest per token is its longest repeat's.
-    largest = torch.zeros((rows, vocab + 1), dtype=z.dtype, device=z.device)
-    largest = largest.scatter_reduce(1, token, penalty, reduce="amax")
-    return z - largest[:, :vocab]
+    hits = lengths >= allowed_t[:, None]
+    if allowed.min() == 0:
+        # Else a hit has a repeat of >= 1 token: a real position of a live row.
+        col = torch.arange(n - 1, device=out.device)
+        hits &= (col >= (n - length)[:, None]) & live[:, None]
+    if single:
+        hits &= ~_lut(single, vocab, out.device)[torch.where(nxt >= 0, nxt, vocab)]
+    # The hits only (one host read for their number), then as numpy: the
+    # longest repeat per (row, token) wins, each (row, token) is written once.
+    r, p = torch.nonzero(hits, as_tuple=True)
+    key = (r * vocab + nxt[r, p]) * n + lengths[r, p].to(torch.int64)  # lengths < n
+    key, _ = torch.sort(key)
+    flat = torch.div(key, n, rounding_mode="floor")
+    last = torch.ones_like(flat, dtype=torch.bool)
+    last[:-1] = flat[1:] != flat[:-1]
+    flat, longest = flat[last], (key - flat * n)[last]
+    row = torch.div(flat, vocab, rounding_mode="floor")
+    token = flat - row * vocab
+    exponent = (longest - allowed_t[row]).to(torch.float64)  # <= max_exponent
+    penalty = (mult_t[row] * base_t[row] ** exponent).to(out.dtype)
+    return out.index_put_((row, token), out[row, token] - penalty)

@@ -23,7 +23,12 @@ How the first truncation avoids sorting the vocabulary
   validation; ``max - n * std``, the plain kernel's float64 row statistics)
   is explicit; a sparse cut gathers the groups that reach it, a wide one is
   one compare over the vocabulary.
-- top-p: the row mass ``Z`` needs one exp over the vocabulary. A strided
+- η and top-p: the leading temperatures are folded into the one pass over
+  the vocabulary that their cut needs (η's entropy, top-p's row mass ``Z``),
+  a slice of rows at a time, and the kept tokens are gathered from the raw
+  logits (see :func:`_raw_first`). Top-p's running sum from the top is
+  finished among the top-k candidates when it crosses ``p * Z`` there
+  (LM-shaped rows). Otherwise, a strided
   subsample, sorted, estimates where the running mass crosses ``p * Z``; the
   tokens in a value band around that estimate are gathered, sorted, and the
   running sum is finished from the (masked-sum) mass above the band. The cut
@@ -49,13 +54,14 @@ computed with torch operations on the tensors' device.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from thermoscope._temperature import overflows, row_weights
 from thermoscope._typing import Array
 from thermoscope.sampling import _kernels as K
-from thermoscope.sampling._bands import typical_keep
+from thermoscope.sampling._bands import fast_moments, head_keep, typical_keep
 from thermoscope.sampling._context import Context
 from thermoscope.sampling._input import Rows, rows_param
 from thermoscope.sampling._rowdraw import draw_rows
@@ -78,6 +84,7 @@ _REFINE_SIGMAS = 2.0
 _CHUNK = 1 << 19  # elements per cache-sized slice of rows
 _TEMPERED_CHUNK = 1 << 17  # elements per slice of rows in Tempered.weights (as row_weights)
 _ROW_LOOP_VOCAB = 4096  # _compact loops over rows from this vocabulary size on
+_TOP_P_HEAD = 64  # top tokens taken before a top-p first cut searches a band
 _GATHER_LIMIT = 0.01  # min-p cuts reaching more of the groups compare the whole vocabulary
 
 
@@ -535,10 +542,14 @@ def _rows(a: Array, idx: Array) -> Array:
     return a if idx.size == a.shape[0] else a[idx]
 
 
-def _row_mass(z: Array, m: Array | None = None) -> tuple[Array, Array]:
+def _row_mass(
+    z: Array, m: Array | None = None, divisors: tuple[Array, ...] = ()
+) -> tuple[Array, Array]:
     """Row maxima (keepdims) and the plain kernel's row mass ``sum(exp(z - max))``.
 
-    ``m``: the row maxima (keepdims), when already known.
+    ``m``: the row maxima (keepdims), when already known. ``divisors``: the
+    leading temperatures (B, 1), applied to each slice first (the temperature
+    kernel's ``z / T``); ``m`` is then the tempered maxima, required.
 
     Each row's mass is computed by the same calls on the same row
     (``exp(z - max)``, then ``sum(dtype=float64)`` along the row), so it is bit
@@ -554,13 +565,19 @@ def _row_mass(z: Array, m: Array | None = None) -> tuple[Array, Array]:
     for r0 in range(0, rows, step):
         k = min(step, rows - r0)
         w = buf[:k]
-        np.subtract(z[r0 : r0 + k], m[r0 : r0 + k], out=w)
+        src = z[r0 : r0 + k]
+        for d in divisors:
+            np.divide(src, d[r0 : r0 + k], out=w)
+            src = w
+        np.subtract(src, m[r0 : r0 + k], out=w)
         np.exp(w, out=w)
         np.sum(w, axis=-1, dtype=np.float64, out=total[r0 : r0 + k])
     return m, total
 
 
-def _top_p_first(z: Array, p: Array, last: bool = False, m: Array | None = None) -> Compact:
+def _top_p_first(
+    z: Array, p: Array, last: bool = False, m: Array | None = None, total: Array | None = None
+) -> Compact:
     """Top-p as the first cut: the kept tokens of every row, compacted.
 
     A strided subsample, sorted, estimates where the running mass crosses
@@ -571,10 +588,12 @@ def _top_p_first(z: Array, p: Array, last: bool = False, m: Array | None = None)
     the cut. When every row passes at once, the gathered tokens are the
     result; rows that fail get a wider band, then the plain kernel. ``last``:
     no step follows (the dropped candidates' values need not be set to -inf).
-    ``m``: the row maxima (keepdims), when already known.
+    ``m``: the row maxima (keepdims), when already known; ``total``: then
+    also the row mass, when already known.
     """
     rows, vocab = z.shape
-    m, total = _row_mass(z, m)
+    if m is None or total is None:
+        m, total = _row_mass(z, m)
     target = p * total
     thr = np.full(rows, -np.inf)
     todo = np.flatnonzero(p < 1.0)
@@ -717,7 +736,7 @@ def run(chain: Plan, rows: Rows, ctx: Context) -> Compact:
     z = rows.z
     steps = chain.steps
     first = steps[chain.first_cut]
-    cand = _top_k_first(chain, rows) if isinstance(first, TopK) else None
+    cand = _top_k_first(chain, rows) if isinstance(first, TopK) else _raw_first(chain, rows)
     # Row maxima from validation. A positive temperature's division is monotone
     # and correctly rounded, so the tempered row maximum is the tempered maximum.
     m = rows.row_max[:, None]
@@ -733,7 +752,7 @@ def run(chain: Plan, rows: Rows, ctx: Context) -> Compact:
             floor = _candidate_floor(z, int(min(k.max(), z.shape[1])))
             cand = _compact(z, _upper_set(z, floor))
             cand.vals = first.apply(cand.vals, rows.batch_shape)
-    else:
+    elif cand is None:
         if isinstance(first, TopP):
             p = rows_param(first.top_p, rows.batch_shape, "top_p")
             cand = _top_p_first(z, p, last=chain.first_cut == len(steps) - 1, m=m)
@@ -744,7 +763,7 @@ def run(chain: Plan, rows: Rows, ctx: Context) -> Compact:
             cand = _upper_first(z, K.top_n_sigma_threshold(z, n))
         elif isinstance(first, Typical):
             mass = rows_param(first.typical_p, rows.batch_shape, "typical_p")
-            cand = _compact(z, typical_keep(z, m, mass, first.min_tokens_to_keep))
+            cand = _typical_first(z, m, mass, first.min_tokens_to_keep)
         elif isinstance(first, Eta):
             cand = _upper_first(z, eta_floor(first, z, rows.batch_shape))
         else:  # plan() admits only the kinds of FIRST_CUTS
@@ -752,6 +771,107 @@ def run(chain: Plan, rows: Rows, ctx: Context) -> Compact:
     for step in steps[chain.first_cut + 1 :]:
         cand.vals = step.apply_in(cand.vals, ctx)
     return _finish(cand)
+
+
+def _raw_first(chain: Plan, rows: Rows) -> Compact | None:
+    """The first cut on the raw logits, leading temperatures folded in; None: not this kind.
+
+    η (with ``min_tokens_to_keep == 1``): its cut is computed from the raw
+    rows tempered a slice at a time (:func:`eta_floor` with ``divisors``), so
+    the tempered vocabulary is never written out; then the tokens whose raw
+    value reaches a floor just below the cut, brought back through the
+    divisions (:func:`_raw_floor`), are gathered, tempered, and cut exactly.
+    """
+    first = chain.steps[chain.first_cut]
+    if isinstance(first, TopP):
+        return _top_p_raw(chain, rows)
+    if isinstance(first, Typical):
+        return _typical_raw(chain, rows)
+    if not isinstance(first, Eta) or first.min_tokens_to_keep != 1:
+        return None
+    z = rows.z
+    divisors = _divisors(chain, rows)
+    m = rows.row_max
+    for d in divisors:
+        m = m.astype(z.dtype) / d[:, 0]  # the tempered maxima (a monotone division)
+    thr = eta_floor(first, z, rows.batch_shape, m, tuple(divisors))
+    cand = _upper_first(z, _raw_floor(thr, divisors, z.dtype))
+    vals = cand.vals
+    for d in divisors:
+        vals = vals / d  # the temperature kernel's division, on the candidates only
+    cand.valid &= vals >= _floor_in(thr, z.dtype)[:, None]
+    cand.vals = np.where(cand.valid, vals, -np.inf).astype(vals.dtype, copy=False)
+    return cand
+
+
+def _top_p_raw(chain: Plan, rows: Rows) -> Compact:
+    """Top-p as the first cut, the leading temperatures folded in (see :func:`_raw_first`).
+
+    The row mass is summed from the raw rows tempered a slice at a time
+    (:func:`_row_mass`, bit for bit the plain kernel's). The plain kernel then
+    sorts the row and runs a float64 sum from the top; here the tokens at or
+    above a floor with ``_TOP_P_HEAD`` tokens above it (:func:`_top_k_candidates`,
+    on the raw rows) are tempered and sorted instead: they are the top of the
+    plain kernel's sorted row, so the running sums are its very numbers. A row
+    is done when its sum crosses ``p * Z`` there (:func:`K.top_p_scan`) at a
+    value above every token outside the candidates (``edge``, as in
+    :func:`_top_k_first`). Otherwise (a wide nucleus) the tempered rows take
+    the band search of :func:`_top_p_first`, with the mass already summed.
+    """
+    z = rows.z
+    first = chain.steps[chain.first_cut]
+    assert isinstance(first, TopP)
+    p = rows_param(first.top_p, rows.batch_shape, "top_p")
+    divisors = _divisors(chain, rows)
+    m = rows.row_max[:, None]
+    for d in divisors:
+        m = m.astype(z.dtype) / d  # the tempered maxima (a monotone division)
+    m, total = _row_mass(z, m, tuple(divisors))
+    head = min(_TOP_P_HEAD, z.shape[1])
+    cand, floor = _top_k_candidates(z, head)
+    # The largest value a non-candidate can have: just below the floor.
+    edge = np.nextafter(floor.astype(z.dtype), z.dtype.type(-np.inf))
+    vals = cand.vals
+    for d in divisors:
+        vals = vals / d  # the temperature kernel's division, on the candidates only
+        edge = edge / d[:, 0]
+    thr, holds = K.top_p_scan(vals, p, total)
+    if np.all(holds & (thr > edge) & (p < 1.0)):
+        cand.valid &= vals >= _floor_in(thr, z.dtype)[:, None]
+        cand.vals = np.where(cand.valid, vals, -np.inf).astype(vals.dtype, copy=False)
+        return cand
+    zt = z
+    for d in divisors:
+        zt = zt / d
+    return _top_p_first(zt, p, chain.first_cut == len(chain.steps) - 1, m, total)
+
+
+def _divisors(chain: Plan, rows: Rows) -> list[Array]:
+    """The leading temperatures, (B, 1) each in the compute dtype (the kernel's divisors)."""
+    out = []
+    for w in chain.steps[: chain.first_cut]:
+        assert isinstance(w, Temperature)  # plan() admits only these before the cut
+        t = rows_param(w.temperature, rows.batch_shape, "temperature")
+        out.append(t.astype(rows.z.dtype)[:, None])
+    return out
+
+
+def _raw_floor(thr: Array, divisors: list[Array], dtype: np.dtype[Any]) -> Array:
+    """A raw value ``L`` per row: every ``x`` whose tempered value reaches ``thr`` has ``x >= L``.
+
+    Each division ``q = fl(y / t)`` is correctly rounded, so ``q >= e``
+    implies ``y >= t * (e - eps |e| - tiny)``; the bound is taken back through
+    the divisions in reverse, with a float64 margin for its own rounding.
+    """
+    info = np.finfo(dtype)
+    e = _floor_in(thr, dtype).astype(np.float64)
+    for d in reversed(divisors):
+        t = d[:, 0].astype(np.float64)
+        with np.errstate(invalid="ignore"):  # -inf stays -inf (keep every finite token)
+            y = t * (e - float(info.eps) * np.abs(e) - float(info.smallest_subnormal))
+            e = y - 4.0 * 2.0**-53 * np.abs(y)
+        e = np.where(np.isnan(e), -np.inf, e)
+    return e
 
 
 def _finish(cand: Compact) -> Compact:
@@ -794,3 +914,95 @@ def _top_k_first(chain: Plan, rows: Rows) -> Compact | None:
     if np.all(np.isneginf(floor) | (edge[:, 0] < kth)):
         return cand
     return None
+
+
+_TYPICAL_HEAD = 64  # largest tokens searched first for a typical cut (LM rows keep a few)
+
+
+def _typical_first(z: Array, m: Array, mass: Array, min_keep: int) -> Compact:
+    """Typical as the first cut: among the head of largest tokens, else the band search.
+
+    ``m``: the row maxima (B, 1). The head is the top-k candidates (every other
+    token below their floor); :func:`thermoscope.sampling._bands.head_keep`
+    certifies the rows whose cut lies among them, the others take
+    :func:`~thermoscope.sampling._bands.typical_keep` (band search, then the
+    plain kernel).
+    """
+    vocab = z.shape[1]
+    cand, floor = _top_k_candidates(z, min(_TYPICAL_HEAD, vocab))
+    edge = _below(floor, z.dtype)
+    keep, ok = head_keep(cand.vals, cand.valid, edge, m, mass, min_keep, fast_moments(z, m), vocab)
+    return _typical_finish(z, m, mass, min_keep, cand, keep, ok)
+
+
+def _below(floor: Array, dtype: np.dtype[Any]) -> Array:
+    """The largest value of ``dtype`` below ``floor`` (float64): tokens left out are at most it."""
+    f = _floor_in(floor, dtype)
+    out: Array = np.nextafter(f, dtype.type(-np.inf)).astype(np.float64)
+    return out
+
+
+def _typical_finish(
+    z: Array, m: Array, mass: Array, min_keep: int, cand: Compact, keep: Array, ok: Array
+) -> Compact:
+    """The head's kept candidates; rows it did not certify take the band search on ``z``."""
+    if ok.all():
+        cand.valid &= keep
+        cand.vals = np.where(keep, cand.vals, -np.inf).astype(z.dtype, copy=False)
+        return cand
+    full = np.zeros(z.shape, dtype=bool)
+    good = np.flatnonzero(ok)
+    r, c = np.nonzero(keep[good])
+    full[good[r], cand.ids[good[r], c]] = True
+    bad = np.flatnonzero(~ok)
+    full[bad] = typical_keep(z[bad], m[bad], mass[bad], min_keep)
+    return _compact(z, full)
+
+
+def _typical_raw(chain: Plan, rows: Rows) -> Compact | None:
+    """Typical as the first cut, the leading temperatures folded in (see :func:`_raw_first`).
+
+    The moments are taken on the raw rows tempered a slice at a time
+    (:func:`~thermoscope.sampling._bands.fast_moments` with ``divisors``),
+    which also takes the group maxima of each raw slice; the head is the
+    raw rows' top-k candidates, tempered (a monotone division: the same
+    tokens, and every token left out is at most the tempered edge). When the
+    head does not decide every row, the whole rows are tempered and cut as
+    without this shortcut. None for short rows (their top-k reads the row).
+    """
+    first = chain.steps[chain.first_cut]
+    assert isinstance(first, Typical)
+    z = rows.z
+    vocab = z.shape[1]
+    head = min(_TYPICAL_HEAD, vocab)
+    if vocab // _SLICES < 4 * head:
+        return None
+    mass = rows_param(first.typical_p, rows.batch_shape, "typical_p")
+    divisors = _divisors(chain, rows)
+    m = rows.row_max[:, None].astype(z.dtype)
+    for d in divisors:
+        m = m / d  # the tempered maxima (a monotone division)
+    groups = vocab // _SLICES
+    maxima = np.empty((z.shape[0], groups + vocab - _SLICES * groups), dtype=z.dtype)
+
+    def fold(part: slice, raw: Array) -> None:
+        maxima[part] = _group_maxima(raw)[0]
+
+    moments = fast_moments(z, m, divisors, fold)
+    floor = _floor_of_maxima(maxima, head)
+    cand = _gather_upper(z, maxima, groups, floor, limit=None)
+    assert cand is not None  # no limit: never declined
+    edge = _below(floor, z.dtype).astype(z.dtype)
+    vals = cand.vals
+    for d in divisors:
+        vals = vals / d  # the temperature kernel's division, on the candidates only
+        edge = edge / d[:, 0]
+    cand.vals = vals
+    keep, ok = head_keep(
+        vals, cand.valid, edge.astype(np.float64), m, mass, first.min_tokens_to_keep, moments, vocab
+    )
+    if ok.all():
+        return _typical_finish(z, m, mass, first.min_tokens_to_keep, cand, keep, ok)
+    for w in chain.steps[: chain.first_cut]:
+        z = w.apply(z, rows.batch_shape)
+    return _typical_first(z, m, mass, first.min_tokens_to_keep)

@@ -20,16 +20,21 @@ First cut
   candidate no other token can enter the top k. The candidates are ordered by
   token id for the draw. If a tie reaches outside the candidates (rounded or
   masked logits), the whole vocabulary is tempered and cut instead.
-- min-p and top-nσ: the cut (``max + log(p)``, ``max - n * std``) is
-  explicit; the tokens at or above it are compacted.
+- min-p, top-nσ and η: the cut (``max + log(p)``, ``max - n * std``, η's
+  logit threshold) is explicit; the tokens at or above it are compacted,
+  top-nσ's and η's from the few groups of ``_GROUP`` tokens whose maximum
+  reaches it when few do (:func:`_upper_first`).
 - top-p: the plain kernel sorts the row and runs a float64 sum from the top.
-  Here a strided subsample, sorted, estimates where the running mass crosses
-  ``p * Z``; the tokens above a value ``c_lo`` a little below that estimate are
-  compacted, the band ``[c_lo, c_hi)`` around it is sorted and the running sum
-  is finished from the mass above ``c_hi``. With ``c_hi = inf`` (peaked rows)
-  the running sums are the plain kernel's very numbers; otherwise the cut is
-  accepted only when the sums clear ``p * Z`` by more than twice the rounding
-  bound of any summation order (see :func:`thermoscope.sampling._fused._band_cut`).
+  Its first ``_TOP_P_HEAD`` values come from the top-k candidates; when the
+  sum crosses ``p * Z`` among them (LM-shaped rows) that is the cut
+  (:func:`_top_p_head`). Otherwise a strided subsample, sorted, estimates
+  where the running mass crosses ``p * Z``; the tokens above a value ``c_lo``
+  a little below that estimate are compacted, the band ``[c_lo, c_hi)``
+  around it is sorted and the running sum is finished from the mass above
+  ``c_hi``. With ``c_hi = inf`` (peaked rows) the running sums are the
+  plain kernel's very numbers; otherwise the cut is accepted only when the
+  sums clear ``p * Z`` by more than twice the rounding bound of any
+  summation order (see :func:`thermoscope.sampling._fused._band_cut`).
   Rows that miss get the plain kernel.
 
 Steps after the first cut run the torch kernels on the candidates. Which
@@ -44,8 +49,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from thermoscope._temperature import row_weights
 from thermoscope.sampling import _kernels_torch as K
+from thermoscope.sampling._bands_torch import typical_first, typical_raw
+from thermoscope.sampling._compact_torch import (
+    _GROUP,
+    Compact,
+    _candidates,
+    _order_by_id,
+    compact_mask,
+)
 from thermoscope.sampling._context import Context
 from thermoscope.sampling._fused import Plan
 from thermoscope.sampling._input import Rows, on_device, rows_param
@@ -55,7 +67,6 @@ from thermoscope.sampling.warpers import MinP, TopK, TopNSigma, TopP, Typical
 
 __all__ = ["Compact", "DenseKeep", "compact_mask", "run"]
 
-_GROUP = 32  # tokens per group for the top-k candidate search
 _SPARE = 16  # candidates beyond k, so that a tie at the k-th value rarely spills over
 _SUBSAMPLE = 2048  # subsample length per row for the top-p band estimate
 _BAND_SLACK = 8  # subsample positions either side of the estimate, plus
@@ -65,84 +76,9 @@ _REFINE_SUBSAMPLE = 512
 _REFINE_SLACK = 8
 _REFINE_SIGMAS = 2.0
 _U = 2.0**-53
-
-
-class Compact:
-    """Kept candidates per row: values (``-inf`` where not valid), token ids, validity.
-
-    Valid entries are in ascending token-id order (the draw's order); entries
-    that are not valid carry the id ``vocab``, one past the last token.
-    """
-
-    __slots__ = ("ids", "valid", "vals", "vocab")
-
-    def __init__(self, vals: Any, ids: Any, valid: Any, vocab: int):
-        self.vals = vals
-        self.ids = ids
-        self.valid = valid
-        self.vocab = vocab
-
-    def weights(self) -> Any:
-        """The plain chain's weights of the candidates: ``exp(vals - row max)``."""
-        return row_weights(self.vals)[0]
-
-    def _scatter(self, values: Any, fill: float) -> Any:
-        rows = values.shape[0]
-        out = torch.full((rows, self.vocab + 1), fill, dtype=values.dtype, device=values.device)
-        out.scatter_(1, self.ids, values)
-        return out[:, : self.vocab]
-
-    def dense_logits(self) -> Any:
-        """Warped logits over the whole vocabulary."""
-        return self._scatter(self.vals, float("-inf"))
-
-    def dense_probs(self) -> Any:
-        """Probabilities over the whole vocabulary (as the kernel's ``softmax_rows``)."""
-        w = self.weights()
-        return self._scatter(w / w.sum(dim=-1, keepdim=True), 0.0)
-
-    def masked_vals(self) -> Any:
-        """Values, ``-inf`` where not valid."""
-        return self.vals
-
-    def token_ids(self, pos: Any) -> Any:
-        """Token ids at candidate positions ``pos`` (B, n)."""
-        return self.ids.gather(1, pos)
-
-    def positions(self, u: Any, bits: int) -> Any:
-        """Candidate positions drawn with the shared inverse-CDF routine."""
-        return draw_rows(self.weights(), u, bits)
-
-    def sample(self, u: Any, bits: int) -> Any:
-        """Token ids drawn with the shared inverse-CDF routine."""
-        return self.token_ids(self.positions(u, bits))
-
-
-def _order_by_id(vals: Any, ids: Any, keep: Any, vocab: int) -> Compact:
-    """A Compact of the kept entries, sorted by token id (the others last, id ``vocab``)."""
-    key, order = torch.sort(torch.where(keep, ids, vocab), dim=-1)
-    valid = keep.gather(1, order)
-    out = torch.where(valid, vals.gather(1, order), float("-inf"))
-    return Compact(out, key, valid, vocab)
-
-
-def compact_mask(z: Any, keep: Any) -> Compact:
-    """Gather the kept entries of each row, in ascending token-id order (sizes read once)."""
-    rows, vocab = z.shape
-    idx = torch.nonzero(keep)  # row-major: ascending token ids within a row
-    r, c = idx[:, 0], idx[:, 1]
-    counts = torch.bincount(r, minlength=rows)
-    width = max(int(counts.max()) if rows else 0, 1)
-    # Flat positions: row r's i-th kept entry goes to r * width + i.
-    first = torch.cumsum(counts, 0) - counts  # index in idx of each row's first entry
-    dest = torch.arange(r.shape[0], device=z.device) + (r * width - first[r])
-    vals = torch.full((rows * width,), float("-inf"), dtype=z.dtype, device=z.device)
-    ids = torch.full((rows * width,), vocab, dtype=torch.int64, device=z.device)
-    picked = z.view(-1).index_select(0, r * vocab + c) if z.is_contiguous() else z[r, c]
-    vals.index_copy_(0, dest, picked)
-    ids.index_copy_(0, dest, c)
-    valid = torch.arange(width, device=z.device) < counts[:, None]
-    return Compact(vals.view(rows, width), ids.view(rows, width), valid, vocab)
+_TOP_P_HEAD = 64  # groups taken before a top-p first cut searches a band
+_SPARSE_MIN_GROUPS = 64  # shorter rows: a compare over the row costs as little
+_SPARSE_SHARE = 8  # a cut reaching more than 1 / _SPARSE_SHARE of the groups: compare all
 
 
 def _upper_set(z: Any, thr: Any) -> Any:
@@ -151,12 +87,51 @@ def _upper_set(z: Any, thr: Any) -> Any:
     return z >= edge[:, None]
 
 
+def _upper_first(z: Any, thr: Any) -> Compact:
+    """``compact_mask(z, _upper_set(z, thr))``, reading only the groups that reach ``thr``.
+
+    A token at or above ``thr`` lies in a group of ``_GROUP`` consecutive
+    tokens whose maximum reaches it: one reduction over the vocabulary (the
+    group maxima) finds those groups, and when they are few (a sparse cut:
+    η, top-nσ on LM-shaped rows) only their tokens are gathered and compared,
+    instead of a compare and a ``nonzero`` over the whole vocabulary. Groups
+    are taken in ascending order, so the kept tokens stay in ascending
+    token-id order. One size is read on the host (the most groups in a row).
+    """
+    rows, vocab = z.shape
+    groups = vocab // _GROUP
+    if groups < _SPARSE_MIN_GROUPS:
+        return compact_mask(z, _upper_set(z, thr))
+    edge = torch.clamp(K.floor_in(thr, z.dtype), min=torch.finfo(z.dtype).min)[:, None]
+    main = groups * _GROUP
+    hit = z[:, :main].reshape(rows, groups, _GROUP).amax(dim=-1) >= edge
+    width = int(hit.sum(dim=-1).max()) if rows else 0
+    if width * _SPARSE_SHARE > groups:
+        return compact_mask(z, _upper_set(z, thr))
+    # The hit groups in ascending order, then sentinels (index `groups`).
+    order = torch.arange(groups, 0, -1, device=z.device)
+    gi = groups - torch.topk(torch.where(hit, order, 0), max(width, 1), dim=-1).values
+    ids = (gi[:, :, None] * _GROUP + torch.arange(_GROUP, device=z.device)).reshape(rows, -1)
+    real = (gi < groups)[:, :, None].expand(-1, -1, _GROUP).reshape(rows, -1)
+    if main < vocab:  # the last few tokens: always read
+        tail = torch.arange(main, vocab, device=z.device).expand(rows, vocab - main)
+        ids = torch.cat([ids, tail], dim=1)
+        real = torch.cat([real, torch.ones_like(tail, dtype=torch.bool)], dim=1)
+    ids = torch.where(real, ids, 0)
+    vals = z.gather(1, ids)
+    sub = compact_mask(vals, real & (vals >= edge))
+    token = ids.gather(1, sub.ids.clamp(max=ids.shape[1] - 1))
+    return Compact(sub.vals, torch.where(sub.valid, token, vocab), sub.valid, vocab)
+
+
 def run(chain: Plan, rows: Rows, ctx: Context) -> Compact | DenseKeep:
     """Run a fused plan on validated torch rows; the result holds the kept tokens only."""
     z = rows.z
     steps = chain.steps
     first = steps[chain.first_cut]
     cand = _top_k_first(chain, rows) if isinstance(first, TopK) else None
+    if isinstance(first, Typical):
+        cand = typical_raw(chain, rows)
     m = rows.row_max[:, None]
     if cand is None:
         # The temperature kernel's division, on the maxima too: a row it shifts
@@ -177,12 +152,12 @@ def run(chain: Plan, rows: Rows, ctx: Context) -> Compact | DenseKeep:
             cand = compact_mask(z, _upper_set(z, thr))
         elif isinstance(first, TopNSigma):
             n = rows_param(first.top_n_sigma, rows.batch_shape, "top_n_sigma")
-            cand = compact_mask(z, _upper_set(z, K.top_n_sigma_threshold(z, n)))
+            cand = _upper_first(z, K.top_n_sigma_threshold(z, n))
         elif isinstance(first, Typical):
             mass = rows_param(first.typical_p, rows.batch_shape, "typical_p")
-            cand = compact_mask(z, K.typical_mask(z, mass, first.min_tokens_to_keep))
+            cand = typical_first(z, m, mass, first.min_tokens_to_keep)
         elif isinstance(first, Eta):
-            cand = compact_mask(z, _upper_set(z, eta_floor(first, z, rows.batch_shape)))
+            cand = _upper_first(z, eta_floor(first, z, rows.batch_shape, m[:, 0]))
         else:  # plan() admits only the kinds of _fused.FIRST_CUTS
             raise TypeError(f"the fused path cannot start with {first!r}")
     for step in steps[chain.first_cut + 1 :]:
@@ -200,35 +175,6 @@ def _top_k_full(first: TopK, z: Any, batch_shape: tuple[int, ...]) -> Compact:
     """Top-k over the whole (already tempered) vocabulary, compacted."""
     thr = K.kth_largest(z, _k_of(first, batch_shape, z.shape[1]))
     return compact_mask(z, _upper_set(z, thr))
-
-
-def _candidates(z: Any, want: int) -> tuple[Any, Any, Any]:
-    """Candidate token ids (B, C), their values, and the largest value outside them (B,).
-
-    Every token not among the candidates is at most the returned value (a
-    group maximum, or -inf when every token is a candidate).
-    """
-    rows, vocab = z.shape
-    groups = vocab // _GROUP
-    if groups < 4 * want:
-        ids = torch.arange(vocab, device=z.device).expand(rows, vocab)
-        edge = torch.full((rows,), float("-inf"), dtype=z.dtype, device=z.device)
-        return ids, z, edge
-    main = groups * _GROUP
-    maxima = z[:, :main].reshape(rows, groups, _GROUP).amax(dim=-1)
-    take = min(want + 1, groups)
-    gv, gi = torch.topk(maxima, take, dim=-1)
-    chosen = min(want, groups)
-    if chosen < groups:
-        edge = gv[:, chosen]
-    else:
-        edge = torch.full((rows,), float("-inf"), dtype=z.dtype, device=z.device)
-    offsets = torch.arange(_GROUP, device=z.device)
-    ids = (gi[:, :chosen, None] * _GROUP + offsets).reshape(rows, chosen * _GROUP)
-    if main < vocab:  # the last few tokens: always candidates
-        tail = torch.arange(main, vocab, device=z.device).expand(rows, vocab - main)
-        ids = torch.cat([ids, tail], dim=1)
-    return ids, z.gather(1, ids), edge
 
 
 def _top_k_first(chain: Plan, rows: Rows) -> Compact | None:
@@ -382,6 +328,36 @@ def _band_cut(
     return cut, ok
 
 
+def _top_p_head(z: Any, pp: Any, m: Any, target: Any) -> Compact | None:
+    """The top-p cut from the top of each row only, when that suffices on every row; else None.
+
+    The plain kernel sorts the row and runs a float64 sum of the weights from
+    the top. The tokens of the ``_TOP_P_HEAD`` groups with the largest maxima
+    (:func:`_candidates`) hold every token above the largest value left
+    outside; the ``_TOP_P_HEAD`` largest of them (a ``topk``, sorted) hold every
+    token above ``edge``, the larger of that value and the next candidate's.
+    They are the top of the plain kernel's sorted row
+    and their running sums its very numbers (CPU ``cumsum`` runs left to
+    right). A row whose sum reaches ``target`` there, at a value above
+    ``edge``, has the plain kernel's cut and every kept token among them.
+    One boolean is read on the host.
+    """
+    ids, vals, edge = _candidates(z, _TOP_P_HEAD)
+    # The largest _TOP_P_HEAD of them, sorted; the next one joins the edge.
+    top, at = torch.topk(vals, min(_TOP_P_HEAD + 1, vals.shape[1]), dim=-1)
+    if top.shape[1] > _TOP_P_HEAD:
+        edge = torch.maximum(edge, top[:, _TOP_P_HEAD])
+        top, at = top[:, :_TOP_P_HEAD], at[:, :_TOP_P_HEAD]
+    desc = top
+    mass = torch.cumsum(torch.exp(desc - m), dim=-1, dtype=torch.float64)
+    n_keep = 1 + (mass[:, :-1] < target[:, None]).sum(dim=-1)
+    thr = desc.gather(1, (n_keep - 1)[:, None])[:, 0]
+    ok = (mass[:, -1] >= target) & (thr > edge) & (pp < 1.0)
+    if not bool(ok.all()):
+        return None
+    return _order_by_id(desc, ids.gather(1, at), desc >= thr[:, None], z.shape[1])
+
+
 def _top_p_first(z: Any, p: np.ndarray, m: Any, last: bool) -> Compact | DenseKeep:
     """Top-p as the first cut (see the module notes); ``last``: no step follows.
 
@@ -397,6 +373,10 @@ def _top_p_first(z: Any, p: np.ndarray, m: Any, last: bool) -> Compact | DenseKe
     w.exp_()  # the plain kernel's weights, without a second (B, V) buffer
     total = K.sum64(w)  # the plain kernel's row mass
     target = pp * total
+    if vocab // _GROUP >= 4 * _TOP_P_HEAD:
+        head = _top_p_head(z, pp, m, target)
+        if head is not None:
+            return head
     whole = pp >= 1.0  # keep every finite token
     c_lo, c_hi = _band_edges(z, m, total - target, _SUBSAMPLE, _BAND_SLACK, _BAND_SIGMAS)
     c_hi = torch.where(whole, float("inf"), c_hi)

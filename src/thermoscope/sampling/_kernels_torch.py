@@ -231,14 +231,34 @@ def _typical_cut(score: Any, probs: Any, pm: Any, floor_at: int) -> Any:
 
 
 def top_n_sigma_threshold(z: torch.Tensor, n: Any) -> torch.Tensor:
-    """``max - n * std`` over the finite logits of each row (population std), float64."""
-    finite = torch.isfinite(z)
+    """``max - n * std`` over the finite logits of each row (population std), float64.
+
+    Mean, then variance about it: float64 row sums over the finite entries.
+    On CPU a slice of ``_COLUMNS`` columns is widened to float64 and summed
+    at a time, in cache (no (B, V) float64 copy); as in :func:`sum64` the
+    slices do not depend on the number of rows. Other devices work the whole
+    row at once.
+    """
+    cols = z.shape[-1] if z.device.type != "cpu" else _COLUMNS
     zero = torch.zeros((), dtype=torch.float64, device=z.device)
-    z64 = torch.where(finite, z.to(torch.float64), zero)
-    count = finite.sum(dim=-1)
-    mean = z64.sum(dim=-1) / count
-    var = torch.where(finite, (z64 - mean[:, None]) ** 2, zero).sum(dim=-1) / count
-    spread = on_device(n, z) * torch.sqrt(var)
+    # One read tells whether any entry is masked; if none, no slice needs a mask.
+    masked = z.device.type == "cpu" and bool(torch.isneginf(z).any())
+    count: Any = torch.isfinite(z).sum(dim=-1) if masked or cols == z.shape[-1] else z.shape[-1]
+    total = torch.zeros(z.shape[0], dtype=torch.float64, device=z.device)
+    for c0 in range(0, z.shape[-1], cols):
+        x = z[:, c0 : c0 + cols].to(torch.float64)
+        if masked or cols == z.shape[-1]:
+            x = torch.where(torch.isfinite(x), x, zero)
+        total += x.sum(dim=-1)
+    mean = (total / count)[:, None]
+    sq = torch.zeros_like(total)
+    for c0 in range(0, z.shape[-1], cols):
+        part = z[:, c0 : c0 + cols]
+        x = part.to(torch.float64) - mean  # a new tensor (`to` may return `part` itself)
+        if masked or cols == z.shape[-1]:
+            x = torch.where(torch.isfinite(part), x, zero)
+        sq += x.square_().sum(dim=-1)
+    spread = on_device(n, z) * torch.sqrt(sq / count)
     # n = inf with std = 0 would give inf * 0 = nan; every finite token stays.
     spread = torch.where(torch.isnan(spread), float("inf"), spread)
     return z.amax(dim=-1).to(torch.float64) - spread

@@ -1,11 +1,13 @@
 """The kernels of :mod:`thermoscope.sampling._penalty_kernels` for torch tensors.
 
-Same names, arguments and semantics, computed on the tensor's device with no
-host read: per-row parameters arrive as host numpy arrays and are moved once
-per call (:func:`~thermoscope.sampling._input.on_device`); gathered values
-are computed in float64, as numpy does, so both libraries give the same
-numbers. Writes of duplicate ids carry equal values, so ``scatter`` is
-deterministic on every device.
+Same names, arguments and semantics (each writes into the rows ``out`` the
+caller owns and returns them), computed on the tensor's device with no host
+read: per-row parameters arrive as host numpy arrays and are moved once per
+call (:func:`~thermoscope.sampling._input.on_device`); gathered values are
+computed in float64, as numpy does, so both libraries give the same numbers.
+Writes of duplicate ids carry equal values, and the other reductions over
+duplicates (adding ones, taking a minimum) are exact in any order, so every
+result is deterministic on every device.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from thermoscope.sampling._input import on_device
 
 __all__ = [
     "add_columns",
+    "counts",
+    "exact_count_limit",
     "frequency",
     "group_sums",
     "ngram_ban",
@@ -36,51 +40,66 @@ def _redirect(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.where(ids >= 0, ids, fill[:, None]), has
 
 
-def _put(z: torch.Tensor, idx: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    return z.scatter(1, idx, values.to(z.dtype))
+def exact_count_limit(dtype: torch.dtype) -> int:
+    """The largest count below which every integer is exact in ``dtype`` (``2 / eps``)."""
+    return round(2.0 / torch.finfo(dtype).eps)
 
 
-def _gather64(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    return z.gather(1, idx).to(torch.float64)
+def counts(
+    out: torch.Tensor, idx: torch.Tensor, real: torch.Tensor, chunk: int | None = None
+) -> torch.Tensor:
+    """(B, W) float64 occurrences of each entry's column among the ``real`` entries of ``idx``.
+
+    ``out`` (B, V) is scratch: its entries at ``idx`` are overwritten.
+    """
+    step = chunk or exact_count_limit(out.dtype)
+    ones = real.to(out.dtype)  # padding adds 0
+    total: torch.Tensor | None = None
+    for start in range(0, idx.shape[1], step):
+        out.scatter_(1, idx, 0.0)
+        out.scatter_add_(1, idx[:, start : start + step], ones[:, start : start + step])
+        part = out.gather(1, idx).to(torch.float64)
+        total = part if total is None else total + part
+    assert total is not None  # W >= 1
+    return total
 
 
-def repetition(z: torch.Tensor, ids: torch.Tensor, penalty: np.ndarray) -> torch.Tensor:
+def repetition(out: torch.Tensor, ids: torch.Tensor, penalty: np.ndarray) -> torch.Tensor:
     idx, has = _redirect(ids)
-    v = z.gather(1, idx)
-    p = on_device(penalty, z).to(z.dtype)[:, None]
+    v = out.gather(1, idx)
+    p = on_device(penalty, out).to(out.dtype)[:, None]
     new = torch.where(v < 0, v * p, v / p)
-    return _put(z, idx, torch.where(has[:, None], new, v))
+    return out.scatter_(1, idx, torch.where(has[:, None], new, v))
 
 
-def presence(z: torch.Tensor, ids: torch.Tensor, penalty: np.ndarray) -> torch.Tensor:
+def presence(out: torch.Tensor, ids: torch.Tensor, penalty: np.ndarray) -> torch.Tensor:
     idx, has = _redirect(ids)
-    v = _gather64(z, idx)
-    p = on_device(penalty, z)[:, None]
-    return _put(z, idx, torch.where(has[:, None], v - p, v))
+    v = out.gather(1, idx).to(torch.float64)
+    p = on_device(penalty, out)[:, None]
+    return out.scatter_(1, idx, torch.where(has[:, None], v - p, v).to(out.dtype))
 
 
-def frequency(z: torch.Tensor, ids: torch.Tensor, penalty: np.ndarray) -> torch.Tensor:
+def frequency(out: torch.Tensor, ids: torch.Tensor, penalty: np.ndarray) -> torch.Tensor:
     idx, _ = _redirect(ids)
-    real = (ids >= 0).to(torch.int32)
-    counts = torch.zeros(z.shape, dtype=torch.int32, device=z.device).scatter_add_(1, idx, real)
-    v = _gather64(z, idx)
-    p = on_device(penalty, z)[:, None]
-    return _put(z, idx, v - p * counts.gather(1, idx))
+    v = out.gather(1, idx).to(torch.float64)
+    n = counts(out, idx, ids >= 0)
+    p = on_device(penalty, out)[:, None]
+    return out.scatter_(1, idx, (v - p * n).to(out.dtype))
 
 
-def ngram_ban(z: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
+def ngram_ban(out: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
     m = ids.shape[1] - n + 1
     if m <= 0:
-        return z.clone()
+        return out
     match = ids[:, :m] >= 0
     for k in range(n - 1):
         match &= ids[:, k : k + m] == ids[:, m + k, None]
-    vocab = z.shape[1]
-    # Non-matching windows mark a spare column past the vocabulary.
-    banned = torch.zeros((z.shape[0], vocab + 1), dtype=torch.bool, device=z.device)
-    target = torch.where(match, ids[:, n - 1 :], vocab)
-    banned.scatter_(1, target, True)
-    return z.masked_fill(banned[:, :vocab], float("-inf"))
+    # Every window writes min(current, fill): -inf bans its token, +inf leaves
+    # it as is; a minimum does not depend on the order of duplicate writes.
+    target = torch.where(match, ids[:, n - 1 :], 0)
+    inf = torch.tensor(float("inf"), dtype=out.dtype, device=out.device)
+    fill = torch.where(match, -inf, inf)
+    return out.scatter_reduce_(1, target, fill, reduce="amin")
 
 
 def suffix_matches(ids: torch.Tensor, prefixes: np.ndarray) -> torch.Tensor:
@@ -92,11 +111,11 @@ def suffix_matches(ids: torch.Tensor, prefixes: np.ndarray) -> torch.Tensor:
     return (tail == pre[None]).all(dim=-1)
 
 
-def add_columns(z: torch.Tensor, cols: np.ndarray, delta: Any) -> torch.Tensor:
-    at = on_device(cols, z)
-    shift = delta if isinstance(delta, torch.Tensor) else on_device(delta, z)
-    values = (z.index_select(1, at).to(torch.float64) + shift).to(z.dtype)
-    return z.index_copy(1, at, values)
+def add_columns(out: torch.Tensor, cols: np.ndarray, delta: Any) -> torch.Tensor:
+    at = on_device(cols, out)
+    shift = delta if isinstance(delta, torch.Tensor) else on_device(delta, out)
+    values = (out.index_select(1, at).to(torch.float64) + shift).to(out.dtype)
+    return out.index_copy_(1, at, values)
 
 
 def group_sums(values: torch.Tensor, starts: np.ndarray, groups: np.ndarray) -> torch.Tensor:
@@ -105,17 +124,17 @@ def group_sums(values: torch.Tensor, starts: np.ndarray, groups: np.ndarray) -> 
 
 
 def sequence_bias(
-    z: torch.Tensor,
+    out: torch.Tensor,
     ids: torch.Tensor,
     singles: np.ndarray,
     groups: tuple[tuple[np.ndarray, np.ndarray], ...],
     layout: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 ) -> torch.Tensor:
     order, cols, starts, groups_of = layout
-    zero = torch.zeros((), dtype=torch.float64, device=z.device)
-    parts = [on_device(singles, z).expand(z.shape[0], singles.size)]
+    zero = torch.zeros((), dtype=torch.float64, device=out.device)
+    parts = [on_device(singles, out).expand(out.shape[0], singles.size)]
     parts += [
-        torch.where(suffix_matches(ids, pre), on_device(bias, z), zero) for pre, bias in groups
+        torch.where(suffix_matches(ids, pre), on_device(bias, out), zero) for pre, bias in groups
     ]
-    per_seq = torch.cat(parts, dim=1)[:, on_device(order, z)]
-    return add_columns(z, cols, group_sums(per_seq, starts, groups_of))
+    per_seq = torch.cat(parts, dim=1)[:, on_device(order, out)]
+    return add_columns(out, cols, group_sums(per_seq, starts, groups_of))

@@ -169,24 +169,42 @@ class DRY(HistoryWarper):
         >>> dry.apply_in(np.zeros((1, 4)), Context((1,), h))
         array([[-0.5,  0. ,  0. ,  0. ]])
         """
+        return self.apply_into(z.clone() if is_torch(z) else z.copy(), ctx)
+
+    def apply_into(self, out: Any, ctx: Context) -> Any:
+        """:meth:`apply_in` written into rows ``out`` (B, V) that the caller owns; returns them.
+
+        Only the entries of the tokens that follow a repeat are written.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from thermoscope.sampling._context import as_history
+        >>> h = as_history([[3, 0, 3]], None, batch=1, vocab=4)
+        >>> out = np.zeros((1, 4))
+        >>> DRY(0.5, allowed_length=1, sequence_breakers=()).apply_into(out, Context((1,), h))
+        array([[-0.5,  0. ,  0. ,  0. ]])
+        >>> out
+        array([[-0.5,  0. ,  0. ,  0. ]])
+        """
         history = ctx.require_history(type(self).__name__)
         mult = rows_param(self.multiplier, ctx.batch_shape, "multiplier")
         base = rows_param(self.base, ctx.batch_shape, "base")
         allowed = rows_param(self.allowed_length, ctx.batch_shape, "allowed_length")
         window = history.last(self.last_n)
         if self.last_n == 0 or window.shape[1] == 0 or not np.any(mult > 0):
-            return z.clone() if is_torch(z) else z.copy()
-        vocab = int(z.shape[1])
+            return out
+        vocab = int(out.shape[1])
         single = [b[0] for b in self.sequence_breakers if len(b) == 1 and b[0] < vocab]
         multi = [b for b in self.sequence_breakers if len(b) > 1]
         n = int(window.shape[1])
         allowed = np.minimum(allowed, n)  # a longer allowance penalises nothing either way
         cap = allowed + np.minimum(repeat_caps(base), n)
-        if is_torch(z):
+        if is_torch(out):
             from thermoscope.sampling import _dry_torch
 
-            return _dry_torch.penalise(z, window, mult, base, allowed, cap, single, multi)
-        return _penalise(z, window, mult, base, allowed, cap, single, multi)
+            return _dry_torch.penalise(out, window, mult, base, allowed, cap, single, multi)
+        return _penalise(out, window, mult, base, allowed, cap, single, multi)
 
 
 def repeat_caps(base: Array) -> Array:
@@ -292,6 +310,8 @@ def _padded(window: Array) -> Array:
 def _rep_limits(w: Array, single: list[int], multi: list[tuple[int, ...]], vocab: int) -> Array:
     """Step 1: per row, the tokens after the last breaker (-1: no breaker in the window)."""
     n = w.shape[1]
+    if not single and not multi:
+        return np.full(w.shape[0], -1, dtype=np.int64)
     lut = np.zeros(vocab + 1, dtype=bool)  # the last entry stands for every padding value
     lut[single] = True
     hit = lut[np.where(w >= 0, w, vocab)]
@@ -389,7 +409,7 @@ def match_lengths(w: Array, limit: Array) -> Array:
 
 
 def _penalise(
-    z: Array,
+    out: Array,
     window: Array,
     mult: Array,
     base: Array,
@@ -398,8 +418,8 @@ def _penalise(
     single: list[int],
     multi: list[tuple[int, ...]],
 ) -> Array:
-    """Steps 1-4 on numpy rows: ``z`` minus the DRY penalties (a new array)."""
-    vocab = z.shape[1]
+    """Steps 1-4 on numpy rows: the DRY penalties subtracted from ``out``, which is returned."""
+    vocab = out.shape[1]
     w = _padded(window)
     n = w.shape[1]
     length = (window >= 0).sum(axis=1)
@@ -412,11 +432,11 @@ def _penalise(
     real = np.arange(n - 1) >= (n - length)[:, None]
     hits = (lengths >= allowed[:, None]) & real & live[:, None]
     nxt = w[:, 1:]
-    never = np.zeros(vocab + 1, dtype=bool)  # single-token breakers are never penalised
-    never[single] = True
-    hits &= ~never[np.where(nxt >= 0, nxt, vocab)]
+    if single:
+        never = np.zeros(vocab + 1, dtype=bool)  # single-token breakers are never penalised
+        never[single] = True
+        hits &= ~never[np.where(nxt >= 0, nxt, vocab)]
     r, p = np.nonzero(hits)
-    out = z.copy()
     if r.size == 0:
         return out
     # The longest repeat per (row, token): sort by token then length, keep each run's last.
@@ -426,10 +446,10 @@ def _penalise(
     flat, longest = np.divmod(key, width)
     last = np.append(flat[1:] != flat[:-1], True)
     flat, longest = flat[last], longest[last]
-    row = flat // vocab
+    row, token = np.divmod(flat, vocab)
     exponent = longest - allowed[row]  # <= max_exponent: the lengths stop at cap
     with np.errstate(over="ignore"):  # a huge multiplier: the penalty is inf, the logit -inf
         penalty = mult[row] * base[row] ** exponent
-    view = out.reshape(-1)
-    view[flat] = view[flat] - penalty.astype(z.dtype)
+    # Works on any layout of ``out``; each (row, token) is written once.
+    out[row, token] -= penalty.astype(out.dtype)
     return out

@@ -48,47 +48,126 @@ P_LESS_VARIANTS = ("p-less", "p-less-norm")
 # -- η-sampling ------------------------------------------------------------------
 
 
-def _eta_threshold(z: Any, eps: Array) -> Any:
+_ETA_CHUNK = 1 << 16  # elements per cache-sized slice of rows (numpy)
+_ETA_COLUMNS = 8192  # columns per slice of a torch row on CPU
+
+
+def _eta_threshold(z: Any, eps: Array, m: Any = None, divisors: tuple[Any, ...] = ()) -> Any:
     """The smallest logit η keeps in each row, float64, of ``z``'s kind.
 
     ``p_i >= eta`` is ``d_i >= log(eta) + log(S)`` with ``d = z - max`` and
     ``S = sum(exp(d))``, and the entropy is ``H = log(S) - sum(exp(d) d) / S``:
     one exp over the row and two float64-accumulated sums give the cut as a
     logit threshold, with no log-softmax of the whole row.
+
+    ``m``: the row maxima of the rows cut (B,), when known. ``divisors``
+    (numpy only): per-row temperatures (B, 1) in ``z``'s dtype, applied in
+    turn to ``z`` first (the temperature kernel's ``z / T``); the cut is that
+    of the tempered rows, which are never written out whole. A cache-sized
+    slice of rows (numpy) or of columns (torch on CPU) is worked at a time,
+    each element getting the same operations, so the numbers do not depend
+    on the slicing: the plain chain and the fused path get the same cut.
     """
     if is_torch(z):
-        import torch
-
-        m = z.amax(dim=-1)
-        d = z - m[:, None]
-        w = torch.exp(d)
-        total = w.sum(dim=-1, dtype=torch.float64)
-        moment = torch.where(w > 0, w * d, torch.zeros((), dtype=z.dtype, device=z.device))
-        ent = torch.log(total) - moment.sum(dim=-1, dtype=torch.float64) / total
-        e = on_device(eps, z)
-        eta = torch.minimum(e, torch.sqrt(e) * torch.exp(-ent))
-        return m.to(torch.float64) + torch.log(eta) + torch.log(total)
-    m = z.max(axis=-1)
-    d = z - m[:, None]
-    w = np.exp(d)
-    total = w.sum(axis=-1, dtype=np.float64)
-    # -inf logits have weight 0: their term is 0, not 0 * -inf.
-    np.multiply(w, d, out=d, where=w > 0)
-    d[w == 0] = 0
-    ent = np.log(total) - d.sum(axis=-1, dtype=np.float64) / total
+        return _eta_threshold_torch(z, eps, m)
+    rows, vocab = z.shape
+    if m is None:
+        m = z.max(axis=-1)
+    step = max(1, _ETA_CHUNK // max(vocab, 1))
+    d_buf = np.empty((min(step, rows), vocab), dtype=z.dtype)
+    w_buf = np.empty_like(d_buf)
+    total = np.empty(rows)
+    moment = np.empty(rows)
+    low = np.finfo(z.dtype).min
+    mm = np.asarray(m, dtype=z.dtype).reshape(rows, 1)
+    for r0 in range(0, rows, step):
+        k = min(step, rows - r0)
+        part = slice(r0, r0 + k)
+        d, w = d_buf[:k], w_buf[:k]
+        src = z[part]
+        for t in divisors:
+            np.divide(src, t[part], out=d)
+            src = d
+        np.subtract(src, mm[part], out=d)
+        np.exp(d, out=w)
+        np.sum(w, axis=-1, dtype=np.float64, out=total[part])
+        with np.errstate(invalid="ignore"):  # 0 * -inf: such rows are redone below
+            np.multiply(w, d, out=w)
+        np.sum(w, axis=-1, dtype=np.float64, out=moment[part])
+        nan = np.flatnonzero(np.isnan(moment[part]))
+        if nan.size:
+            # A -inf logit has weight 0 but 0 * -inf is nan: with d clamped, its term is 0.
+            dn = d[nan]
+            terms = np.exp(dn) * np.maximum(dn, low)
+            moment[r0 + nan] = np.sum(terms, axis=-1, dtype=np.float64)
+    ent = np.log(total) - moment / total
     eta = np.minimum(eps, np.sqrt(eps) * np.exp(-ent))
-    thr: Array = m.astype(np.float64) + np.log(eta) + np.log(total)
+    thr: Array = mm[:, 0].astype(np.float64) + np.log(eta) + np.log(total)
     return thr
 
 
-def eta_floor(stage: Eta, z: Any, batch_shape: tuple[int, ...]) -> Any:
+def _eta_threshold_torch(z: Any, eps: Array, m: Any) -> Any:
+    """:func:`_eta_threshold` with torch operations on ``z``'s device.
+
+    On CPU a slice of ``_ETA_COLUMNS`` columns is shifted, exponentiated and
+    summed while in cache (no (B, V) temporaries); the slices do not depend
+    on the number of rows, so neither does a row's cut. Other devices work
+    the whole row at once.
+    """
+    import torch
+
+    if m is None:
+        m = z.amax(dim=-1)
+    col = m[:, None]
+    low = torch.finfo(z.dtype).min
+    cols = z.shape[-1] if z.device.type != "cpu" else _ETA_COLUMNS
+    total = torch.zeros(z.shape[0], dtype=torch.float64, device=z.device)
+    moment = torch.zeros_like(total)
+    for c0 in range(0, z.shape[-1], cols):
+        d = z[:, c0 : c0 + cols] - col
+        w = torch.exp(d)
+        total += w.sum(dim=-1, dtype=torch.float64)
+        # -inf logits have weight 0: clamped, their term is 0, not 0 * -inf.
+        moment += d.clamp_(min=low).mul_(w).sum(dim=-1, dtype=torch.float64)
+    ent = torch.log(total) - moment / total
+    e = on_device(eps, z)
+    eta = torch.minimum(e, torch.sqrt(e) * torch.exp(-ent))
+    return m.to(torch.float64) + torch.log(eta) + torch.log(total)
+
+
+def eta_floor(
+    stage: Eta,
+    z: Any,
+    batch_shape: tuple[int, ...],
+    m: Any = None,
+    divisors: tuple[Any, ...] = (),
+) -> Any:
     """The smallest logit ``stage`` keeps per row, ``min_tokens_to_keep`` included (float64).
 
     The plain chain (:meth:`Eta.apply`) and the fused path's first cut both
-    keep ``z >= eta_floor(...)``, so they keep the same tokens.
+    keep ``z >= eta_floor(...)``, so they keep the same tokens. ``m``: the
+    row maxima of the (tempered) rows, (B,), when known; ``divisors``: see
+    :func:`_eta_threshold` (only with ``min_tokens_to_keep == 1``).
     """
-    thr = _eta_threshold(z, rows_param(stage.epsilon, batch_shape, "epsilon"))
+    if m is None:
+        m = z.amax(dim=-1) if is_torch(z) else z.max(axis=-1)
+    thr = _eta_threshold(z, rows_param(stage.epsilon, batch_shape, "epsilon"), m, divisors)
+    if stage.min_tokens_to_keep == 1:
+        # The top token always stays: the cut is at most the row maximum.
+        top = m.to(thr.dtype) if is_torch(m) else np.asarray(m, dtype=np.float64)
+        return _minimum(thr, top)
+    if divisors:
+        raise ValueError("`divisors` need min_tokens_to_keep == 1")
     return _kernels_for(z).floor_threshold(z, thr, stage.min_tokens_to_keep)
+
+
+def _minimum(a: Any, b: Any) -> Any:
+    if is_torch(a):
+        import torch
+
+        return torch.minimum(a, b.reshape(a.shape))
+    out: Array = np.minimum(a, np.reshape(b, a.shape))
+    return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,8 +8,10 @@ truncation, in both named orders (:data:`~thermoscope.sampling.TRANSFORMERS_ORDE
 repetition, frequency, presence, no-repeat-n-gram.
 
 Cost: one copy of the logits plus work proportional to the history, with
-no Python loop over tokens or rows (see
-:mod:`thermoscope.sampling._penalty_kernels`). Additive penalties and biases
+no Python loop over tokens or rows and nothing else of the vocabulary's size
+(see :mod:`thermoscope.sampling._penalty_kernels`). Each stage also has
+``apply_into(out, ctx)``, which writes into rows the caller owns: a chain
+copies the logits once for a run of these stages. Additive penalties and biases
 are computed in float64 and rounded once to the rows' compute dtype (float32
 for float16 / bfloat16 input, returned in the input's dtype); the repetition
 penalty is computed in the compute dtype, as transformers and llama.cpp do.
@@ -167,11 +169,27 @@ class _WindowPenalty(HistoryWarper):
         object.__setattr__(self, "last_n", _last_n(self.last_n))
 
     def apply_in(self, z: Any, ctx: Context) -> Any:
+        return self.apply_into(_copy(z), ctx)
+
+    def apply_into(self, out: Any, ctx: Context) -> Any:
+        """:meth:`apply_in` written into rows ``out`` (B, V) that the caller owns; returns them.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from thermoscope.sampling._context import Context, as_history
+        >>> out = np.array([[2.0, -1.0, 0.5]])
+        >>> ctx = Context((1,), as_history([[0, 1, 1]], None, batch=1, vocab=3))
+        >>> FrequencyPenalty(0.5).apply_into(out, ctx) is out
+        True
+        >>> out
+        array([[ 1.5, -2. ,  0.5]])
+        """
         ids = _window(self, ctx, self.last_n)
         if ids is None:
-            return _copy(z)
+            return out
         penalty = rows_param(self.penalty, ctx.batch_shape, "penalty")
-        return getattr(_kernels(z), self._kernel)(z, ids, penalty)
+        return getattr(_kernels(out), self._kernel)(out, ids, penalty)
 
 
 @dataclass(frozen=True, eq=False)
@@ -328,8 +346,21 @@ class NoRepeatNGram(HistoryWarper):
         object.__setattr__(self, "n", int(arr))
 
     def apply_in(self, z: Any, ctx: Context) -> Any:
+        return self.apply_into(_copy(z), ctx)
+
+    def apply_into(self, out: Any, ctx: Context) -> Any:
+        """:meth:`apply_in` written into rows ``out`` (B, V) that the caller owns; returns them.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from thermoscope.sampling._context import Context, as_history
+        >>> ctx = Context((1,), as_history([[3, 0, 3]], None, batch=1, vocab=4))
+        >>> NoRepeatNGram(2).apply_into(np.zeros((1, 4)), ctx)
+        array([[-inf,   0.,   0.,   0.]])
+        """
         ids = ctx.require_history(type(self).__name__).ids
-        return _kernels(z).ngram_ban(z, ids, self.n)
+        return _kernels(out).ngram_ban(out, ids, self.n)
 
 
 # -- biases ----------------------------------------------------------------------------
@@ -379,10 +410,21 @@ class LogitBias(Warper):
         object.__setattr__(self, "_values", _frozen(np.array(list(items.values()), np.float64)))
 
     def apply(self, z: Any, batch_shape: tuple[int, ...]) -> Any:
+        return self.apply_into(_copy(z), Context(batch_shape))
+
+    def apply_into(self, out: Any, ctx: Context) -> Any:
+        """:meth:`apply` written into rows ``out`` (B, V) that the caller owns; returns them.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> LogitBias({0: 1.0}).apply_into(np.zeros((1, 2)), Context((1,)))
+        array([[1., 0.]])
+        """
         if not self._cols.size:
-            return _copy(z)
-        _check_vocab(int(self._cols.max()), int(z.shape[1]), "bias")
-        return _kernels(z).add_columns(z, self._cols, self._values)
+            return out
+        _check_vocab(int(self._cols.max()), int(out.shape[1]), "bias")
+        return _kernels(out).add_columns(out, self._cols, self._values)
 
 
 def _frozen(arr: Array) -> Array:
@@ -498,6 +540,19 @@ class SequenceBias(HistoryWarper):
         object.__setattr__(self, "_top", max(max(seq) for seq in items))
 
     def apply_in(self, z: Any, ctx: Context) -> Any:
-        _check_vocab(self._top, int(z.shape[1]), "sequence_bias")
+        return self.apply_into(_copy(z), ctx)
+
+    def apply_into(self, out: Any, ctx: Context) -> Any:
+        """:meth:`apply_in` written into rows ``out`` (B, V) that the caller owns; returns them.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from thermoscope.sampling._context import Context, as_history
+        >>> ctx = Context((1,), as_history([[1, 3]], None, batch=1, vocab=4))
+        >>> SequenceBias({(3, 0): -1.0}).apply_into(np.zeros((1, 4)), ctx)
+        array([[-1.,  0.,  0.,  0.]])
+        """
+        _check_vocab(self._top, int(out.shape[1]), "sequence_bias")
         ids = ctx.require_history(type(self).__name__).ids
-        return _kernels(z).sequence_bias(z, ids, self._singles, self._groups, self._layout)
+        return _kernels(out).sequence_bias(out, ids, self._singles, self._groups, self._layout)

@@ -327,8 +327,17 @@ class Sampler:
 
     def _chain(self, rows: Rows, ctx: Context, stages: tuple[Warper, ...] | None = None) -> Any:
         z = rows.z
+        # A stage with ``apply_into`` (penalties, biases, DRY) returns a fresh
+        # array from ``apply_in``; the next such stages write into it: one copy
+        # of the logits per run of them.
+        owned = False
         for w in self._warpers if stages is None else stages:
-            z = w.apply_in(z, ctx)
+            into = getattr(w, "apply_into", None)
+            if owned and into is not None:
+                z = into(z, ctx)
+            else:
+                z = w.apply_in(z, ctx)
+                owned = into is not None
         if z is rows.z:
             z = z.clone() if rows.torch else z.copy()
         return z
