@@ -24,6 +24,7 @@ Everything is seeded and offline (``load_digits`` ships with scikit-learn).
 from __future__ import annotations
 
 import pathlib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -117,9 +118,25 @@ def overconfident_mlp(*, seed: int = 0) -> tuple[Any, tuple[Array, ...]]:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        for _ in range(EPOCHS):
-            mlp.partial_fit(X_train, y_train, classes=np.arange(10))
+        _train(mlp, X_train, y_train, EPOCHS)
     return mlp, split
+
+
+def _train(mlp: Any, X: Array, y: Array, epochs: int) -> None:
+    """``epochs`` passes of ``partial_fit``, stopped by Ctrl-C.
+
+    scikit-learn's MLP catches ``KeyboardInterrupt`` in each call and only
+    warns ("Training interrupted by user"), so a loop of calls would run on
+    after Ctrl-C; the warning is turned back into the interrupt.
+    """
+    for _ in range(epochs):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            mlp.partial_fit(X, y, classes=np.arange(10))
+        for w in seen:
+            if "interrupted by user" in str(w.message):
+                raise KeyboardInterrupt
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 #: Share of training labels replaced by a wrong digit in the convincing case.
@@ -160,8 +177,7 @@ def noisy_label_mlp(*, seed: int = 0, quick: bool = False) -> tuple[Any, tuple[A
         hidden_layer_sizes=(128,), alpha=0.0, learning_rate_init=1e-2, random_state=seed
     )
     with threadpool_limits(limits=1, user_api="blas"):  # see overconfident_mlp
-        for _ in range(NOISY_EPOCHS_QUICK if quick else NOISY_EPOCHS):
-            mlp.partial_fit(X_train, noisy, classes=np.arange(10))
+        _train(mlp, X_train, noisy, NOISY_EPOCHS_QUICK if quick else NOISY_EPOCHS)
     return mlp, (X_train, X_val, X_test, noisy, y_val, y_test)
 
 
