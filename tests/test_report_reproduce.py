@@ -100,7 +100,6 @@ def numbers(text: str) -> list[str]:
     return NUMBER.findall(text)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(DEMOS)), ids=list(DEMOS))
 def test_reproduce_command_prints_the_reports_numbers(
     report: Sections, index: int, tmp_path: Path
