@@ -321,7 +321,6 @@ def classwise_sums(probs: FloatArray, labels: IntArray, n_bins: int, strategy: s
     [[1, 1], [1, 1]]
     """
     n, k = probs.shape
-    hits = (labels[:, None] == np.arange(k)).astype(np.float64)
     if strategy == "uniform":
         idx = bin_index(probs, uniform_edges(n_bins))
     else:
@@ -331,10 +330,13 @@ def classwise_sums(probs: FloatArray, labels: IntArray, n_bins: int, strategy: s
             idx[:, c] = bin_index(probs[:, c], quantile_edges(probs[:, c], n_bins))
     flat = (idx + np.arange(k) * n_bins).ravel()
     size = k * n_bins
+    # A row is a hit for its label's class only: count those N cells instead of
+    # summing an (N, K) matrix of ones and zeros (the same exact integers).
+    labelled = idx[np.arange(n), labels] + labels * n_bins
     return BinSums(
         np.bincount(flat, minlength=size).reshape(k, n_bins),
         np.bincount(flat, weights=probs.ravel(), minlength=size).reshape(k, n_bins),
-        np.bincount(flat, weights=hits.ravel(), minlength=size).reshape(k, n_bins),
+        np.bincount(labelled, minlength=size).astype(np.float64).reshape(k, n_bins),
     )
 
 
