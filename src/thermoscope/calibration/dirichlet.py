@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from thermoscope import _temperature as kernel
-from thermoscope.calibration.linear_scalers import _LinearCalibrator
+from thermoscope.calibration.linear_scalers import MatrixScaler
 
 __all__ = ["DirichletCalibrator"]
 
 
-class DirichletCalibrator(_LinearCalibrator):
+class DirichletCalibrator(MatrixScaler):
     """Full-matrix Dirichlet calibration with ODIR, a scikit-learn estimator on logits.
 
     ``fit(logits, y)`` minimises the mean NLL of ``softmax(W log p + b)``,
@@ -63,21 +63,8 @@ class DirichletCalibrator(_LinearCalibrator):
     (True, (2, 2))
     """
 
-    _PARAMS = ("reg_lambda", "reg_mu", "max_iter", "tol")
+    # MatrixScaler's parameters and solver, on log-probabilities instead of logits.
     _FORMAT = "thermoscope.dirichlet"
-
-    def __init__(
-        self,
-        *,
-        reg_lambda: float = 0.0,
-        reg_mu: float = 0.0,
-        max_iter: int = 100,
-        tol: float = 1e-10,
-    ) -> None:
-        self.reg_lambda = reg_lambda
-        self.reg_mu = reg_mu
-        self.max_iter = max_iter
-        self.tol = tol
 
     @staticmethod
     def _features(z: Any) -> Any:
