@@ -9,10 +9,7 @@ itself tested against transformers and closed forms. Screenshots land in
 from __future__ import annotations
 
 import math
-import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,24 +17,13 @@ import httpx
 import numpy as np
 import pytest
 
+from browsers import ARTIFACTS, launched_chromium
 from thermoscope.explorer import EXAMPLES, BackgroundServer, ExplorerLimits, create_app
 from thermoscope.explorer.backend import ModelBackend
 from thermoscope.sampling import Sampler, summarize_sampling
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-ARTIFACTS = Path(
-    os.environ.get("THERMOSCOPE_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
-)
 SLIDERS = {
     "temperature": ("#temperature-slider", "#temperature", "t"),
     "top_k": ("#top-k-slider", "#top-k", "k"),
@@ -45,16 +31,6 @@ SLIDERS = {
     "min_p": ("#min-p-slider", "#min-p", "minp"),
 }
 PROMPT = "import os\nimport"
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        message = "Debian's chromium is not installed (make test installs it with apt-get)"
-        if os.environ.get("THERMOSCOPE_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +48,8 @@ def server(backend: ModelBackend) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = _chromium()
-    with playwright_sync.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ JavaScript.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,34 +22,17 @@ import numpy as np
 import pytest
 
 import thermoscope.explorer
+from browsers import ARTIFACTS, AXE, launched_chromium, need
 from thermoscope.explorer import EXAMPLES, BackgroundServer, create_app
 from thermoscope.explorer.backend import ModelBackend
 from thermoscope.explorer.export import write_static_page
 from thermoscope.sampling import Sampler, summarize_sampling
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-REPO = Path(__file__).resolve().parents[1]
-AXE = REPO / ".venv" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
-ARTIFACTS = Path(os.environ.get("THERMOSCOPE_ARTIFACTS", REPO / "test-artifacts"))
 NEXT_WORD = next(e for e in EXAMPLES if e.name == "next-word")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-
-
-def _need(message: str) -> None:
-    if os.environ.get("THERMOSCOPE_REQUIRE_BROWSER") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +44,8 @@ def server() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        _need("Debian's chromium is not installed (scripts/install_chromium.sh installs it)")
-    with playwright_sync.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 class Pages:
@@ -479,7 +456,7 @@ def test_keyboard_only_tabs_and_sliders(pages: Pages, server: str) -> None:
 
 def test_axe_finds_no_serious_violations(pages: Pages, server: str) -> None:
     if not AXE.is_file():
-        _need(f"axe-core is missing: npm install --prefix {AXE.parents[2]} axe-core@4")
+        need(f"axe-core is missing: npm install --prefix {AXE.parents[2]} axe-core@4")
     for viewport in (DESKTOP, PHONE):
         # The server's CSP forbids inline scripts, axe's included: bypassed for axe only.
         page = pages.new(viewport, bypass_csp=True)
@@ -599,7 +576,7 @@ def _node_chain(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     node = shutil.which("node")
     if node is None:
-        _need("node is not on PATH: the page's chain arithmetic cannot be checked")
+        need("node is not on PATH: the page's chain arithmetic cannot be checked")
     sampling_js = Path(thermoscope.explorer.__file__).with_name("static") / "sampling.js"
     done = subprocess.run(
         [str(node), "-e", CHAIN_DRIVER, str(sampling_js)],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,24 +20,13 @@ import httpx
 import numpy as np
 import pytest
 
+from browsers import ARTIFACTS, AXE, launched_chromium, need
 from thermoscope.explorer import BackgroundServer, ExplorerLimits, create_app
 from thermoscope.explorer.backend import ModelBackend
 from thermoscope.sampling import Sampler, summarize_sampling
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-ARTIFACTS = Path(
-    os.environ.get("THERMOSCOPE_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
-)
 PROMPT = "import os\nimport"
 QUERY = "?mode=model&t=0.8&k=0&p=0.9&minp=0&n=40&seed=5"
 SETTING = {"temperature": 0.8, "top_k": 0, "top_p": 0.9, "min_p": 0.0}
@@ -51,16 +39,6 @@ OBSERVE = """() => {
     window.__seen.push([performance.now(), out.querySelectorAll(".tok").length]);
   }).observe(out, { childList: true, subtree: true });
 }"""
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        message = "Debian's chromium is not installed (make test installs it with apt-get)"
-        if os.environ.get("THERMOSCOPE_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +56,8 @@ def server(backend: ModelBackend) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = _chromium()
-    with playwright_sync.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(params=[(1280, 800), (390, 844)], ids=["desktop", "phone"])
@@ -258,20 +233,10 @@ def test_model_mode_draws_are_the_samplers_seeded_draws(
     assert "chi-square p" in page.inner_text("#status")
 
 
-AXE = (
-    Path(__file__).resolve().parents[1]
-    / ".venv"
-    / "npm"
-    / "node_modules"
-    / "axe-core"
-    / "axe.min.js"
-)
-
-
 def test_axe_finds_no_serious_violations_in_model_mode(browser: Any, server: str) -> None:
     """The whole page in model mode, after a stream, a step shown and draws."""
     if not AXE.is_file():
-        pytest.skip(f"axe-core is missing: npm install --prefix {AXE.parents[2]} axe-core@4")
+        need(f"axe-core is missing: npm install --prefix {AXE.parents[2]} axe-core@4")
     for width, height in ((1280, 800), (390, 844)):
         # The server's CSP forbids inline scripts, axe's included: bypassed for axe only.
         context = browser.new_context(viewport={"width": width, "height": height}, bypass_csp=True)
